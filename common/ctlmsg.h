@@ -1,0 +1,34 @@
+/*
+ * ctlmsg.h -- sending and receiving control-socket messages (wire.h, part 1).
+ *
+ * Owns: framing of one control message per SOCK_SEQPACKET datagram, passing
+ * descriptors with SCM_RIGHTS, and the validation every received message
+ * gets before anyone looks at its body.
+ */
+#ifndef MIGR_CTLMSG_H
+#define MIGR_CTLMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wire.h"
+
+/* Send one message with up to CTL_MAX_FDS descriptors.  0 or -errno. */
+int ctl_send(int fd, uint16_t type, uint32_t reqid, const void *body, uint32_t len,
+             const int *fds, int nfds);
+
+/* Receive one message into buf (at least CTL_MAX_MSG bytes).  Returns the
+ * body length (>= 0), 0 with *eof set at end of stream, or -errno:
+ * -EPROTO for a malformed message (bad magic, version, type, length, or
+ * truncated).  Received descriptors are stored in fds[] (count in *nfds,
+ * marked close-on-exec); on error none are left open.  flags: MSG_DONTWAIT. */
+ssize_t ctl_recv(int fd, void *buf, size_t cap, int *fds, int *nfds, int *eof, int flags);
+
+/* Check that a received body has exactly the size of its struct. */
+static inline int ctl_body_is(uint32_t len, size_t want) { return len == want; }
+
+/* Human name of a message type, for logs. */
+const char *ctl_type_name(unsigned type);
+
+#endif

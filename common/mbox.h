@@ -1,0 +1,44 @@
+/*
+ * mbox.h -- layout of a mailbox in shared memory.
+ *
+ * Owns: the shape of the memfd that migrd creates for every registered
+ * process.  Page 0 holds identity and the safe-point word; then come the
+ * inbox ring and the outbox ring (each a header page plus its data).  A
+ * local sender maps only the receiver's inbox (inbox_off .. +inbox map).
+ */
+#ifndef MIGR_MBOX_H
+#define MIGR_MBOX_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "ring.h"
+
+#define MBOX_MAGIC   0x4d49475242584f4dull /* "MIGRBXOM" */
+#define MBOX_VERSION 1u
+#define MBOX_PAGE    4096u
+
+enum mbox_state {
+    MBOX_OPEN = 1,   /* the owner runs here                                */
+    MBOX_CLOSED = 2, /* the owner is gone: senders must look it up again   */
+};
+
+struct mbox_shared {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t job, rank;
+    int32_t pid;
+    /* Safe point: non-zero while the owner writes into any ring. */
+    _Alignas(64) _Atomic uint32_t critical;
+    _Alignas(64) _Atomic uint32_t state;
+    uint64_t inbox_off, inbox_size;
+    uint64_t outbox_off, outbox_size;
+    uint64_t map_size;
+};
+
+static inline uint64_t mbox_map_size(uint64_t inbox, uint64_t outbox)
+{
+    return MBOX_PAGE + ring_map_bytes(inbox) + ring_map_bytes(outbox);
+}
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * ring.c -- multi-producer / single-consumer packet ring (see ring.h).
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define NO_PAD (~(uint64_t)0)
+
+bool ring_size_valid(uint64_t size)
+{
+    return size >= RING_MIN_SIZE && size <= RING_MAX_SIZE && (size & (size - 1)) == 0;
+}
+
+void ring_format(void *base, uint64_t size)
+{
+    struct ring_ctl *c = base;
+    c->size = size;
+    atomic_store_explicit(&c->tail, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->consumer_waiting, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->producer_waiting, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->full_count, 0, memory_order_relaxed);
+    __atomic_store_n(&c->magic, RING_MAGIC, __ATOMIC_RELEASE);
+}
+
+int ring_attach(struct ring *r, void *base, size_t map_len)
+{
+    struct ring_ctl *c = base;
+    if (map_len < RING_HDR_BYTES || __atomic_load_n(&c->magic, __ATOMIC_ACQUIRE) != RING_MAGIC)
+        return -EPROTO;
+    uint64_t size = c->size;
+    if (!ring_size_valid(size) || ring_map_bytes(size) > map_len)
+        return -EPROTO;
+    r->ctl = c;
+    r->data = (uint8_t *)base + RING_HDR_BYTES;
+    r->size = size;
+    r->mask = size - 1;
+    return 0;
+}
+
+static inline struct dicom_pkt *pkt_at(struct ring *r, uint64_t pos)
+{
+    return (struct dicom_pkt *)(r->data + (pos & r->mask));
+}
+
+int ring_reserve(struct ring *r, size_t payload, struct ring_resv *rv)
+{
+    if (payload > ring_max_payload(r->size))
+        return -EMSGSIZE;
+    uint32_t slot = ring_slot_bytes(payload);
+    uint64_t t = atomic_load_explicit(&r->ctl->tail, memory_order_relaxed);
+    for (;;) {
+        uint64_t off = t & r->mask, pad = 0;
+        if (off + slot > r->size)
+            pad = r->size - off;
+        uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_acquire);
+        if (t + pad + slot - h > r->size) {
+            atomic_fetch_add_explicit(&r->ctl->full_count, 1, memory_order_relaxed);
+            return -EAGAIN;
+        }
+        if (atomic_compare_exchange_weak_explicit(&r->ctl->tail, &t, t + pad + slot,
+                                                  memory_order_acq_rel, memory_order_relaxed)) {
+            rv->pad_pos = pad ? t : NO_PAD;
+            rv->pos = t + pad;
+            rv->pkt = pkt_at(r, rv->pos);
+            rv->pkt->slot = slot;
+            if (pad) {
+                struct dicom_pkt *p = pkt_at(r, t);
+                p->slot = (uint32_t)pad;
+                p->len = 0;
+                p->kind = PKT_PAD;
+            }
+            return 0;
+        }
+    }
+}
+
+bool ring_commit(struct ring *r, struct ring_resv *rv)
+{
+    if (rv->pad_pos != NO_PAD)
+        atomic_store_explicit(&pkt_at(r, rv->pad_pos)->commit, rv->pad_pos + 1, memory_order_release);
+    atomic_store_explicit(&rv->pkt->commit, rv->pos + 1, memory_order_release);
+    /* Pairs with the fence in ring_arm_consumer(): either the consumer sees
+     * our record, or we see its flag. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->ctl->consumer_waiting, memory_order_relaxed))
+        return atomic_exchange_explicit(&r->ctl->consumer_waiting, 0, memory_order_acq_rel) != 0;
+    return false;
+}
+
+struct dicom_pkt *ring_peek(struct ring *r)
+{
+    uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
+    for (;;) {
+        struct dicom_pkt *p = pkt_at(r, h);
+        if (atomic_load_explicit(&p->commit, memory_order_acquire) != h + 1)
+            return NULL;
+        if (p->kind != PKT_PAD)
+            return p;
+        /* A PAD never carries data: skip it at once. */
+        h += p->slot;
+        atomic_store_explicit(&r->ctl->head, h, memory_order_release);
+    }
+}
+
+bool ring_consume(struct ring *r, struct dicom_pkt *p)
+{
+    uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
+    atomic_store_explicit(&r->ctl->head, h + p->slot, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->ctl->producer_waiting, memory_order_relaxed))
+        return atomic_exchange_explicit(&r->ctl->producer_waiting, 0, memory_order_acq_rel) != 0;
+    return false;
+}
+
+bool ring_arm_consumer(struct ring *r)
+{
+    atomic_store_explicit(&r->ctl->consumer_waiting, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ring_peek(r) != NULL) {
+        atomic_store_explicit(&r->ctl->consumer_waiting, 0, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+void ring_disarm_consumer(struct ring *r)
+{
+    atomic_store_explicit(&r->ctl->consumer_waiting, 0, memory_order_relaxed);
+}
+
+bool ring_arm_producer(struct ring *r, size_t payload)
+{
+    atomic_store_explicit(&r->ctl->producer_waiting, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t t = atomic_load_explicit(&r->ctl->tail, memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
+    /* Room for the record and a worst-case PAD. */
+    if (t - h + 2ull * ring_slot_bytes(payload) <= r->size) {
+        atomic_store_explicit(&r->ctl->producer_waiting, 0, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+uint64_t ring_used(const struct ring *r)
+{
+    return atomic_load_explicit(&r->ctl->tail, memory_order_relaxed) -
+           atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
+}

@@ -1,0 +1,156 @@
+/*
+ * wire.h -- the two protocols migr speaks, and their version.
+ *
+ * Owns: message layouts of
+ *   (1) the control socket (Unix SOCK_SEQPACKET, one message per datagram,
+ *       file descriptors passed with SCM_RIGHTS) between a local process
+ *       (DiCOM library, migrctl) and migrd;
+ *   (2) the inter-node link (TCP, one connection per pair of nodes), a stream
+ *       of frames.
+ * Both start every message with a header carrying a magic and a version;
+ * a receiver refuses anything else (and, on the inter-node link, drops the
+ * connection).  All integers are little-endian host order (x86_64 clusters);
+ * the version is bumped whenever a layout changes.
+ */
+#ifndef MIGR_WIRE_H
+#define MIGR_WIRE_H
+
+#include <stdint.h>
+
+#define MIGR_PROTO_VERSION 1
+
+/* ------------------------------------------------------ control socket --- */
+
+#define CTL_MAGIC   0x4c54434du /* "MCTL" */
+#define CTL_MAX_MSG 65536u      /* largest control message, header included */
+#define CTL_MAX_FDS 4
+
+enum ctl_type {
+    CTL_REGISTER = 1,     /* client -> migrd: open my mailbox           */
+    CTL_REGISTERED,       /* reply + fds: memfd, my doorbell, migrd's   */
+    CTL_LOOKUP,           /* where is (job, rank)?                      */
+    CTL_LOOKUP_REPLY,     /* + fds memfd, doorbell when local           */
+    CTL_STATUS,           /* migrctl: node and processes                */
+    CTL_STATUS_NODE,      /* one per node known (first: this node)      */
+    CTL_STATUS_PROC,      /* one per registered process                 */
+    CTL_END,              /* end of a multi-message reply               */
+    CTL_EVENT,            /* migrd -> client, unsolicited               */
+    CTL_ERROR,            /* reply: the request was refused             */
+    CTL_TYPE_MAX
+};
+
+struct ctl_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t len;   /* bytes of body after this header */
+    uint32_t reqid; /* echoed in replies; 0 for events  */
+};
+
+struct ctl_register {
+    uint32_t job, rank;
+    uint32_t inbox_size, outbox_size;
+};
+
+struct ctl_registered {
+    uint64_t map_size;
+    uint64_t inbox_off, inbox_size;
+    uint64_t outbox_off, outbox_size;
+    char node[64];
+};
+
+struct ctl_lookup {
+    uint32_t job, rank;
+};
+
+enum lookup_where { LOOKUP_LOCAL = 1, LOOKUP_REMOTE = 2 };
+
+struct ctl_lookup_reply {
+    uint32_t where;          /* enum lookup_where                  */
+    uint32_t pad;
+    uint64_t map_size;       /* LOCAL: size of the peer's memfd    */
+    uint64_t inbox_off, inbox_size;
+};
+
+struct ctl_status_node {
+    char name[64];
+    char addr[64];
+    uint32_t port;
+    uint32_t self;           /* 1 for this node                    */
+    uint32_t connected;      /* link up                            */
+    uint32_t nprocs;         /* processes registered (this node)   */
+    uint64_t uptime_ms;      /* this node                          */
+    uint64_t frames_out, frames_in, bytes_out, bytes_in;
+};
+
+struct ctl_status_proc {
+    uint32_t job, rank;
+    int32_t pid;
+    uint32_t uid;
+    uint64_t inbox_used, inbox_size, outbox_used, outbox_size;
+    uint64_t relayed_out, delivered_in;  /* packets through migrd */
+    uint32_t critical;
+    uint32_t pad;
+};
+
+enum ctl_event_type { CTL_EV_UNREACHABLE = 2 };
+
+struct ctl_event {
+    uint32_t type;
+    uint32_t job, rank;
+    char reason[160];
+};
+
+struct ctl_error {
+    int32_t err;             /* positive errno                     */
+    char message[200];
+};
+
+/* ---------------------------------------------------- inter-node link --- */
+
+#define LINK_MAGIC     0x4b4e4c4du /* "MLNK" */
+#define LINK_MAX_FRAME (64u * 1024u * 1024u)
+#define LINK_DEFAULT_PORT 7040
+
+enum link_type {
+    LINK_HELLO = 1,   /* first frame each way: who I am                  */
+    LINK_DATA,        /* a DiCOM packet                                   */
+    LINK_ANNOUNCE,    /* (job, rank) is registered on the sending node    */
+    LINK_GONE,        /* (job, rank) closed its mailbox                   */
+    LINK_LOCATE,      /* who has (job, rank)?                             */
+    LINK_NOT_HERE,    /* answer to LOCATE: not on the sending node        */
+    LINK_PING,
+    LINK_TYPE_MAX
+};
+
+struct link_hdr {
+    uint32_t magic;
+    uint8_t version;
+    uint8_t type;
+    uint16_t flags;
+    uint32_t len;     /* bytes of body after this header */
+    uint32_t pad;
+};
+
+struct link_hello {
+    char node[64];
+    char kernel[64];  /* uname -r: migration needs the same kernel */
+    uint32_t node_index;
+    uint32_t pad;
+};
+
+/* LINK_DATA body: this, then `len` payload bytes. */
+struct link_data {
+    uint32_t src_job, src_rank;
+    uint32_t dst_job, dst_rank;
+    uint64_t seq;
+    uint32_t len;
+    uint16_t tag;
+    uint16_t kind;
+};
+
+struct link_addr {
+    uint32_t job, rank;
+};
+
+#endif

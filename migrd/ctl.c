@@ -1,0 +1,348 @@
+/*
+ * ctl.c -- see ctl.h.
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/ctlmsg.h"
+#include "link.h"
+#include "log.h"
+#include "mbox.h"
+#include "migrd.h"
+
+struct ctl_client {
+    struct ctl_server *srv;
+    struct ctl_client *next, **pprev;
+    int fd;
+    struct event *ev;
+    pid_t pid;
+    uid_t uid;
+    struct mbox *mbox;       /* the mailbox this client registered */
+};
+
+struct ctl_server {
+    struct migrd *d;
+    int lfd;
+    struct event *lev;
+    char path[108];
+    struct ctl_client *clients;
+    char buf[CTL_MAX_MSG];
+};
+
+static void reply_error(struct ctl_client *c, uint32_t reqid, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void reply_error(struct ctl_client *c, uint32_t reqid, int err, const char *fmt, ...)
+{
+    struct ctl_error e = {.err = err};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    log_info("refused request of pid %d: %s", c->pid, e.message);
+    ctl_send(c->fd, CTL_ERROR, reqid, &e, sizeof e, NULL, 0);
+}
+
+static void client_free(struct ctl_client *c)
+{
+    *c->pprev = c->next;
+    if (c->next)
+        c->next->pprev = c->pprev;
+    if (c->mbox) {
+        c->mbox->owner = NULL;
+        mbox_owner_gone(c->mbox);
+    }
+    event_free(c->ev);
+    close(c->fd);
+    free(c);
+}
+
+void ctl_drop_client(struct ctl_client *c, const char *why)
+{
+    log_warn("dropping client pid %d: %s", c->pid, why);
+    client_free(c);
+}
+
+static void do_register(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    struct migrd *d = c->srv->d;
+    const struct ctl_register *r = (const void *)(h + 1);
+    if (c->mbox) {
+        reply_error(c, h->reqid, EBUSY, "this connection already has mailbox %u:%u", c->mbox->job,
+                    c->mbox->rank);
+        return;
+    }
+    struct mbox *m;
+    int rc = mbox_create(d, r->job, r->rank, c->pid, c->uid, r->inbox_size, r->outbox_size, c, &m);
+    if (rc == -EADDRINUSE) {
+        reply_error(c, h->reqid, EADDRINUSE, "job %u rank %u already has a mailbox on node %s", r->job,
+                    r->rank, migrd_node_name(d));
+        return;
+    }
+    if (rc == -EINVAL) {
+        reply_error(c, h->reqid, EINVAL,
+                    "ring sizes %u/%u: each must be a power of two from %u to %u bytes", r->inbox_size,
+                    r->outbox_size, RING_MIN_SIZE, d->max_ring);
+        return;
+    }
+    if (rc < 0) {
+        reply_error(c, h->reqid, -rc, "cannot create the mailbox: %s", strerror(-rc));
+        return;
+    }
+    c->mbox = m;
+    struct ctl_registered rep = {.map_size = m->map_len,
+                                 .inbox_off = m->sh->inbox_off, .inbox_size = m->sh->inbox_size,
+                                 .outbox_off = m->sh->outbox_off, .outbox_size = m->sh->outbox_size};
+    snprintf(rep.node, sizeof rep.node, "%s", migrd_node_name(d));
+    int fds[3] = {m->memfd, m->proc_bell, m->daemon_bell};
+    rc = ctl_send(c->fd, CTL_REGISTERED, h->reqid, &rep, sizeof rep, fds, 3);
+    if (rc < 0) {
+        log_warn("answering the registration of pid %d: %s", c->pid, strerror(-rc));
+        return;
+    }
+    log_info("registered job %u rank %u (pid %d, uid %u, rings %u/%u)", r->job, r->rank, c->pid,
+             (unsigned)c->uid, r->inbox_size, r->outbox_size);
+}
+
+static void do_lookup(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    const struct ctl_lookup *q = (const void *)(h + 1);
+    struct mbox *m = mbox_find(c->srv->d, q->job, q->rank);
+    struct ctl_lookup_reply rep = {.where = LOOKUP_REMOTE};
+    if (m && !m->closing && (c->uid == 0 || c->uid == m->uid)) {
+        rep.where = LOOKUP_LOCAL;
+        rep.map_size = m->map_len;
+        rep.inbox_off = m->sh->inbox_off;
+        rep.inbox_size = m->sh->inbox_size;
+        int fds[2] = {m->memfd, m->proc_bell};
+        ctl_send(c->fd, CTL_LOOKUP_REPLY, h->reqid, &rep, sizeof rep, fds, 2);
+        return;
+    }
+    /* Not here, or not ours to map: migrd relays. */
+    ctl_send(c->fd, CTL_LOOKUP_REPLY, h->reqid, &rep, sizeof rep, NULL, 0);
+}
+
+struct status_ctx {
+    struct ctl_client *c;
+    uint32_t reqid;
+};
+
+static int status_proc(struct mbox *m, void *arg)
+{
+    struct status_ctx *s = arg;
+    struct ctl_status_proc p = {
+        .job = m->job, .rank = m->rank, .pid = m->pid, .uid = m->uid,
+        .inbox_used = ring_used(&m->inbox), .inbox_size = m->inbox.size,
+        .outbox_used = ring_used(&m->outbox), .outbox_size = m->outbox.size,
+        .relayed_out = m->relayed_out, .delivered_in = m->delivered_in,
+        .critical = atomic_load(&m->sh->critical)};
+    return ctl_send(s->c->fd, CTL_STATUS_PROC, s->reqid, &p, sizeof p, NULL, 0) < 0;
+}
+
+static void do_status(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    struct migrd *d = c->srv->d;
+    for (int k = 0; k < d->map.nnodes; k++) {
+        /* This node first. */
+        int i = k == 0 ? d->self : (k <= d->self ? k - 1 : k);
+        struct ctl_status_node n = {.port = d->map.nodes[i].port, .self = i == d->self};
+        snprintf(n.name, sizeof n.name, "%s", d->map.nodes[i].name);
+        snprintf(n.addr, sizeof n.addr, "%s", d->map.nodes[i].addr);
+        if (i == d->self) {
+            n.connected = 1;
+            n.nprocs = mbox_count(d);
+            n.uptime_ms = migrd_now_ms() - d->start_ms;
+        } else {
+            link_status(d, i, &n);
+        }
+        if (ctl_send(c->fd, CTL_STATUS_NODE, h->reqid, &n, sizeof n, NULL, 0) < 0)
+            return;
+    }
+    struct status_ctx s = {c, h->reqid};
+    if (mbox_foreach(d, status_proc, &s) == 0)
+        ctl_send(c->fd, CTL_END, h->reqid, NULL, 0, NULL, 0);
+}
+
+static const struct {
+    size_t len;
+    void (*fn)(struct ctl_client *, const struct ctl_hdr *);
+} handlers[CTL_TYPE_MAX] = {
+    [CTL_REGISTER] = {sizeof(struct ctl_register), do_register},
+    [CTL_LOOKUP] = {sizeof(struct ctl_lookup), do_lookup},
+    [CTL_STATUS] = {0, do_status},
+};
+
+static void on_client(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl_client *c = arg;
+    struct ctl_server *srv = c->srv;
+    int fds[CTL_MAX_FDS], nfds, eof;
+    (void)what;
+    ssize_t n = ctl_recv(fd, srv->buf, sizeof srv->buf, fds, &nfds, &eof, MSG_DONTWAIT);
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]); /* clients never send descriptors */
+    if (n == -EAGAIN)
+        return;
+    if (eof || n == -ECONNRESET) {
+        log_debug("client pid %d disconnected", c->pid);
+        client_free(c);
+        return;
+    }
+    if (n < 0) {
+        log_error("client pid %d (fd %d): %s: closing it", c->pid, fd,
+                  n == -EPROTO ? "malformed control message" : strerror((int)-n));
+        client_free(c);
+        return;
+    }
+    const struct ctl_hdr *h = (const void *)srv->buf;
+    if (!handlers[h->type].fn || h->len != handlers[h->type].len) {
+        log_error("client pid %d: unexpected %s request of %u bytes: closing it", c->pid,
+                  ctl_type_name(h->type), h->len);
+        reply_error(c, h->reqid, EPROTO, "unexpected %s request of %u bytes", ctl_type_name(h->type), h->len);
+        client_free(c);
+        return;
+    }
+    handlers[h->type].fn(c, h);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct ctl_server *srv = arg;
+    (void)what;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                log_warn("accept on %s: %s", srv->path, strerror(errno));
+            return;
+        }
+        struct ucred cr;
+        socklen_t cl = sizeof cr;
+        struct ctl_client *c = calloc(1, sizeof *c);
+        if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+            log_warn("new client on fd %d: %s", fd, c ? strerror(errno) : "out of memory");
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->srv = srv;
+        c->fd = fd;
+        c->pid = cr.pid;
+        c->uid = cr.uid;
+        c->ev = event_new(srv->d->base, fd, EV_READ | EV_PERSIST, on_client, c);
+        if (!c->ev || event_add(c->ev, NULL) < 0) {
+            if (c->ev)
+                event_free(c->ev);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->next = srv->clients;
+        if (c->next)
+            c->next->pprev = &c->next;
+        c->pprev = &srv->clients;
+        srv->clients = c;
+    }
+}
+
+void ctl_notify_unreachable(struct ctl_client *c, uint32_t job, uint32_t rank, const char *why)
+{
+    struct ctl_event ev = {.type = CTL_EV_UNREACHABLE, .job = job, .rank = rank};
+    snprintf(ev.reason, sizeof ev.reason, "%s", why);
+    int rc = ctl_send(c->fd, CTL_EVENT, 0, &ev, sizeof ev, NULL, 0);
+    if (rc < 0)
+        log_warn("telling pid %d that %u:%u is unreachable: %s", c->pid, job, rank, strerror(-rc));
+}
+
+/* Is another daemon answering on `path`? */
+static bool socket_alive(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool alive = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return alive;
+}
+
+static int make_parent_dir(const char *path)
+{
+    char dir[108];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = 0;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int ctl_init(struct migrd *d, const char *path)
+{
+    struct ctl_server *srv = calloc(1, sizeof *srv);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!srv)
+        return -ENOMEM;
+    d->ctl = srv;
+    srv->d = d;
+    srv->lfd = -1;
+    if (strlen(path) >= sizeof sa.sun_path) {
+        log_error("control socket path too long: %s", path);
+        return -ENAMETOOLONG;
+    }
+    snprintf(srv->path, sizeof srv->path, "%s", path);
+    strcpy(sa.sun_path, path);
+    if (socket_alive(path)) {
+        log_error("another migrd already answers on %s", path);
+        return -EADDRINUSE;
+    }
+    int rc = make_parent_dir(path);
+    if (rc < 0) {
+        log_error("creating the directory of %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    unlink(path); /* a stale socket of a daemon that died */
+    srv->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (srv->lfd < 0 || bind(srv->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        chmod(path, 0666) < 0 || listen(srv->lfd, 128) < 0) {
+        rc = -errno;
+        log_error("control socket %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    srv->lev = event_new(d->base, srv->lfd, EV_READ | EV_PERSIST, on_accept, srv);
+    if (!srv->lev || event_add(srv->lev, NULL) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+void ctl_fini(struct migrd *d)
+{
+    struct ctl_server *srv = d->ctl;
+    if (!srv)
+        return;
+    while (srv->clients)
+        client_free(srv->clients);
+    if (srv->lev)
+        event_free(srv->lev);
+    if (srv->lfd >= 0) {
+        close(srv->lfd);
+        unlink(srv->path);
+    }
+    free(srv);
+    d->ctl = NULL;
+}

@@ -1,0 +1,935 @@
+/*
+ * link.c -- see link.h.
+ *
+ * Sending: each link has a FIFO of items (a frame header plus up to two more
+ * pieces).  An item made from an outbox record points into the shared ring;
+ * the record is consumed from the outbox only when the whole frame has been
+ * written.  Control frames and kept copies are heap items.
+ *
+ * Receiving: a small state machine: frame header, then either a control
+ * body (read into a buffer) or a DATA frame, whose payload is read straight
+ * into a reservation in the receiver's inbox.  If that inbox is full the
+ * link stops reading until its owner makes room.
+ */
+#include "link.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../common/wire.h"
+#include "location.h"
+#include "log.h"
+#include "mbox.h"
+#include "migrd.h"
+#include "postal.h"
+
+/* A node unreachable this long has its waiting packets refused. */
+#define LINK_DOWN_TIMEOUT_MS 10000
+#define LINK_RETRY_MIN_MS    100
+#define LINK_RETRY_MAX_MS    2000
+#define LINK_SOCKBUF         (4 << 20)
+#define LINK_CTL_MAX         4096   /* largest non-DATA body */
+
+struct txitem {
+    struct txitem *next;
+    struct link_hdr hdr;
+    struct link_data data;       /* DATA frames                        */
+    struct iovec iov[3];
+    int niov;
+    size_t total, done;
+    struct mbox *m;              /* outbox record: consume when written */
+    struct dicom_pkt *rec;
+    void *heap;                  /* kept copy or control body: free     */
+};
+
+enum rx_state { RX_HDR, RX_BODY, RX_DATA_HDR, RX_PAYLOAD, RX_STALLED };
+
+struct conn {
+    struct link_set *set;
+    int fd;
+    int node;                    /* -1 until HELLO                      */
+    char peer[64];               /* address, for messages               */
+    struct event *rev, *wev;
+    struct txitem *q, **q_tail;
+    size_t queued;
+    bool hello_seen;
+    /* receiving */
+    enum rx_state rx;
+    struct link_hdr rh;
+    struct link_data rd;
+    size_t rgot;
+    char body[LINK_CTL_MAX];
+    struct mbox *rx_mbox;        /* DATA: receiving inbox, or NULL: discard */
+    struct ring_resv rx_resv;
+    char discard[16384];
+    struct waiter rx_wait;
+    struct mbox *stalled_on;     /* RX_STALLED: whose inbox we wait for  */
+    bool flushing, dead;
+    char dead_why[128];
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+};
+
+struct peer {
+    struct link_set *set;
+    int node;
+    struct conn *c;              /* the established connection, if any   */
+    bool connecting;
+    struct event *retry;
+    int retry_ms;
+    uint64_t down_since_ms;
+    struct txitem *backlog, **backlog_tail; /* kept copies while down    */
+    uint64_t frames_in, frames_out, bytes_in, bytes_out; /* closed conns */
+};
+
+struct link_set {
+    struct migrd *d;
+    int lfd;
+    struct event *lev, *tick;
+    struct peer *peers;          /* one per node in the map             */
+};
+
+static void conn_close(struct conn *c, const char *why);
+static void conn_flush(struct conn *c);
+static void start_connect(struct migrd *d, int node);
+
+static const char *node_name(struct link_set *s, int node)
+{
+    return node >= 0 ? s->d->map.nodes[node].name : "?";
+}
+
+/* ------------------------------------------------------------ sending --- */
+
+static void item_done(struct txitem *it, bool written)
+{
+    if (it->m) {
+        struct mbox *m = it->m;
+        if (written)
+            ring_consume(&m->outbox, it->rec), m->relayed_out++;
+        m->tx_busy = false;
+        postal_drain(m); /* not written: stays in the outbox and is routed again */
+    }
+    free(it->heap);
+    free(it);
+}
+
+static void enqueue(struct conn *c, struct txitem *it)
+{
+    it->next = NULL;
+    *c->q_tail = it;
+    c->q_tail = &it->next;
+    c->queued++;
+    conn_flush(c);
+}
+
+static struct txitem *item_new(uint8_t type, uint32_t len)
+{
+    struct txitem *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->hdr = (struct link_hdr){.magic = LINK_MAGIC, .version = MIGR_PROTO_VERSION, .type = type, .len = len};
+    it->iov[0] = (struct iovec){&it->hdr, sizeof it->hdr};
+    it->niov = 1;
+    it->total = sizeof it->hdr;
+    return it;
+}
+
+static struct txitem *data_item(const struct dicom_pkt *k)
+{
+    struct txitem *it = item_new(LINK_DATA, (uint32_t)(sizeof(struct link_data) + k->len));
+    if (!it)
+        return NULL;
+    it->data = (struct link_data){k->src_job, k->src_rank, k->dst_job, k->dst_rank, k->seq, k->len, k->tag, k->kind};
+    it->iov[1] = (struct iovec){&it->data, sizeof it->data};
+    it->iov[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
+    it->niov = 3;
+    it->total += sizeof it->data + k->len;
+    return it;
+}
+
+static void conn_flush(struct conn *c)
+{
+    if (c->flushing || c->dead)
+        return;
+    c->flushing = true;
+    while (c->q && !c->dead) {
+        struct txitem *it = c->q;
+        struct iovec iov[3];
+        int n = 0;
+        size_t skip = it->done;
+        for (int i = 0; i < it->niov; i++) {
+            if (skip >= it->iov[i].iov_len) {
+                skip -= it->iov[i].iov_len;
+                continue;
+            }
+            iov[n].iov_base = (char *)it->iov[i].iov_base + skip;
+            iov[n++].iov_len = it->iov[i].iov_len - skip;
+            skip = 0;
+        }
+        ssize_t w = writev(c->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                event_add(c->wev, NULL);
+                break;
+            }
+            /* Closed from the event loop, never under a caller's feet. */
+            snprintf(c->dead_why, sizeof c->dead_why, "write: %s", strerror(errno));
+            c->dead = true;
+            event_active(c->rev, EV_READ, 0);
+            return;
+        }
+        it->done += (size_t)w;
+        c->bytes_out += (size_t)w;
+        if (it->done < it->total)
+            continue;
+        c->q = it->next;
+        if (!c->q)
+            c->q_tail = &c->q;
+        c->queued--;
+        c->frames_out++;
+        item_done(it, true);
+    }
+    c->flushing = false;
+    if (!c->q)
+        event_del(c->wev);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_flush(arg);
+}
+
+bool link_is_up(struct migrd *d, int node)
+{
+    return node >= 0 && node < d->map.nnodes && d->links->peers[node].c != NULL;
+}
+
+int link_send_record(struct migrd *d, int node, struct mbox *m, struct dicom_pkt *k)
+{
+    struct conn *c = d->links->peers[node].c;
+    if (!c)
+        return -ENOTCONN;
+    struct txitem *it = data_item(k);
+    if (!it)
+        return -ENOMEM;
+    it->m = m;
+    it->rec = k;
+    m->tx_busy = true;
+    enqueue(c, it);
+    return 0;
+}
+
+void link_send_copy(struct migrd *d, int node, struct dicom_pkt *copy)
+{
+    struct peer *p = &d->links->peers[node];
+    struct txitem *it = data_item(copy);
+    if (!it) {
+        postal_unreachable(d, copy, "out of memory");
+        free(copy);
+        return;
+    }
+    it->heap = copy;
+    if (p->c) {
+        enqueue(p->c, it);
+        return;
+    }
+    it->next = NULL;
+    *p->backlog_tail = it;
+    p->backlog_tail = &it->next;
+}
+
+void link_send_ctl(struct migrd *d, int node, uint8_t type, const void *body, uint32_t len)
+{
+    struct conn *c = d->links->peers[node].c;
+    if (!c)
+        return; /* a node that comes up later gets the state in location_link_up() */
+    struct txitem *it = item_new(type, len);
+    void *copy = len ? malloc(len) : NULL;
+    if (!it || (len && !copy)) {
+        free(it);
+        free(copy);
+        log_error("out of memory sending a control frame to %s", node_name(d->links, node));
+        return;
+    }
+    if (len) {
+        memcpy(copy, body, len);
+        it->heap = copy;
+        it->iov[1] = (struct iovec){copy, len};
+        it->niov = 2;
+        it->total += len;
+    }
+    enqueue(c, it);
+}
+
+void link_broadcast(struct migrd *d, uint8_t type, const void *body, uint32_t len)
+{
+    for (int i = 0; i < d->map.nnodes; i++)
+        if (i != d->self)
+            link_send_ctl(d, i, type, body, len);
+}
+
+/* ---------------------------------------------------------- receiving --- */
+
+static void rx_reset(struct conn *c)
+{
+    c->rx = RX_HDR;
+    c->rgot = 0;
+    c->rx_mbox = NULL;
+}
+
+/* Read into dst up to `want` bytes total (c->rgot so far).  Returns 1 when
+ * complete, 0 if more is needed later, -1 if the connection closed. */
+static int read_some(struct conn *c, void *dst, size_t want)
+{
+    while (c->rgot < want) {
+        ssize_t n = read(c->fd, (char *)dst + c->rgot, want - c->rgot);
+        if (n > 0) {
+            c->rgot += (size_t)n;
+            c->bytes_in += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        char why[128];
+        snprintf(why, sizeof why, n == 0 ? "closed by peer" : "read: %s", strerror(errno));
+        conn_close(c, why);
+        return -1;
+    }
+    return 1;
+}
+
+/* Like read_some(), for a payload nobody will receive. */
+static int read_discard(struct conn *c, size_t want)
+{
+    while (c->rgot < want) {
+        size_t piece = want - c->rgot < sizeof c->discard ? want - c->rgot : sizeof c->discard;
+        size_t before = c->rgot;
+        c->rgot = 0;
+        int r = read_some(c, c->discard, piece);
+        if (r < 0)
+            return r;
+        c->rgot += before;
+        if (r == 0)
+            return 0;
+    }
+    return 1;
+}
+
+static bool hdr_ok(struct conn *c, char *why, size_t wl)
+{
+    const struct link_hdr *h = &c->rh;
+    if (h->magic != LINK_MAGIC) {
+        snprintf(why, wl, "bad frame magic 0x%08x", h->magic);
+        return false;
+    }
+    if (h->version != MIGR_PROTO_VERSION) {
+        snprintf(why, wl, "protocol version %u, this migrd speaks %u", h->version, MIGR_PROTO_VERSION);
+        return false;
+    }
+    if (h->type == 0 || h->type >= LINK_TYPE_MAX) {
+        snprintf(why, wl, "unknown frame type %u", h->type);
+        return false;
+    }
+    if (h->type == LINK_DATA && (h->len < sizeof(struct link_data) || h->len > LINK_MAX_FRAME)) {
+        snprintf(why, wl, "DATA frame of %u bytes (limit %u)", h->len, LINK_MAX_FRAME);
+        return false;
+    }
+    if (!c->hello_seen && h->type != LINK_HELLO) {
+        snprintf(why, wl, "frame type %u before HELLO", h->type);
+        return false;
+    }
+    if (h->type == LINK_DATA)
+        return true;
+    size_t want = h->type == LINK_HELLO ? sizeof(struct link_hello)
+                  : h->type == LINK_PING ? 0 : sizeof(struct link_addr);
+    if (h->len != want) {
+        snprintf(why, wl, "frame type %u with %u bytes, expected %zu", h->type, h->len, want);
+        return false;
+    }
+    return true;
+}
+
+static bool take_hello(struct conn *c, char *why, size_t wl)
+{
+    struct migrd *d = c->set->d;
+    struct link_hello *h = (struct link_hello *)c->body;
+    h->node[sizeof h->node - 1] = 0;
+    h->kernel[sizeof h->kernel - 1] = 0;
+    int node = config_find(&d->map, h->node);
+    if (c->hello_seen) {
+        snprintf(why, wl, "second HELLO");
+        return false;
+    }
+    if (node < 0 || node == d->self) {
+        snprintf(why, wl, "HELLO from '%.63s', which is not another node of the cluster map", h->node);
+        return false;
+    }
+    if (c->node >= 0 && c->node != node) {
+        snprintf(why, wl, "connected to %s but it says it is %.63s", node_name(c->set, c->node), h->node);
+        return false;
+    }
+    if (strcmp(h->kernel, d->kernel))
+        log_warn("node %s runs kernel %s, this node %s: moves between them will be refused", h->node,
+                 h->kernel, d->kernel);
+    c->hello_seen = true;
+    c->node = node;
+    struct peer *p = &c->set->peers[node];
+    if (p->c && p->c != c)
+        conn_close(p->c, "replaced by a new connection");
+    p->c = c;
+    p->retry_ms = LINK_RETRY_MIN_MS;
+    log_info("link to %s (%s) is up", h->node, c->peer);
+    /* What waited for this node goes first, then what it should know. */
+    while (p->backlog) {
+        struct txitem *it = p->backlog;
+        p->backlog = it->next;
+        enqueue(c, it);
+    }
+    p->backlog_tail = &p->backlog;
+    location_link_up(d, node);
+    return true;
+}
+
+static bool take_ctl(struct conn *c, char *why, size_t wl)
+{
+    struct migrd *d = c->set->d;
+    const struct link_addr *a = (const void *)c->body;
+    switch (c->rh.type) {
+    case LINK_HELLO:
+        return take_hello(c, why, wl);
+    case LINK_ANNOUNCE:
+        location_learn(d, a->job, a->rank, c->node);
+        break;
+    case LINK_GONE:
+        location_gone(d, a->job, a->rank, c->node);
+        break;
+    case LINK_LOCATE: {
+        struct mbox *m = mbox_find(d, a->job, a->rank);
+        if (m && !m->closing)
+            link_send_ctl(d, c->node, LINK_ANNOUNCE, a, sizeof *a);
+        else
+            link_send_ctl(d, c->node, LINK_NOT_HERE, a, sizeof *a);
+        break;
+    }
+    default: /* NOT_HERE, PING: nothing to do (the locator retries) */
+        break;
+    }
+    return true;
+}
+
+static void rx_resume(struct waiter *w)
+{
+    struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, rx_wait));
+    c->stalled_on = NULL;
+    c->rx = RX_DATA_HDR; /* try to reserve again */
+    event_add(c->rev, NULL);
+    event_active(c->rev, EV_READ, 0);
+}
+
+/* Pick the inbox for the DATA frame whose link_data is in c->rd.
+ * Returns false if the link must wait for room. */
+static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
+{
+    struct migrd *d = c->set->d;
+    const struct link_data *ld = &c->rd;
+    *bad = false;
+    if (ld->len != c->rh.len - sizeof *ld || (ld->kind != PKT_DATA && ld->kind != PKT_NOP)) {
+        snprintf(why, wl, "DATA frame with inconsistent length %u / kind %u", ld->len, ld->kind);
+        *bad = true;
+        return false;
+    }
+    struct mbox *m = mbox_find(d, ld->dst_job, ld->dst_rank);
+    c->rx_mbox = NULL;
+    if (!m || m->closing || ld->len > ring_max_payload(m->inbox.size)) {
+        if (!m)
+            log_debug("DATA for %u:%u, which is not here: dropped", ld->dst_job, ld->dst_rank);
+        else if (!m->closing)
+            log_error("DATA of %u bytes for %u:%u exceeds its inbox: dropped", ld->len, ld->dst_job, ld->dst_rank);
+        return true; /* discard the payload */
+    }
+    if (m->kept || ring_reserve(&m->inbox, ld->len, &c->rx_resv) < 0) {
+        c->rx = RX_STALLED;
+        event_del(c->rev);
+        c->rx_wait.resume = rx_resume;
+        c->stalled_on = m;
+        mbox_wait_inbox(m, &c->rx_wait, ld->len);
+        return false;
+    }
+    c->rx_mbox = m;
+    struct dicom_pkt *k = c->rx_resv.pkt;
+    k->len = ld->len;
+    k->src_job = ld->src_job;
+    k->src_rank = ld->src_rank;
+    k->dst_job = ld->dst_job;
+    k->dst_rank = ld->dst_rank;
+    k->seq = ld->seq;
+    k->tag = ld->tag;
+    k->kind = ld->kind;
+    k->flags = 0;
+    return true;
+}
+
+static void rx_complete_data(struct conn *c)
+{
+    struct mbox *m = c->rx_mbox;
+    if (m) {
+        if (ring_commit(&m->inbox, &c->rx_resv))
+            mbox_ring_owner(m);
+        m->delivered_in++;
+    }
+    c->frames_in++;
+    rx_reset(c);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    char why[160];
+    int r;
+    (void)fd;
+    (void)what;
+    if (c->dead) {
+        snprintf(why, sizeof why, "%s", c->dead_why);
+        conn_close(c, why);
+        return;
+    }
+    for (;;) {
+        switch (c->rx) {
+        case RX_HDR:
+            if ((r = read_some(c, &c->rh, sizeof c->rh)) <= 0)
+                return;
+            if (!hdr_ok(c, why, sizeof why))
+                goto bad;
+            c->rgot = 0;
+            c->rx = c->rh.type == LINK_DATA ? RX_DATA_HDR : RX_BODY;
+            break;
+        case RX_BODY:
+            if ((r = read_some(c, c->body, c->rh.len)) <= 0)
+                return;
+            if (!take_ctl(c, why, sizeof why))
+                goto bad;
+            c->frames_in++;
+            rx_reset(c);
+            break;
+        case RX_DATA_HDR: {
+            if ((r = read_some(c, &c->rd, sizeof c->rd)) <= 0)
+                return;
+            bool badf;
+            if (!rx_target(c, why, sizeof why, &badf)) {
+                if (badf)
+                    goto bad;
+                return; /* stalled until the inbox has room */
+            }
+            c->rgot = 0;
+            c->rx = RX_PAYLOAD;
+            if (c->rd.len == 0)
+                rx_complete_data(c);
+            break;
+        }
+        case RX_PAYLOAD: {
+            size_t len = c->rd.len;
+            r = c->rx_mbox ? read_some(c, pkt_payload(c->rx_resv.pkt), len) : read_discard(c, len);
+            if (r <= 0)
+                return;
+            rx_complete_data(c);
+            break;
+        }
+        case RX_STALLED:
+            return;
+        }
+    }
+bad:
+    log_error("link from %s (%s): %s: connection closed", node_name(c->set, c->node), c->peer, why);
+    conn_close(c, why);
+}
+
+/* -------------------------------------------------------- connections --- */
+
+static void conn_free(struct conn *c)
+{
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+    struct link_set *s = c->set;
+    struct migrd *d = s->d;
+    if (c->rx_mbox && c->rx == RX_PAYLOAD) {
+        /* Half-read packet: publish it as a NOP would break the sender's
+         * sequence, so drop it; the sender's daemon never consumed it from
+         * its outbox (it was not fully written) and sends it again. */
+        c->rx_resv.pkt->kind = PKT_NOP;
+        c->rx_resv.pkt->len = 0;
+        c->rx_resv.pkt->seq = 0; /* seq 0 is always a duplicate */
+        if (ring_commit(&c->rx_mbox->inbox, &c->rx_resv))
+            mbox_ring_owner(c->rx_mbox);
+    }
+    if (c->node >= 0 && s->peers[c->node].c == c) {
+        struct peer *p = &s->peers[c->node];
+        p->c = NULL;
+        p->down_since_ms = migrd_now_ms();
+        p->frames_in += c->frames_in;
+        p->frames_out += c->frames_out;
+        p->bytes_in += c->bytes_in;
+        p->bytes_out += c->bytes_out;
+        log_warn("link to %s (%s) is down: %s", node_name(s, c->node), c->peer, why);
+        /* Unsent frames: records go back to their outboxes (re-routed when
+         * the link is back), copies go to the backlog. */
+        struct txitem *it = c->q;
+        c->q = NULL;
+        while (it) {
+            struct txitem *next = it->next;
+            if (it->m) {
+                item_done(it, false);
+            } else if (it->hdr.type == LINK_DATA) {
+                it->done = 0;
+                it->next = NULL;
+                *p->backlog_tail = it;
+                p->backlog_tail = &it->next;
+            } else {
+                item_done(it, false);
+            }
+            it = next;
+        }
+        if (c->node > d->self)
+            start_connect(d, c->node);
+    } else {
+        log_debug("connection from %s closed: %s", c->peer, why);
+        while (c->q) {
+            struct txitem *it = c->q;
+            c->q = it->next;
+            item_done(it, false);
+        }
+    }
+    /* Nothing may resume this connection any more. */
+    if (c->stalled_on)
+        mbox_unwait(c->stalled_on, &c->rx_wait);
+    conn_free(c);
+}
+
+static struct conn *conn_new(struct link_set *s, int fd, int node, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->set = s;
+    c->fd = fd;
+    c->node = node;
+    c->q_tail = &c->q;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->rev = event_new(s->d->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    c->wev = event_new(s->d->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+    if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+        c->fd = -1;
+        conn_free(c);
+        return NULL;
+    }
+    int one = 1, buf = LINK_SOCKBUF;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    return c;
+}
+
+static void send_hello(struct conn *c)
+{
+    struct migrd *d = c->set->d;
+    struct link_hello h = {.node_index = (uint32_t)d->self};
+    snprintf(h.node, sizeof h.node, "%s", migrd_node_name(d));
+    snprintf(h.kernel, sizeof h.kernel, "%s", d->kernel);
+    struct txitem *it = item_new(LINK_HELLO, sizeof h);
+    void *body = malloc(sizeof h);
+    if (!it || !body) {
+        free(it);
+        free(body);
+        conn_close(c, "out of memory");
+        return;
+    }
+    memcpy(body, &h, sizeof h);
+    it->heap = body;
+    it->iov[1] = (struct iovec){body, sizeof h};
+    it->niov = 2;
+    it->total += sizeof h;
+    enqueue(c, it);
+}
+
+static int resolve(const struct cfg_node *n, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+    char port[8];
+    snprintf(port, sizeof port, "%u", n->port);
+    int rc = getaddrinfo(n->addr, port, &hints, &res);
+    if (rc)
+        return rc;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg);
+
+static void schedule_retry(struct migrd *d, int node)
+{
+    struct peer *p = &d->links->peers[node];
+    struct timeval tv = {p->retry_ms / 1000, (p->retry_ms % 1000) * 1000};
+    p->connecting = false;
+    if (!p->retry)
+        p->retry = evtimer_new(d->base, on_retry, p);
+    if (p->retry)
+        evtimer_add(p->retry, &tv);
+    p->retry_ms = p->retry_ms * 2 > LINK_RETRY_MAX_MS ? LINK_RETRY_MAX_MS : p->retry_ms * 2;
+}
+
+struct pending_connect {
+    struct migrd *d;
+    int node, fd;
+    struct event *ev;
+};
+
+static void on_connected(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending_connect *pc = arg;
+    struct migrd *d = pc->d;
+    int node = pc->node, err = 0;
+    socklen_t el = sizeof err;
+    (void)what;
+    event_free(pc->ev);
+    free(pc);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+    if (err) {
+        log_debug("connect to %s (%s): %s", d->map.nodes[node].name, d->map.nodes[node].addr, strerror(err));
+        close(fd);
+        schedule_retry(d, node);
+        return;
+    }
+    struct conn *c = conn_new(d->links, fd, node, d->map.nodes[node].addr);
+    if (!c) {
+        close(fd);
+        schedule_retry(d, node);
+        return;
+    }
+    d->links->peers[node].connecting = false;
+    send_hello(c);
+}
+
+static void start_connect(struct migrd *d, int node)
+{
+    struct peer *p = &d->links->peers[node];
+    const struct cfg_node *n = &d->map.nodes[node];
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (p->connecting || p->c)
+        return;
+    p->connecting = true;
+    int rc = resolve(n, &ss, &sl);
+    if (rc) {
+        log_error("address of node %s (%s): %s", n->name, n->addr, gai_strerror(rc));
+        schedule_retry(d, node);
+        return;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("socket for node %s: %s", n->name, strerror(errno));
+        schedule_retry(d, node);
+        return;
+    }
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+        log_debug("connect to %s (%s): %s", n->name, n->addr, strerror(errno));
+        close(fd);
+        schedule_retry(d, node);
+        return;
+    }
+    struct pending_connect *pc = calloc(1, sizeof *pc);
+    if (pc) {
+        *pc = (struct pending_connect){d, node, fd, NULL};
+        pc->ev = event_new(d->base, fd, EV_WRITE, on_connected, pc);
+    }
+    if (!pc || !pc->ev || event_add(pc->ev, NULL) < 0) {
+        free(pc);
+        close(fd);
+        schedule_retry(d, node);
+    }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct peer *p = arg;
+    (void)fd;
+    (void)what;
+    start_connect(p->set->d, p->node);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct link_set *s = arg;
+    (void)what;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                log_warn("accept on link port: %s", strerror(errno));
+            return;
+        }
+        char host[64] = "?", serv[16] = "";
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+        char peer[96];
+        snprintf(peer, sizeof peer, "%s:%s", host, serv);
+        struct conn *c = conn_new(s, fd, -1, peer);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        send_hello(c);
+    }
+}
+
+/* Refuse what waited too long for a node that stays down. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct link_set *s = arg;
+    uint64_t now = migrd_now_ms();
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < s->d->map.nnodes; i++) {
+        struct peer *p = &s->peers[i];
+        if (p->c || !p->backlog || now - p->down_since_ms < LINK_DOWN_TIMEOUT_MS)
+            continue;
+        char why[128];
+        snprintf(why, sizeof why, "node %s unreachable for %d s", s->d->map.nodes[i].name,
+                 LINK_DOWN_TIMEOUT_MS / 1000);
+        while (p->backlog) {
+            struct txitem *it = p->backlog;
+            p->backlog = it->next;
+            postal_unreachable(s->d, it->heap, why);
+            item_done(it, false);
+        }
+        p->backlog_tail = &p->backlog;
+    }
+}
+
+static int listen_on(struct migrd *d)
+{
+    const struct cfg_node *n = &d->map.nodes[d->self];
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = resolve(n, &ss, &sl);
+    if (rc) {
+        log_error("address of this node %s (%s): %s", n->name, n->addr, gai_strerror(rc));
+        return -EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 64) < 0) {
+        rc = -errno;
+        log_error("cannot listen on %s:%u (node %s): %s", n->addr, n->port, n->name, strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int link_init(struct migrd *d)
+{
+    struct link_set *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    d->links = s;
+    s->d = d;
+    s->lfd = -1;
+    s->peers = calloc((size_t)d->map.nnodes, sizeof *s->peers);
+    if (!s->peers)
+        return -ENOMEM;
+    for (int i = 0; i < d->map.nnodes; i++) {
+        s->peers[i].set = s;
+        s->peers[i].node = i;
+        s->peers[i].backlog_tail = &s->peers[i].backlog;
+        s->peers[i].retry_ms = LINK_RETRY_MIN_MS;
+        s->peers[i].down_since_ms = migrd_now_ms();
+    }
+    if (d->map.nnodes == 1)
+        return 0; /* a one-node cluster needs no link port */
+    int fd = listen_on(d);
+    if (fd < 0)
+        return fd;
+    s->lfd = fd;
+    s->lev = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, s);
+    struct timeval tv = {1, 0};
+    s->tick = event_new(d->base, -1, EV_PERSIST, on_tick, s);
+    if (!s->lev || !s->tick || event_add(s->lev, NULL) < 0 || event_add(s->tick, &tv) < 0)
+        return -ENOMEM;
+    /* The node listed first connects; the other one accepts. */
+    for (int i = d->self + 1; i < d->map.nnodes; i++)
+        start_connect(d, i);
+    return 0;
+}
+
+void link_fini(struct migrd *d)
+{
+    struct link_set *s = d->links;
+    if (!s)
+        return;
+    for (int i = 0; s->peers && i < d->map.nnodes; i++) {
+        struct peer *p = &s->peers[i];
+        if (p->c) {
+            struct conn *c = p->c;
+            p->c = NULL;
+            c->node = -1;
+            conn_close(c, "shutting down");
+        }
+        while (p->backlog) {
+            struct txitem *it = p->backlog;
+            p->backlog = it->next;
+            item_done(it, false);
+        }
+        if (p->retry)
+            event_free(p->retry);
+    }
+    if (s->lev)
+        event_free(s->lev);
+    if (s->tick)
+        event_free(s->tick);
+    if (s->lfd >= 0)
+        close(s->lfd);
+    free(s->peers);
+    free(s);
+    d->links = NULL;
+}
+
+void link_status(struct migrd *d, int node, struct ctl_status_node *out)
+{
+    struct peer *p = &d->links->peers[node];
+    out->connected = p->c != NULL;
+    out->frames_in = p->frames_in + (p->c ? p->c->frames_in : 0);
+    out->frames_out = p->frames_out + (p->c ? p->c->frames_out : 0);
+    out->bytes_in = p->bytes_in + (p->c ? p->c->bytes_in : 0);
+    out->bytes_out = p->bytes_out + (p->c ? p->c->bytes_out : 0);
+}

@@ -1,0 +1,41 @@
+/*
+ * location.h -- where the mailboxes of other nodes are.
+ *
+ * Owns: the cache (job, rank) -> node, learnt from ANNOUNCE and GONE frames;
+ * packets for an address nobody has claimed yet (kept, LOCATE asked of every
+ * node, sent on as soon as one answers, refused after a timeout); telling
+ * the other nodes when a local mailbox opens or closes.
+ */
+#ifndef MIGRD_LOCATION_H
+#define MIGRD_LOCATION_H
+
+#include <stdint.h>
+
+#include "../common/ring.h"
+
+struct migrd;
+
+enum loc_kind { LOC_UNKNOWN = 0, LOC_NODE, LOC_GONE };
+
+int location_init(struct migrd *d);
+void location_fini(struct migrd *d);
+
+/* LOC_NODE fills *node. */
+enum loc_kind location_lookup(struct migrd *d, uint32_t job, uint32_t rank, int *node);
+
+/* Keep a copy of packet k (for an unknown address) until it is located. */
+int location_hold(struct migrd *d, const struct dicom_pkt *k);
+
+/* What other nodes say. */
+void location_learn(struct migrd *d, uint32_t job, uint32_t rank, int node);
+void location_gone(struct migrd *d, uint32_t job, uint32_t rank, int node);
+
+/* Local mailboxes opening and closing. */
+void location_local_added(struct migrd *d, uint32_t job, uint32_t rank);
+void location_local_removed(struct migrd *d, uint32_t job, uint32_t rank);
+
+/* A link came up: tell that node about every local mailbox, ask it about
+ * every address still unknown. */
+void location_link_up(struct migrd *d, int node);
+
+#endif

@@ -1,0 +1,248 @@
+/*
+ * main.c -- migrd: start-up, options, signals, shutdown.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/ring.h"
+#include "../common/wire.h"
+#include "../dicom/dicom.h"
+#include "ctl.h"
+#include "link.h"
+#include "location.h"
+#include "log.h"
+#include "mbox.h"
+#include "migrd.h"
+
+#ifndef MIGR_VERSION
+#define MIGR_VERSION "dev"
+#endif
+
+struct options {
+    const char *config, *node, *socket, *log, *pidfile;
+    enum log_level level;
+    int foreground;
+    long port;
+    unsigned long max_ring;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: migrd [OPTION]...\n"
+            "The migr node daemon: DiCOM postal office of this node (mailboxes of local\n"
+            "processes, relaying of packets to and from the other nodes).\n"
+            "\n"
+            "  -c, --config FILE     cluster map (see README); without it the cluster is\n"
+            "                        this node alone\n"
+            "  -n, --node NAME       which node of the map this is (default: the hostname)\n"
+            "  -s, --socket PATH     control socket (default %s)\n"
+            "  -p, --port N          link port when there is no map (default %d)\n"
+            "  -f, --foreground      do not detach; log to stderr unless --log is given\n"
+            "  -l, --log FILE        log to FILE\n"
+            "  -L, --log-level LVL   error, warn, info (default) or debug\n"
+            "  -P, --pidfile FILE    write the daemon's pid to FILE\n"
+            "      --max-ring BYTES  largest ring a process may ask for (default 64M)\n"
+            "  -h, --help            this text\n"
+            "  -V, --version         version\n"
+            "\n"
+            "Signals: SIGTERM or SIGINT shut down cleanly.\n",
+            DICOM_DEFAULT_SOCKET, LINK_DEFAULT_PORT);
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, 0, 'c'},   {"node", required_argument, 0, 'n'},
+        {"socket", required_argument, 0, 's'},   {"port", required_argument, 0, 'p'},
+        {"foreground", no_argument, 0, 'f'},     {"log", required_argument, 0, 'l'},
+        {"log-level", required_argument, 0, 'L'}, {"pidfile", required_argument, 0, 'P'},
+        {"max-ring", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+    int ch;
+    char *end;
+    while ((ch = getopt_long(argc, argv, "c:n:s:p:fl:L:P:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': o->config = optarg; break;
+        case 'n': o->node = optarg; break;
+        case 's': o->socket = optarg; break;
+        case 'f': o->foreground = 1; break;
+        case 'l': o->log = optarg; break;
+        case 'P': o->pidfile = optarg; break;
+        case 'p':
+            o->port = strtol(optarg, &end, 10);
+            if (*end || o->port < 1 || o->port > 65535) {
+                fprintf(stderr, "migrd: --port: '%s' is not a port number (1-65535)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'R':
+            o->max_ring = strtoul(optarg, &end, 0);
+            if (*end == 'M' || *end == 'm')
+                o->max_ring <<= 20, end++;
+            if (*end || !ring_size_valid(o->max_ring)) {
+                fprintf(stderr, "migrd: --max-ring: '%s' is not a power of two from %u to %u\n",
+                        optarg, RING_MIN_SIZE, RING_MAX_SIZE);
+                return 2;
+            }
+            break;
+        case 'L':
+            if (log_parse_level(optarg, &o->level)) {
+                fprintf(stderr, "migrd: --log-level: '%s' is not error, warn, info or debug\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("migrd %s (protocol %d)\n", MIGR_VERSION, MIGR_PROTO_VERSION); exit(0);
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "migrd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+static int load_map(struct migrd *d, const struct options *o)
+{
+    char host[64] = "localhost", err[512];
+    if (gethostname(host, sizeof host) < 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = 0;
+    const char *me = o->node ? o->node : host;
+    if (!o->config) {
+        config_single(&d->map, me, (uint16_t)o->port);
+        d->self = 0;
+        return 0;
+    }
+    if (config_load(o->config, &d->map, err, sizeof err) < 0) {
+        fprintf(stderr, "migrd: %s\n", err);
+        return -1;
+    }
+    d->self = config_find(&d->map, me);
+    if (d->self < 0) {
+        fprintf(stderr, "migrd: this node (%s) is not in the cluster map %s; name it with --node\n", me,
+                o->config);
+        return -1;
+    }
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -errno;
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+    return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return -errno;
+    fprintf(f, "%d\n", (int)getpid());
+    return fclose(f) == 0 ? 0 : -errno;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct migrd *d = arg;
+    (void)what;
+    log_info("signal %d: shutting down", (int)sig);
+    event_base_loopbreak(d->base);
+}
+
+uint64_t migrd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20};
+    static struct migrd d;
+    int rc = parse_options(argc, argv, &o);
+    if (rc)
+        return rc;
+    const char *sock = o.socket ? o.socket : getenv("MIGR_SOCKET");
+    if (!sock || !*sock)
+        sock = DICOM_DEFAULT_SOCKET;
+    if (load_map(&d, &o) < 0)
+        return 1;
+    d.max_ring = (uint32_t)o.max_ring;
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(d.kernel, sizeof d.kernel, "%.63s", u.release);
+    rc = log_open(o.log, o.level, migrd_node_name(&d));
+    if (rc < 0) {
+        fprintf(stderr, "migrd: --log %s: %s\n", o.log, strerror(-rc));
+        return 1;
+    }
+    if (!o.foreground && (rc = daemonize()) < 0) {
+        fprintf(stderr, "migrd: cannot detach: %s\n", strerror(-rc));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    d.start_ms = migrd_now_ms();
+    d.base = event_base_new();
+    if (!d.base) {
+        log_error("cannot create the event loop");
+        return 1;
+    }
+    d.mboxes = mbox_table_new(&d);
+    struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+    struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+    if (!d.mboxes || !sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
+        location_init(&d) < 0) {
+        log_error("out of memory at start-up");
+        return 1;
+    }
+    if (ctl_init(&d, sock) < 0 || link_init(&d) < 0)
+        rc = 1;
+    if (rc == 0 && o.pidfile && (rc = write_pidfile(o.pidfile)) < 0) {
+        log_error("pidfile %s: %s", o.pidfile, strerror(-rc));
+        rc = 1;
+    }
+    if (rc == 0) {
+        const struct cfg_node *n = &d.map.nodes[d.self];
+        log_info("migrd %s up: node %s (%d of %d), link %s:%u, socket %s, kernel %s", MIGR_VERSION,
+                 n->name, d.self + 1, d.map.nnodes, n->addr, n->port, sock, d.kernel);
+        event_base_dispatch(d.base);
+    }
+    ctl_fini(&d);
+    link_fini(&d);
+    mbox_close_all(&d);
+    location_fini(&d);
+    event_free(sigterm);
+    event_free(sigint);
+    event_base_free(d.base);
+    if (o.pidfile && rc == 0)
+        unlink(o.pidfile);
+    log_info("migrd stopped");
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,97 @@
+/*
+ * mbox.h -- the mailboxes of the processes registered on this node.
+ *
+ * Owns: creating a mailbox (sealed memfd with the two rings, two eventfds),
+ * the table (job, rank) -> mailbox, watching each mailbox's daemon doorbell,
+ * checking every record migrd reads from a ring that a process can write,
+ * and closing a mailbox once its owner is gone and its outbox is empty.
+ */
+#ifndef MIGRD_MBOX_H
+#define MIGRD_MBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/mbox.h"
+#include "../common/ring.h"
+
+struct migrd;
+struct event;
+struct ctl_client;
+
+/* Something that waits for room in a mailbox's inbox. */
+struct waiter {
+    struct waiter *next;
+    void (*resume)(struct waiter *w);
+};
+
+/* A packet copied into migrd's memory (payload follows the header). */
+struct kept {
+    struct kept *next;
+    struct dicom_pkt pkt;
+};
+
+struct mbox {
+    struct migrd *d;
+    uint32_t job, rank;
+    pid_t pid;
+    uid_t uid;
+    int memfd, proc_bell, daemon_bell;
+    void *map;
+    size_t map_len;
+    struct mbox_shared *sh;
+    struct ring inbox, outbox;
+    struct event *bell_ev;
+    struct ctl_client *owner;      /* NULL once the owner has gone      */
+    bool closing;                  /* owner gone: drain outbox, then free */
+    /* postal.c state */
+    bool tx_busy;                  /* an outbox record is being relayed */
+    struct waiter tx_wait;         /* how postal resumes this outbox    */
+    struct waiter *inbox_waiters;  /* waiting for room in our inbox     */
+    struct kept *kept, **kept_tail;/* copies waiting for room, in order */
+    struct waiter kept_wait;
+    uint64_t relayed_out, delivered_in;
+};
+
+struct mbox_table *mbox_table_new(struct migrd *d);
+void mbox_table_free(struct mbox_table *t);
+
+/* Create and register a mailbox; -EADDRINUSE, -EINVAL (sizes), -errno. */
+int mbox_create(struct migrd *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
+                uint32_t inbox, uint32_t outbox, struct ctl_client *owner, struct mbox **out);
+
+struct mbox *mbox_find(struct migrd *d, uint32_t job, uint32_t rank);
+
+/* The owner's control connection closed. */
+void mbox_owner_gone(struct mbox *m);
+
+/* Free the mailbox if it is closing and nothing is left to relay. */
+void mbox_maybe_free(struct mbox *m);
+
+int mbox_foreach(struct migrd *d, int (*fn)(struct mbox *m, void *arg), void *arg);
+unsigned mbox_count(struct migrd *d);
+
+/* Is record k (at the head of ring r of mailbox m) well formed? */
+bool mbox_record_ok(const struct ring *r, const struct dicom_pkt *k);
+
+/* Wait for room in m's inbox: w->resume is called when the owner consumed. */
+void mbox_wait_inbox(struct mbox *m, struct waiter *w, size_t payload);
+
+/* Stop waiting (w must be on m's list or already resumed). */
+void mbox_unwait(struct mbox *m, struct waiter *w);
+
+/* Write a packet into m's inbox if there is room (0) or -EAGAIN. */
+int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payload);
+
+/* Shutdown: free every mailbox. */
+void mbox_close_all(struct migrd *d);
+
+/* Deliver a kept copy (ownership passes): now, or in order once the owner
+ * has made room. */
+void mbox_deliver_copy(struct mbox *m, struct dicom_pkt *copy);
+
+/* Ring the owner's doorbell. */
+void mbox_ring_owner(struct mbox *m);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * migrd.h -- the daemon's context, shared by its modules.
+ *
+ * Each module owns its part and is reached through its functions:
+ *   cluster_map.c the cluster map           log.c      messages
+ *   mbox.c     local mailboxes            ctl.c      the control socket
+ *   postal.c   routing and delivery       link.c     inter-node connections
+ *   location.c where remote mailboxes are main.c     start-up and shutdown
+ * A packet's way: a process writes into its outbox -> mbox.c rings the
+ * event -> postal.c drains the outbox and routes each packet (location.c) ->
+ * link.c writes it to the node where the receiver is -> that node's link.c
+ * reads it straight into the receiver's inbox (postal.c).
+ */
+#ifndef MIGRD_H
+#define MIGRD_H
+
+#include <stdint.h>
+
+#include "cluster_map.h"
+
+struct event_base;
+struct mbox_table;
+struct ctl_server;
+struct link_set;
+struct location;
+
+struct migrd {
+    struct event_base *base;
+    struct cluster_map map;
+    int self;                  /* index of this node in map.nodes */
+    char kernel[64];           /* uname -r                        */
+    uint64_t start_ms;
+    uint32_t max_ring;         /* largest ring a process may ask for */
+    struct mbox_table *mboxes;
+    struct ctl_server *ctl;
+    struct link_set *links;
+    struct location *loc;
+};
+
+static inline const char *migrd_node_name(const struct migrd *d) { return d->map.nodes[d->self].name; }
+uint64_t migrd_now_ms(void);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * postal.c -- see postal.h.
+ */
+#include "postal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "link.h"
+#include "location.h"
+#include "log.h"
+#include "mbox.h"
+#include "migrd.h"
+
+struct dicom_pkt *postal_copy(const struct dicom_pkt *k)
+{
+    struct dicom_pkt *c = malloc(sizeof *c + k->len);
+    if (!c)
+        return NULL;
+    memcpy(c, k, sizeof *c);
+    atomic_store_explicit(&c->commit, 0, memory_order_relaxed);
+    memcpy(pkt_payload(c), pkt_payload((struct dicom_pkt *)k), k->len);
+    return c;
+}
+
+void postal_unreachable(struct migrd *d, const struct dicom_pkt *k, const char *why)
+{
+    log_warn("packet %u:%u -> %u:%u (seq %lu, %u bytes) cannot be delivered: %s", k->src_job,
+             k->src_rank, k->dst_job, k->dst_rank, (unsigned long)k->seq, k->len, why);
+    struct mbox *src = mbox_find(d, k->src_job, k->src_rank);
+    if (src && src->owner)
+        ctl_notify_unreachable(src->owner, k->dst_job, k->dst_rank, why);
+}
+
+static void tx_resume(struct waiter *w)
+{
+    struct mbox *m = (struct mbox *)((char *)w - offsetof(struct mbox, tx_wait));
+    m->tx_busy = false;
+    postal_drain(m);
+}
+
+static void consume_outbox(struct mbox *m, struct dicom_pkt *k)
+{
+    ring_consume(&m->outbox, k);
+    m->relayed_out++;
+}
+
+/* Route record k of m.  Returns true when it was dealt with (consume it),
+ * false when m must wait (m->tx_busy is then set). */
+static bool route(struct mbox *m, struct dicom_pkt *k)
+{
+    struct migrd *d = m->d;
+    struct mbox *dst = mbox_find(d, k->dst_job, k->dst_rank);
+    if (dst) {
+        if (dst->closing) {
+            log_debug("dropping packet for closed mailbox %u:%u", k->dst_job, k->dst_rank);
+            return true;
+        }
+        if (mbox_deliver(dst, k, pkt_payload(k)) == 0)
+            return true;
+        m->tx_busy = true;
+        m->tx_wait.resume = tx_resume;
+        mbox_wait_inbox(dst, &m->tx_wait, k->len);
+        return false;
+    }
+    int node;
+    switch (location_lookup(d, k->dst_job, k->dst_rank, &node)) {
+    case LOC_NODE:
+        if (link_send_record(d, node, m, k) == 0)
+            return false; /* the link consumes it when written */
+        struct dicom_pkt *c = postal_copy(k);
+        if (!c) {
+            m->tx_busy = false;
+            log_error("out of memory keeping a packet for node %s", d->map.nodes[node].name);
+            return false; /* stays in the outbox; retried on the next bell */
+        }
+        link_send_copy(d, node, c);
+        return true;
+    case LOC_GONE:
+        log_debug("dropping packet for %u:%u, which has ended", k->dst_job, k->dst_rank);
+        return true;
+    default:
+        if (location_hold(d, k) < 0) {
+            log_error("out of memory holding a packet for %u:%u", k->dst_job, k->dst_rank);
+            return false;
+        }
+        return true;
+    }
+}
+
+void postal_drain(struct mbox *m)
+{
+    while (!m->tx_busy) {
+        struct dicom_pkt *k = ring_peek(&m->outbox);
+        if (!k) {
+            if (m->closing) {
+                mbox_maybe_free(m);
+                return;
+            }
+            if (ring_arm_consumer(&m->outbox))
+                return; /* asleep until the owner rings */
+            continue;
+        }
+        if (!mbox_record_ok(&m->outbox, k)) {
+            log_error("mailbox %u:%u (pid %d): malformed outbox record (slot %u, len %u, kind %u): "
+                      "closing the mailbox",
+                      m->job, m->rank, m->pid, k->slot, k->len, k->kind);
+            if (m->owner)
+                ctl_drop_client(m->owner, "malformed outbox record");
+            return;
+        }
+        /* The sender is who owns the outbox, whatever the record says. */
+        k->src_job = m->job;
+        k->src_rank = m->rank;
+        if (route(m, k))
+            consume_outbox(m, k);
+        else if (!m->tx_busy)
+            return;
+    }
+}
+
+void postal_send_copy(struct migrd *d, struct dicom_pkt *c)
+{
+    struct mbox *dst = mbox_find(d, c->dst_job, c->dst_rank);
+    int node;
+    if (dst) {
+        mbox_deliver_copy(dst, c);
+        return;
+    }
+    switch (location_lookup(d, c->dst_job, c->dst_rank, &node)) {
+    case LOC_NODE:
+        link_send_copy(d, node, c);
+        return;
+    case LOC_GONE:
+        free(c);
+        return;
+    default:
+        if (location_hold(d, c) < 0)
+            postal_unreachable(d, c, "out of memory");
+        free(c);
+    }
+}
+
+void postal_forget(struct mbox *m)
+{
+    (void)m; /* waiters are unlinked by mbox_owner_gone(); nothing else points at m */
+}

@@ -1,0 +1,38 @@
+/*
+ * postal.h -- the postal office: routing and delivering packets.
+ *
+ * Owns: draining each local outbox in order, deciding for every packet
+ * whether it goes into a local inbox, onto the link of another node, or
+ * waits for its address to be located; and writing packets that arrive from
+ * other nodes into local inboxes.  A packet is consumed from an outbox only
+ * once it is in an inbox, written to a link, or copied into migrd's memory:
+ * nothing is dropped except packets for a mailbox that has closed.
+ */
+#ifndef MIGRD_POSTAL_H
+#define MIGRD_POSTAL_H
+
+#include <stdint.h>
+
+#include "../common/ring.h"
+
+struct mbox;
+struct migrd;
+
+/* Relay whatever m's outbox holds (called on its doorbell and on resume). */
+void postal_drain(struct mbox *m);
+
+/* The mailbox is being freed: drop references to it. */
+void postal_forget(struct mbox *m);
+
+/* A packet held in migrd's memory (kept copy) is to be sent to `node`, or
+ * delivered locally if the address is here.  Takes ownership of `copy`
+ * (a malloc'd struct dicom_pkt followed by its payload). */
+void postal_send_copy(struct migrd *d, struct dicom_pkt *copy);
+
+/* Tell the sender of k (if it is local) that k cannot be delivered. */
+void postal_unreachable(struct migrd *d, const struct dicom_pkt *k, const char *why);
+
+/* A malloc'd copy of record k. */
+struct dicom_pkt *postal_copy(const struct dicom_pkt *k);
+
+#endif

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# DiCOM and migrd without MPI: packets on one node and across virtual nodes,
+# malformed input on the control socket and on the link port, refusals of
+# the command-line tools.
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+PINGPONG=$BUILD/test/dicom/dicom_pingpong
+BADFRAMES=$BUILD/test/dicom/badframes
+
+pair() { # pair JOB COUNT MAXSIZE [exec-prefix-for-rank0...] -- [prefix-for-rank1...]
+    local job=$1 count=$2 max=$3 rc0 rc1
+    "$PINGPONG" "$job" 0 1 "$count" "$max" & local p0=$!
+    "$PINGPONG" "$job" 1 0 "$count" "$max"; rc1=$?
+    wait $p0; rc0=$?
+    ((rc0 == 0 && rc1 == 0))
+}
+
+# --- one node ---
+export MIGR_SOCKET=$SCRATCH/migrd.sock
+if ! start_migrd "$MIGR_SOCKET" "$SCRATCH/migrd.log"; then
+    fail "migrd starts" "no control socket after 5 s: $(tail -n 3 "$SCRATCH/migrd.log" | tr '\n' '|')"
+    exit 1
+fi
+pass "migrd starts and answers on its control socket"
+run_case "dicom one node: 20000 exchanges, 0 B-256 KiB, order and contents" 120 pair 11 20000 262144
+run_case "dicom one node: 50000 small exchanges (the rings wrap many times)" 120 pair 12 50000 4096
+run_case "migrctl status lists the node" 10 sh -c "'$MIGRCTL_BIN' status | grep -q 'self'"
+expect_fail "dicom_open refuses a second mailbox for the same address" 20 "already has a mailbox" \
+    sh -c "'$PINGPONG' 13 0 1 1000000 & sleep 0.5; '$PINGPONG' 13 0 1 1; rc=\$?; kill %1; exit \$rc"
+"$BADFRAMES" ctl "$MIGR_SOCKET" || true
+expect_fail "migrctl: unknown command refused" 10 "unknown command" "$MIGRCTL_BIN" frobnicate
+expect_fail "migrctl: no daemon named clearly" 10 "no migrd answers on /nonexistent" \
+    "$MIGRCTL_BIN" --socket /nonexistent/sock status
+printf 'cluster c\nnode a 127.0.0.1\nnode a 127.0.0.2\n' >"$SCRATCH/dup.conf"
+expect_fail "migrd: bad cluster map refused with file and line" 10 "dup.conf:3: node listed twice" \
+    "$MIGRD_BIN" --foreground --config "$SCRATCH/dup.conf" --node a --socket "$SCRATCH/x.sock"
+printf 'cluster c\nnode a 127.0.0.1:7301\n' >"$SCRATCH/one.conf"
+expect_fail "migrd: node not in the map refused" 10 "not in the cluster map" \
+    "$MIGRD_BIN" --foreground --config "$SCRATCH/one.conf" --node zz --socket "$SCRATCH/x.sock"
+expect_fail "migrd: second daemon on the same socket refused" 10 "already answers" \
+    "$MIGRD_BIN" --foreground --socket "$MIGR_SOCKET"
+expect_fail "migrd: bad option refused" 10 "is not error, warn, info or debug" \
+    "$MIGRD_BIN" --log-level loud
+unset MIGR_SOCKET
+
+# --- across virtual nodes ---
+if ! vcluster_up 2; then
+    fail "virtual cluster of 2 nodes" "test/vcluster up failed"
+    exit 1
+fi
+VX() { "$VCLUSTER" exec "$@"; }
+cross() { # cross JOB COUNT MAX: rank 0 on n1, rank 1 on n2
+    VX n1 "$PINGPONG" "$1" 0 1 "$2" "$3" & local p0=$!
+    VX n2 "$PINGPONG" "$1" 1 0 "$2" "$3"; local rc1=$?
+    wait $p0 && ((rc1 == 0))
+}
+run_case "dicom across nodes: 5000 exchanges, 0 B-256 KiB, relayed by the daemons" 120 cross 21 5000 262144
+run_case "dicom across nodes: 20000 small exchanges" 120 cross 22 20000 512
+run_case "migrctl status on n1 shows the link to n2 up with traffic" 10 \
+    sh -c "'$VCLUSTER' exec n1 '$MIGRCTL_BIN' status | grep -E '^n2 .* up ' | grep -qv ' 0/0 '"
+VX n2 "$BADFRAMES" link 198.18.0.2 7040 /run/migr/migrd.sock || true
+run_case "after malformed frames the real link n1-n2 still carries packets" 60 cross 23 1000 65536

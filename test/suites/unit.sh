@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Unit tests: the shared-memory ring and the receiver's sequencing.
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+for t in test_ring test_seq; do
+    bin=$BUILD/test/unit/$t
+    if [[ ! -x $bin ]]; then
+        fail "unit $t" "not built ($bin)"
+        continue
+    fi
+    timeout 120 "$bin" || [[ $? == 1 ]] || fail "unit $t" "crashed or timed out"
+done

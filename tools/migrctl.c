@@ -1,0 +1,186 @@
+/*
+ * migrctl.c -- command-line control of the local migrd.
+ *
+ * Subcommands: status (this node, the nodes it knows, its processes).
+ * Later issues add ps, migrate, drain, run.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/ctlmsg.h"
+#include "../common/wire.h"
+#include "../dicom/dicom.h"
+
+#define REPLY_TIMEOUT_MS 5000
+
+static const char *sock_path;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: migrctl [--socket PATH] COMMAND\n"
+            "Control and inspect the migr daemon of this node.\n"
+            "\n"
+            "Commands:\n"
+            "  status          this node, the nodes it knows (link state, traffic) and the\n"
+            "                  processes registered here (job, rank, pid, mailbox use)\n"
+            "\n"
+            "Options:\n"
+            "  -s, --socket PATH  migrd's control socket (default $MIGR_SOCKET or %s)\n"
+            "  -h, --help         this text\n",
+            DICOM_DEFAULT_SOCKET);
+}
+
+static int connect_daemon(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sock_path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "migrctl: socket path too long: %s\n", sock_path);
+        return -1;
+    }
+    strcpy(sa.sun_path, sock_path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        fprintf(stderr, "migrctl: no migrd answers on %s: %s\n", sock_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Receive one reply message; returns its header or NULL (message printed). */
+static const struct ctl_hdr *receive(int fd, char *buf)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int fds[CTL_MAX_FDS], nfds, eof;
+    if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
+        fprintf(stderr, "migrctl: migrd did not answer within %d s\n", REPLY_TIMEOUT_MS / 1000);
+        return NULL;
+    }
+    ssize_t n = ctl_recv(fd, buf, CTL_MAX_MSG, fds, &nfds, &eof, 0);
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    if (eof || n < 0) {
+        fprintf(stderr, "migrctl: reading migrd's answer: %s\n", eof ? "connection closed" : strerror((int)-n));
+        return NULL;
+    }
+    const struct ctl_hdr *h = (const void *)buf;
+    if (h->type == CTL_ERROR && h->len == sizeof(struct ctl_error)) {
+        const struct ctl_error *e = (const void *)(h + 1);
+        fprintf(stderr, "migrctl: migrd refused: %.200s\n", e->message);
+        return NULL;
+    }
+    return h;
+}
+
+static void human_bytes(char *out, size_t len, uint64_t b)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024 && i < 4)
+        v /= 1024, i++;
+    snprintf(out, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+static void print_node(const struct ctl_status_node *n)
+{
+    char in[32], out[32];
+    human_bytes(in, sizeof in, n->bytes_in);
+    human_bytes(out, sizeof out, n->bytes_out);
+    if (n->self)
+        printf("node %s (%s:%u), up %.1f s, %u process%s registered\n\nNODE          ADDRESS               LINK    FRAMES IN/OUT       BYTES IN/OUT\n",
+               n->name, n->addr, n->port, n->uptime_ms / 1000.0, n->nprocs, n->nprocs == 1 ? "" : "es");
+    printf("%-13s %-21s %-7s %9lu/%-9lu %10s/%-10s\n", n->name, n->addr,
+           n->self ? "self" : n->connected ? "up" : "down", (unsigned long)n->frames_in,
+           (unsigned long)n->frames_out, n->self ? "-" : in, n->self ? "-" : out);
+}
+
+static void print_proc(const struct ctl_status_proc *p, int *first)
+{
+    if (*first) {
+        printf("\nJOB         RANK      PID    UID   INBOX USED   OUTBOX USED  RELAYED OUT  DELIVERED IN\n");
+        *first = 0;
+    }
+    printf("%-11u %-6u %8d %6u %5.1f%% of %-4luM %5.1f%%  %12lu %13lu\n", p->job, p->rank, p->pid, p->uid,
+           100.0 * (double)p->inbox_used / (double)p->inbox_size, (unsigned long)(p->inbox_size >> 20),
+           100.0 * (double)p->outbox_used / (double)p->outbox_size, (unsigned long)p->relayed_out,
+           (unsigned long)p->delivered_in);
+}
+
+static int cmd_status(void)
+{
+    static char buf[CTL_MAX_MSG];
+    int fd = connect_daemon();
+    if (fd < 0)
+        return 1;
+    int rc = ctl_send(fd, CTL_STATUS, 1, NULL, 0, NULL, 0);
+    if (rc < 0) {
+        fprintf(stderr, "migrctl: sending the request: %s\n", strerror(-rc));
+        close(fd);
+        return 1;
+    }
+    int first = 1;
+    for (;;) {
+        const struct ctl_hdr *h = receive(fd, buf);
+        if (!h) {
+            close(fd);
+            return 1;
+        }
+        if (h->type == CTL_END)
+            break;
+        if (h->type == CTL_STATUS_NODE && h->len == sizeof(struct ctl_status_node))
+            print_node((const void *)(h + 1));
+        else if (h->type == CTL_STATUS_PROC && h->len == sizeof(struct ctl_status_proc))
+            print_proc((const void *)(h + 1), &first);
+        else
+            fprintf(stderr, "migrctl: ignoring unexpected %s message\n", ctl_type_name(h->type));
+    }
+    if (first)
+        printf("\n(no process registered)\n");
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"socket", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int ch;
+    sock_path = getenv("MIGR_SOCKET");
+    while ((ch = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's': sock_path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!sock_path || !*sock_path)
+        sock_path = DICOM_DEFAULT_SOCKET;
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[optind];
+    if (!strcmp(cmd, "status")) {
+        if (optind + 1 < argc) {
+            fprintf(stderr, "migrctl status: takes no arguments\n");
+            return 2;
+        }
+        return cmd_status();
+    }
+    if (!strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "migrctl: unknown command '%s' (see migrctl --help)\n", cmd);
+    return 2;
+}
