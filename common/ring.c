@@ -37,6 +37,7 @@ int ring_attach(struct ring *r, void *base, size_t map_len)
     r->data = (uint8_t *)base + RING_HDR_BYTES;
     r->size = size;
     r->mask = size - 1;
+    atomic_store_explicit(&r->head_cache, 0, memory_order_relaxed);
     return 0;
 }
 
@@ -55,10 +56,14 @@ int ring_reserve(struct ring *r, size_t payload, struct ring_resv *rv)
         uint64_t off = t & r->mask, pad = 0;
         if (off + slot > r->size)
             pad = r->size - off;
-        uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_acquire);
+        uint64_t h = atomic_load_explicit(&r->head_cache, memory_order_relaxed);
         if (t + pad + slot - h > r->size) {
-            atomic_fetch_add_explicit(&r->ctl->full_count, 1, memory_order_relaxed);
-            return -EAGAIN;
+            h = atomic_load_explicit(&r->ctl->head, memory_order_acquire);
+            atomic_store_explicit(&r->head_cache, h, memory_order_relaxed);
+            if (t + pad + slot - h > r->size) {
+                atomic_fetch_add_explicit(&r->ctl->full_count, 1, memory_order_relaxed);
+                return -EAGAIN;
+            }
         }
         if (atomic_compare_exchange_weak_explicit(&r->ctl->tail, &t, t + pad + slot,
                                                   memory_order_acq_rel, memory_order_relaxed)) {

@@ -66,6 +66,10 @@ struct ring {
     struct ring_ctl *ctl;
     uint8_t *data;
     uint64_t size, mask;
+    /* Producers' last look at ctl->head (it only grows, so a stale value
+     * only underestimates the room): saves reading the consumer's cache
+     * line on every reservation. */
+    _Atomic uint64_t head_cache;
 };
 
 /* A reservation: where the record goes, and the PAD before it, if any. */

@@ -73,6 +73,10 @@ struct conn {
     struct mbox *rx_mbox;        /* DATA: receiving inbox, or NULL: discard */
     struct ring_resv rx_resv;
     char discard[16384];
+    /* Bytes read from the socket and not yet parsed: small frames cost one
+     * read() for many; large payloads are read straight into the inbox. */
+    char rbuf[65536];
+    size_t rpos, rlen;
     struct waiter rx_wait;
     struct mbox *stalled_on;     /* RX_STALLED: whose inbox we wait for  */
     bool flushing, dead;
@@ -296,10 +300,24 @@ static void rx_reset(struct conn *c)
 static int read_some(struct conn *c, void *dst, size_t want)
 {
     while (c->rgot < want) {
-        ssize_t n = read(c->fd, (char *)dst + c->rgot, want - c->rgot);
+        size_t need = want - c->rgot;
+        if (c->rpos < c->rlen) {
+            size_t n = c->rlen - c->rpos < need ? c->rlen - c->rpos : need;
+            memcpy((char *)dst + c->rgot, c->rbuf + c->rpos, n);
+            c->rpos += n;
+            c->rgot += n;
+            continue;
+        }
+        bool direct = need >= sizeof c->rbuf / 4;
+        ssize_t n = direct ? read(c->fd, (char *)dst + c->rgot, need) : read(c->fd, c->rbuf, sizeof c->rbuf);
         if (n > 0) {
-            c->rgot += (size_t)n;
             c->bytes_in += (size_t)n;
+            if (direct) {
+                c->rgot += (size_t)n;
+            } else {
+                c->rpos = 0;
+                c->rlen = (size_t)n;
+            }
             continue;
         }
         if (n < 0 && errno == EINTR)

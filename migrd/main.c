@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct options {
     const char *config, *node, *socket, *log, *pidfile;
     enum log_level level;
     int foreground;
+    int realtime;
     long port;
     unsigned long max_ring;
 };
@@ -53,6 +55,8 @@ static void usage(FILE *f)
             "  -L, --log-level LVL   error, warn, info (default) or debug\n"
             "  -P, --pidfile FILE    write the daemon's pid to FILE\n"
             "      --max-ring BYTES  largest ring a process may ask for (default 64M)\n"
+            "      --no-realtime     run at normal priority (default: SCHED_FIFO 1, so that\n"
+            "                        relaying preempts busy-polling ranks at once)\n"
             "  -h, --help            this text\n"
             "  -V, --version         version\n"
             "\n"
@@ -68,7 +72,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"foreground", no_argument, 0, 'f'},     {"log", required_argument, 0, 'l'},
         {"log-level", required_argument, 0, 'L'}, {"pidfile", required_argument, 0, 'P'},
         {"max-ring", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'},        {"no-realtime", no_argument, 0, 'T'},
+        {0, 0, 0, 0}};
     int ch;
     char *end;
     while ((ch = getopt_long(argc, argv, "c:n:s:p:fl:L:P:hV", longopts, NULL)) != -1) {
@@ -77,6 +82,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'n': o->node = optarg; break;
         case 's': o->socket = optarg; break;
         case 'f': o->foreground = 1; break;
+        case 'T': o->realtime = 0; break;
         case 'l': o->log = optarg; break;
         case 'P': o->pidfile = optarg; break;
         case 'p':
@@ -167,6 +173,20 @@ static int write_pidfile(const char *path)
     return fclose(f) == 0 ? 0 : -errno;
 }
 
+/* MPI ranks busy-poll; a relay that waits for the end of their time slice
+ * adds milliseconds to every packet.  The daemon's work per event is
+ * short, so a low real-time priority is safe (and the kernel's RT
+ * throttling bounds a runaway). */
+static void set_realtime(void)
+{
+    struct sched_param sp = {.sched_priority = 1};
+    if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
+        log_warn("cannot run at real-time priority (%s): relaying may wait for busy ranks' time slices",
+                 strerror(errno));
+    else
+        log_info("relaying at real-time priority SCHED_FIFO 1");
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct migrd *d = arg;
@@ -184,7 +204,7 @@ uint64_t migrd_now_ms(void)
 
 int main(int argc, char **argv)
 {
-    struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20};
+    struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20, .realtime = 1};
     static struct migrd d;
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -208,6 +228,8 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (o.realtime)
+        set_realtime();
     d.start_ms = migrd_now_ms();
     d.base = event_base_new();
     if (!d.base) {

@@ -32,7 +32,7 @@
 #include "btl_dicom_endpoint.h"
 #include "btl_dicom_frag.h"
 
-/* How long finalize keeps trying to send queued fragments. */
+/* How long del_procs/finalize keep trying to send queued fragments. */
 #define MCA_BTL_DICOM_FINALIZE_FLUSH_MS 2000
 
 mca_btl_dicom_module_t mca_btl_dicom_module = {
@@ -258,14 +258,46 @@ int mca_btl_dicom_add_procs(struct mca_btl_base_module_t *btl, size_t nprocs,
     return OPAL_SUCCESS;
 }
 
+static uint64_t mca_btl_dicom_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* Give queued fragments (to `ep`, or to anyone when NULL) a last chance to
+ * leave before their peer is deleted or the module finalized: peers may
+ * still be reading. */
+static void mca_btl_dicom_flush_queued(mca_btl_dicom_endpoint_t *ep)
+{
+    mca_btl_dicom_component_t *c = &mca_btl_dicom_component;
+    uint64_t deadline = mca_btl_dicom_now_ms() + MCA_BTL_DICOM_FINALIZE_FLUSH_MS;
+
+    if (NULL == mca_btl_dicom_module.mbox) {
+        return;
+    }
+    while ((NULL != ep ? mca_btl_dicom_endpoint_has_pending(ep)
+                       : 0 != opal_list_get_size(&c->pending_endpoints)) &&
+           mca_btl_dicom_now_ms() < deadline) {
+        if (0 == mca_btl_dicom_progress_pending()) {
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 200000};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
 static void mca_btl_dicom_endpoint_forget(mca_btl_dicom_endpoint_t *ep)
 {
     mca_btl_dicom_module_t *m = &mca_btl_dicom_module;
-    int dropped = mca_btl_dicom_endpoint_flush_drop(ep);
+    int dropped;
 
+    mca_btl_dicom_flush_queued(ep);
+    dropped = mca_btl_dicom_endpoint_flush_drop(ep);
     if (dropped) {
-        mca_btl_dicom_show(1, "dropped %d queued fragment(s) to rank %u of job %u "
-                           "when the peer was deleted", dropped, ep->addr.rank, ep->addr.job);
+        mca_btl_dicom_show(-1, "%d fragment(s) to rank %u of job %u found no room within "
+                           "%d ms and were dropped when the peer was deleted", dropped,
+                           ep->addr.rank, ep->addr.job, MCA_BTL_DICOM_FINALIZE_FLUSH_MS);
     }
     OPAL_THREAD_LOCK(&m->lock);
     (void) opal_hash_table_remove_value_uint64(&m->endpoints, mca_btl_dicom_addr_key(ep->addr));
@@ -636,14 +668,6 @@ void mca_btl_dicom_show_counts(int level)
                        (long long) c->count.received);
 }
 
-static uint64_t mca_btl_dicom_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
 int mca_btl_dicom_finalize(struct mca_btl_base_module_t *btl)
 {
     mca_btl_dicom_component_t *c = &mca_btl_dicom_component;
@@ -652,18 +676,7 @@ int mca_btl_dicom_finalize(struct mca_btl_base_module_t *btl)
     c->module = NULL;           /* progress stops receiving from here on */
     mca_btl_dicom_show_counts(10);
 
-    if (NULL != m->mbox) {
-        /* give queued fragments a chance to leave: peers may still read */
-        uint64_t deadline = mca_btl_dicom_now_ms() + MCA_BTL_DICOM_FINALIZE_FLUSH_MS;
-
-        while (0 != opal_list_get_size(&c->pending_endpoints) &&
-               mca_btl_dicom_now_ms() < deadline) {
-            if (0 == mca_btl_dicom_progress_pending()) {
-                struct timespec pause = {.tv_sec = 0, .tv_nsec = 200000};
-                nanosleep(&pause, NULL);
-            }
-        }
-    }
+    mca_btl_dicom_flush_queued(NULL);
 
     if (m->endpoints_ready) {
         uint64_t key;
