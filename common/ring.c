@@ -86,10 +86,10 @@ bool ring_commit(struct ring *r, struct ring_resv *rv)
 {
     if (rv->pad_pos != NO_PAD)
         atomic_store_explicit(&pkt_at(r, rv->pad_pos)->commit, rv->pad_pos + 1, memory_order_release);
-    atomic_store_explicit(&rv->pkt->commit, rv->pos + 1, memory_order_release);
-    /* Pairs with the fence in ring_arm_consumer(): either the consumer sees
-     * our record, or we see its flag. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* A full barrier (one xchg on x86), pairing with the fence in
+     * ring_arm_consumer(): either the consumer sees our record, or we see
+     * its flag. */
+    atomic_exchange_explicit(&rv->pkt->commit, rv->pos + 1, memory_order_seq_cst);
     if (atomic_load_explicit(&r->ctl->consumer_waiting, memory_order_relaxed))
         return atomic_exchange_explicit(&r->ctl->consumer_waiting, 0, memory_order_acq_rel) != 0;
     return false;
@@ -113,8 +113,8 @@ struct dicom_pkt *ring_peek(struct ring *r)
 bool ring_consume(struct ring *r, struct dicom_pkt *p)
 {
     uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
-    atomic_store_explicit(&r->ctl->head, h + p->slot, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst);
+    /* Full barrier, pairing with ring_arm_producer(). */
+    atomic_exchange_explicit(&r->ctl->head, h + p->slot, memory_order_seq_cst);
     if (atomic_load_explicit(&r->ctl->producer_waiting, memory_order_relaxed))
         return atomic_exchange_explicit(&r->ctl->producer_waiting, 0, memory_order_acq_rel) != 0;
     return false;

@@ -50,6 +50,21 @@ _Static_assert(sizeof(struct dicom_pkt) == 48, "packet header layout");
 
 static inline void *pkt_payload(struct dicom_pkt *p) { return p + 1; }
 
+/* Fill a record's header (all but commit and slot, which the ring owns). */
+static inline void pkt_fill(struct dicom_pkt *k, uint32_t src_job, uint32_t src_rank, uint32_t dst_job,
+                            uint32_t dst_rank, uint64_t seq, uint16_t tag, uint16_t kind, uint32_t len)
+{
+    k->src_job = src_job;
+    k->src_rank = src_rank;
+    k->dst_job = dst_job;
+    k->dst_rank = dst_rank;
+    k->seq = seq;
+    k->tag = tag;
+    k->kind = kind;
+    k->len = len;
+    k->flags = 0;
+}
+
 /* The header page of a ring, in shared memory. */
 struct ring_ctl {
     uint64_t magic;

@@ -91,11 +91,16 @@ struct dicom_mbox {
     struct kept_pkt *ready, **ready_tail;
     struct dicom_pkt *peeked;  /* ring record handed out by dicom_peek    */
 
+    /* Statistics: bumped without locked instructions (STAT_INC), so a
+     * count may miss an increment when threads race; fine for figures. */
     struct {
         _Atomic uint64_t sent_local, sent_remote, send_full;
         uint64_t received, duplicates, held;
     } st;
 };
+
+#define STAT_INC(x) \
+    atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, memory_order_relaxed)
 
 /* dicom_ctl.c */
 void dicom_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -163,27 +163,20 @@ int dicom_send_reserve(dicom_mbox_t *mb, dicom_addr_t dst, uint16_t tag, size_t 
     rc = ring_reserve(r, maxlen, rv);
     if (rc < 0) {
         if (rc == -EAGAIN)
-            atomic_fetch_add_explicit(&mb->st.send_full, 1, memory_order_relaxed);
+            STAT_INC(mb->st.send_full);
         goto fail;
     }
     struct dicom_pkt *k = rv->pkt;
-    k->src_job = mb->self.job;
-    k->src_rank = mb->self.rank;
-    k->dst_job = dst.job;
-    k->dst_rank = dst.rank;
-    k->seq = p->next_seq++;
-    k->tag = tag;
-    k->kind = PKT_DATA;
-    k->flags = 0;
+    pkt_fill(k, mb->self.job, mb->self.rank, dst.job, dst.rank, p->next_seq++, tag, PKT_DATA, (uint32_t)maxlen);
     peer_unlock(p);
     txn->data = pkt_payload(k);
     txn->maxlen = maxlen;
     TXN(txn)->ring = r;
     TXN(txn)->bell = p->route == ROUTE_LOCAL ? p->bell_fd : mb->daemon_bell;
     if (p->route == ROUTE_LOCAL)
-        atomic_fetch_add_explicit(&mb->st.sent_local, 1, memory_order_relaxed);
+        STAT_INC(mb->st.sent_local);
     else
-        atomic_fetch_add_explicit(&mb->st.sent_remote, 1, memory_order_relaxed);
+        STAT_INC(mb->st.sent_remote);
     return 0;
 fail:
     peer_unlock(p);

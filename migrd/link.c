@@ -490,16 +490,8 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
         return false;
     }
     c->rx_mbox = m;
-    struct dicom_pkt *k = c->rx_resv.pkt;
-    k->len = ld->len;
-    k->src_job = ld->src_job;
-    k->src_rank = ld->src_rank;
-    k->dst_job = ld->dst_job;
-    k->dst_rank = ld->dst_rank;
-    k->seq = ld->seq;
-    k->tag = ld->tag;
-    k->kind = ld->kind;
-    k->flags = 0;
+    pkt_fill(c->rx_resv.pkt, ld->src_job, ld->src_rank, ld->dst_job, ld->dst_rank, ld->seq, ld->tag, ld->kind,
+             ld->len);
     return true;
 }
 

@@ -77,15 +77,9 @@ int mbox_foreach(struct migrd *d, int (*fn)(struct mbox *m, void *arg), void *ar
 
 unsigned mbox_count(struct migrd *d) { return d->mboxes->count; }
 
-/* The doorbell is watched edge-triggered: every write by the owner is a
- * new event, so the counter need not be read (one system call less per
- * wake-up; it cannot overflow in practice, 2^64 rings). */
-static void on_bell(evutil_socket_t fd, short what, void *arg)
+/* Resume everything that waited for room in m's inbox. */
+static void resume_waiters(struct mbox *m)
 {
-    struct mbox *m = arg;
-    (void)fd;
-    (void)what;
-    /* Room in the inbox: resume whoever waited for it. */
     struct waiter *w = m->inbox_waiters;
     m->inbox_waiters = NULL;
     while (w) {
@@ -94,6 +88,17 @@ static void on_bell(evutil_socket_t fd, short what, void *arg)
         w->resume(w);
         w = next;
     }
+}
+
+/* The doorbell is watched edge-triggered: every write by the owner is a
+ * new event, so the counter need not be read (one system call less per
+ * wake-up; it cannot overflow in practice, 2^64 rings). */
+static void on_bell(evutil_socket_t fd, short what, void *arg)
+{
+    struct mbox *m = arg;
+    (void)fd;
+    (void)what;
+    resume_waiters(m); /* room in the inbox */
     postal_drain(m);
 }
 
@@ -216,15 +221,7 @@ void mbox_owner_gone(struct mbox *m)
     m->owner = NULL;
     m->closing = true;
     atomic_store(&m->sh->state, MBOX_CLOSED);
-    /* Nobody reads this inbox any more: whoever waits for room gives up. */
-    struct waiter *w = m->inbox_waiters;
-    m->inbox_waiters = NULL;
-    while (w) {
-        struct waiter *next = w->next;
-        w->next = NULL;
-        w->resume(w);
-        w = next;
-    }
+    resume_waiters(m); /* nobody reads this inbox any more: waiters give up */
     postal_drain(m); /* frees m once its outbox is empty */
 }
 
@@ -287,15 +284,8 @@ int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payloa
     if (rc < 0)
         return rc;
     struct dicom_pkt *k = rv.pkt;
-    k->len = hdr->len;
-    k->src_job = hdr->src_job;
-    k->src_rank = hdr->src_rank;
-    k->dst_job = hdr->dst_job;
-    k->dst_rank = hdr->dst_rank;
-    k->seq = hdr->seq;
-    k->tag = hdr->tag;
-    k->kind = hdr->kind;
-    k->flags = 0;
+    pkt_fill(k, hdr->src_job, hdr->src_rank, hdr->dst_job, hdr->dst_rank, hdr->seq, hdr->tag, hdr->kind,
+             hdr->len);
     memcpy(pkt_payload(k), payload, hdr->len);
     if (ring_commit(&m->inbox, &rv))
         mbox_ring_owner(m);

@@ -42,14 +42,7 @@ static void put(uint32_t src, uint64_t seq, uint32_t val, int nop)
     if (ring_reserve(&mb->inbox, sizeof val, &rv) != 0)
         abort();
     struct dicom_pkt *k = rv.pkt;
-    k->src_job = 1;
-    k->src_rank = src;
-    k->dst_job = 1;
-    k->dst_rank = 0;
-    k->seq = seq;
-    k->tag = (uint16_t)val;
-    k->kind = nop ? PKT_NOP : PKT_DATA;
-    k->len = nop ? 0 : sizeof val;
+    pkt_fill(k, 1, src, 1, 0, seq, (uint16_t)val, nop ? PKT_NOP : PKT_DATA, nop ? 0 : sizeof val);
     memcpy(pkt_payload(k), &val, sizeof val);
     ring_commit(&mb->inbox, &rv);
 }
