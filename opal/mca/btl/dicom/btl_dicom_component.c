@@ -326,8 +326,13 @@ static mca_btl_base_module_t **mca_btl_dicom_component_init(int *num_btls,
         const char *sock = opts.socket_path ? opts.socket_path : DICOM_DEFAULT_SOCKET;
 
         if (-ENOENT == rc || -ECONNREFUSED == rc) {
-            MCA_BTL_DICOM_NOTICE("no migrd answers on %s (%s): the dicom BTL is not used",
-                                 sock, (why && *why) ? why : strerror(-rc));
+            /* the library's text already names the socket and the cause */
+            if (why && *why) {
+                MCA_BTL_DICOM_NOTICE("%s: the dicom BTL is not used", why);
+            } else {
+                MCA_BTL_DICOM_NOTICE("no migrd answers on %s (%s): the dicom BTL is not used",
+                                     sock, strerror(-rc));
+            }
         } else if (-EADDRINUSE == rc) {
             MCA_BTL_DICOM_NOTICE("rank %u of job %u already has a mailbox on this node (%s): "
                                  "the dicom BTL is not used", m->self.rank, m->self.job,

@@ -1,0 +1,118 @@
+/*
+ * migr migration engine — public interface.
+ *
+ * This header is what migrd (and the migr-ckpt tool) call.  The engine
+ * checkpoints a running, possibly multi-threaded Linux process with ptrace,
+ * /proc and process_vm_readv, writes it as a self-describing image to any
+ * file descriptor (file, pipe, socket), and restores an image into a process
+ * with the same pid and tids (clone3 set_tid).  See shared/DESIGN.md §3.
+ *
+ * Two levels are offered:
+ *  - one-shot calls: engine_dump(), engine_restore(), engine_reincarnate();
+ *  - step calls for the daemon, which must keep the source frozen until the
+ *    destination acknowledges (rollback): engine_freeze(), engine_capture(),
+ *    engine_image_write(), engine_thaw() / engine_kill().
+ *
+ * Every call returns 0 on success and -1 on error; engine_strerror() then
+ * tells what failed, on which pid/tid/fd/address.  No call ever leaves a
+ * process frozen or traced because of an error.
+ */
+#ifndef MIGR_ENGINE_H
+#define MIGR_ENGINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define ENGINE_IMAGE_VERSION 1
+
+/* Log levels for engine_set_log(). */
+enum engine_log_level {
+	ENGINE_LOG_ERROR = 0,
+	ENGINE_LOG_WARN = 1,
+	ENGINE_LOG_INFO = 2,
+	ENGINE_LOG_DEBUG = 3,
+};
+
+/* Where log lines go (default: stderr, level WARN).  sink may be NULL. */
+void engine_set_log(int level, void (*sink)(int level, const char *line));
+
+/* Text of the last error of the calling thread. */
+const char *engine_strerror(void);
+
+/* Figures of one operation; all times in nanoseconds. */
+struct engine_stats {
+	uint64_t freeze_ns;     /* seize+interrupt until every thread stopped  */
+	uint64_t capture_ns;    /* thread/process/fd state, memory map         */
+	uint64_t memory_ns;     /* reading page contents                       */
+	uint64_t write_ns;      /* writing the image (dump)                    */
+	uint64_t kill_ns;       /* kill + reap of the source (reincarnate)     */
+	uint64_t restore_ns;    /* puppet creation until detach                */
+	uint64_t frozen_ns;     /* first freeze until the process runs again   */
+	uint64_t total_ns;
+	uint64_t memory_bytes;  /* page bytes captured / restored              */
+	uint64_t image_bytes;   /* bytes written or read                       */
+	uint32_t threads, vmas, fds;
+};
+
+/* What happens to the source after engine_dump(). */
+enum engine_after_dump {
+	ENGINE_LEAVE_STOPPED = 0, /* SIGSTOPped: `kill -CONT` resumes it     */
+	ENGINE_LEAVE_RUNNING = 1, /* thawed: a checkpoint of a running job   */
+	ENGINE_KILL = 2,          /* SIGKILLed once the image is written     */
+};
+
+struct engine_dump_opts {
+	int after;                /* enum engine_after_dump                   */
+	int freeze_timeout_ms;    /* 0: default (5000)                        */
+};
+
+struct engine_restore_opts {
+	int sibling;              /* restored process becomes a child of the
+	                             caller's parent (CLONE_PARENT): a deputy
+	                             that runs the engine keeps its rank child */
+	int external_null;        /* external fds without an original object
+	                             become /dev/null instead of an error      */
+	int wait_pid_ms;          /* wait that long for the pid to be freed
+	                             (the zombie reaped) before giving up      */
+	int keep_files;           /* reincarnate: hand regular files over as
+	                             the original open file descriptions      */
+	int thp_fill;             /* fill dense anonymous regions with
+	                             transparent huge pages (faster; those
+	                             regions keep the huge page advice)       */
+};
+
+/* Dump pid to out_fd (streamed; no temporary files). */
+int engine_dump(pid_t pid, int out_fd, const struct engine_dump_opts *opts,
+                struct engine_stats *stats);
+
+/* Read an image from in_fd, check it completely, then restore it. */
+int engine_restore(int in_fd, const struct engine_restore_opts *opts,
+                   pid_t *restored, struct engine_stats *stats);
+
+/* Freeze, capture into memory, hand external fds over as the original
+ * objects (pidfd_getfd), kill, restore in place with the same pid/tids. */
+int engine_reincarnate(pid_t pid, const struct engine_restore_opts *opts,
+                       struct engine_stats *stats);
+
+/* Human summary of an image: threads, regions, fds, what is forwarded. */
+int engine_info(int in_fd, FILE *out);
+
+/* ---- step interface (for migrd's rollback-safe migration) ---- */
+struct engine_frozen;          /* a frozen (seized) process               */
+struct engine_image;           /* a captured process, in memory           */
+
+int  engine_freeze(pid_t pid, int timeout_ms, struct engine_frozen **out);
+int  engine_capture(struct engine_frozen *fz, struct engine_image **out);
+int  engine_image_write(const struct engine_image *img, int out_fd,
+                        uint64_t *bytes);
+int  engine_image_read(int in_fd, struct engine_image **out, uint64_t *bytes);
+int  engine_image_restore(struct engine_image *img,
+                          const struct engine_restore_opts *opts,
+                          pid_t *restored);
+/* Resume (ENGINE_LEAVE_RUNNING) or stop-and-release (ENGINE_LEAVE_STOPPED)
+ * or kill (ENGINE_KILL) a frozen process and free fz. */
+int  engine_release(struct engine_frozen *fz, int how);
+void engine_image_free(struct engine_image *img);
+
+#endif /* MIGR_ENGINE_H */

@@ -1,0 +1,1005 @@
+/*
+ * migr engine — restore.
+ *
+ * Owns turning a checked image into a running process with the saved pid
+ * and tids.  The restorer opens or creates every object the process needs
+ * (files, pipes, sockets, eventfds, ... : fdpolicy.c; mapped files and
+ * shared memory: mempolicy.c), then clone3()s a puppet with set_tid = pid.
+ * The puppet, still running the restorer's code, installs the descriptors
+ * at their numbers, sets cwd, umask, personality, signal handlers and
+ * itimers, maps the trampoline page, creates the other threads with their
+ * tids and parks.  The restorer then seizes every thread and, through the
+ * trampoline, replaces the address space (moves [vvar], [vvar_vclock],
+ * [vdso] to their saved addresses, unmaps everything else, maps every saved
+ * region, writes the saved pages), sets the mm fields (PR_SET_MM_MAP),
+ * per-thread state, rlimits, credentials last, and finally every register,
+ * and lets go.  Any failure kills the puppet: nothing half-restored stays.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/prctl.h>
+#include <linux/sched.h>
+
+#include "engine_int.h"
+
+#ifndef PTRACE_SETSIGMASK
+#define PTRACE_GETSIGMASK 0x420a
+#define PTRACE_SETSIGMASK 0x420b
+#endif
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_MAYMOVE 1
+#define MREMAP_FIXED 2
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 1
+#endif
+
+/* shared page between the restorer and the puppet before the swap */
+struct puppet_ctl {
+	volatile int state;            /* 0 starting, 1 ready, -1 failed */
+	char msg[1024];
+};
+
+struct eng_restore {
+	struct engine_image *img;
+	struct engine_restore_opts opts;
+	uint64_t t0;
+	pid_t pid;
+	int pidfd;
+	uint64_t tramp;
+	int helper_base;
+	int nhelpers;
+	int *helpers;                  /* restorer fds moved into the puppet */
+	int *fd_helper;                /* per image fd: its helper index, or -1 */
+	int exe_src, exe_pfd;
+	int ctl_rd, ctl_wr;
+	struct puppet_ctl *ctl;
+	uint32_t nseized;
+	bool *fill;                    /* per vma: saved pages are written */
+};
+
+/* ------------------------------------------------------------ checks */
+
+static int find_special(const struct eng_vma *v, uint32_t n, uint32_t kind)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (v[i].kind == kind)
+			return (int)i;
+	return -1;
+}
+
+static int check_host(const struct engine_image *img, bool pid_must_be_free)
+{
+	char rel[65], mach[65];
+	struct eng_vma *mine = NULL;
+	uint32_t nmine = 0;
+	static const uint32_t specials[] = { VMA_VVAR, VMA_VVAR_VCLOCK, VMA_VDSO };
+
+	if (eng_kernel_release(rel, sizeof(rel), mach, sizeof(mach)) < 0)
+		return -1;
+	if (strcmp(rel, img->kernel))
+		return eng_fail("kernel differs: image from \"%s\", this host runs \"%s\" "
+		                "(the vDSO would not match)", img->kernel, rel);
+	if (strcmp(mach, img->machine))
+		return eng_fail("machine differs: image %s, host %s", img->machine, mach);
+	if (img->xcr0 & ~eng_xcr0())
+		return eng_fail("CPU lacks register state of the image (xcr0 %#" PRIx64 " here %#" PRIx64 ")",
+		                img->xcr0, eng_xcr0());
+	if (eng_parse_maps(getpid(), &mine, &nmine) < 0)
+		return -1;
+	for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+		int a = find_special(img->vmas, img->nvmas, specials[k]);
+		int b = find_special(mine, nmine, specials[k]);
+		if (a < 0)
+			continue;
+		if (b < 0 || mine[b].end - mine[b].start != img->vmas[a].end - img->vmas[a].start) {
+			eng_free_vmas(mine, nmine);
+			return eng_fail("[%s] of the image does not match this kernel's",
+			                eng_vma_kind_name(specials[k]));
+		}
+	}
+	eng_free_vmas(mine, nmine);
+	if (pid_must_be_free) {
+		for (uint32_t i = 0; i < img->nthreads; i++) {
+			char p[64];
+			snprintf(p, sizeof(p), "/proc/%d", img->threads[i].tid);
+			if (access(p, F_OK) == 0) {
+				char comm[64] = "?";
+				snprintf(p, sizeof(p), "/proc/%d/comm", img->threads[i].tid);
+				if (eng_read_file(p, comm, sizeof(comm)) > 0)
+					comm[strcspn(comm, "\n")] = 0;
+				return eng_fail("%s %d is in use on this host (by \"%s\")",
+				                i ? "tid" : "pid", img->threads[i].tid, comm);
+			}
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ the puppet */
+
+static void puppet_fail(struct eng_restore *rs)
+{
+	snprintf(rs->ctl->msg, sizeof(rs->ctl->msg), "%s", engine_strerror());
+	rs->ctl->state = -1;
+	_exit(1);
+}
+
+static void puppet_main(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* the restorer's descriptors become helpers at helper_base + k */
+	for (int k = 0; k < rs->nhelpers; k++)
+		if (dup3(rs->helpers[k], rs->helper_base + k, O_CLOEXEC) < 0) {
+			eng_fail_errno("puppet: dup3(%d, %d)", rs->helpers[k], rs->helper_base + k);
+			puppet_fail(rs);
+		}
+	if (syscall(SYS_close_range, 0, rs->helper_base - 1, 0) < 0 ||
+	    syscall(SYS_close_range, rs->helper_base + rs->nhelpers, ~0U, 0) < 0) {
+		eng_fail_errno("puppet: close_range");
+		puppet_fail(rs);
+	}
+	for (uint32_t i = 0; i < img->nfds; i++)
+		if (rs->fd_helper[i] >= 0)
+			img->fds[i].src = rs->helper_base + rs->fd_helper[i];
+	if (eng_fds_install(img, rs->helper_base) < 0)
+		puppet_fail(rs);
+	if (chdir(img->cwd) < 0) {
+		eng_fail_errno("puppet: chdir %s", img->cwd);
+		puppet_fail(rs);
+	}
+	umask(img->umask);
+	if (personality(img->personality) < 0) {
+		eng_fail_errno("puppet: personality(%#x)", img->personality);
+		puppet_fail(rs);
+	}
+	for (int s = 1; s <= ENG_NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, s, &img->sigact[s - 1], NULL, 8) < 0) {
+			eng_fail_errno("puppet: rt_sigaction(%d)", s);
+			puppet_fail(rs);
+		}
+	}
+	for (int w = 0; w < 3; w++) {
+		struct itimerval it = {
+			{ img->itimer[w].int_sec, img->itimer[w].int_usec },
+			{ img->itimer[w].val_sec, img->itimer[w].val_usec } };
+		/* an expired interval timer whose signal is still pending shows 0:
+		 * the kernel re-arms it when the signal is taken; do it now */
+		if (!it.it_value.tv_sec && !it.it_value.tv_usec)
+			it.it_value = it.it_interval;
+		if (setitimer(w, &it, NULL) < 0) {
+			eng_fail_errno("puppet: setitimer(%d)", w);
+			puppet_fail(rs);
+		}
+	}
+	if (eng_tramp_install(rs->tramp) < 0)
+		puppet_fail(rs);
+	for (uint32_t i = 1; i < img->nthreads; i++) {
+		long r = eng_spawn_thread(img->threads[i].tid);
+		if (r < 0) {
+			errno = (int)-r;
+			if (errno == EEXIST)
+				eng_fail("tid %d is in use on this host", img->threads[i].tid);
+			else
+				eng_fail_errno("puppet: clone3 thread with tid %d", img->threads[i].tid);
+			puppet_fail(rs);
+		}
+	}
+	rs->ctl->state = 1;
+	if (write(rs->helper_base, "R", 1) != 1)
+		_exit(1);
+	for (;;)
+		syscall(SYS_pause);
+}
+
+/* ------------------------------------------------------------ driving */
+
+static int sc(struct eng_restore *rs, pid_t tid, long *ret, long nr, uint64_t a0, uint64_t a1,
+              uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	return eng_inject6(tid, rs->tramp, ret, nr, a0, a1, a2, a3, a4, a5);
+}
+
+/* run a syscall in tid that must not fail */
+static int must(struct eng_restore *rs, pid_t tid, const char *what, long nr, uint64_t a0,
+                uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	long r;
+
+	if (sc(rs, tid, &r, nr, a0, a1, a2, a3, a4, a5) < 0)
+		return eng_wrap("%s", what);
+	if (r < 0 && r > -4096)
+		return eng_fail("tid %d: %s: %s", tid, what, strerror((int)-r));
+	return 0;
+}
+
+static int data_write(struct eng_restore *rs, uint64_t off, const void *p, size_t len)
+{
+	if (TRAMP_DATA + off + len > TRAMP_SIZE)
+		return eng_fail("trampoline data area too small (%zu bytes)", len);
+	return eng_mem_write(rs->pid, rs->tramp + TRAMP_DATA + off, p, len);
+}
+
+static int seize_puppet(struct eng_restore *rs)
+{
+	for (uint32_t i = 0; i < rs->img->nthreads; i++) {
+		pid_t tid = rs->img->threads[i].tid;
+		int st;
+		if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) < 0)
+			return eng_fail_errno("ptrace(PTRACE_SEIZE, puppet tid %d)", tid);
+		rs->nseized = i + 1;
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+			return eng_fail_errno("ptrace(PTRACE_INTERRUPT, puppet tid %d)", tid);
+		for (;;) {
+			if (eng_wait_stop(tid, &st) < 0)
+				return -1;
+			if (WIFEXITED(st) || WIFSIGNALED(st))
+				return eng_fail("puppet tid %d died", tid);
+			if (WIFSTOPPED(st) && (st >> 16) == PTRACE_EVENT_STOP)
+				break;
+			if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
+				return eng_fail_errno("ptrace(PTRACE_CONT, puppet tid %d)", tid);
+		}
+	}
+	return 0;
+}
+
+static int unregister_own_rseq(struct eng_restore *rs)
+{
+	struct { uint64_t ptr; uint32_t len, sig, flags, pad; } rc;
+	long r;
+
+	memset(&rc, 0, sizeof(rc));
+	r = ptrace(PTRACE_GET_RSEQ_CONFIGURATION, rs->pid, sizeof(rc), &rc);
+	if (r <= 0 || !rc.ptr)
+		return 0;
+	return must(rs, rs->pid, "unregister the puppet's rseq", SYS_rseq, rc.ptr, rc.len, 1,
+	            rc.sig, 0, 0);
+}
+
+static int swap_memory(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+	static const uint32_t specials[] = { VMA_VVAR, VMA_VVAR_VCLOCK, VMA_VDSO };
+	struct eng_vma *cur = NULL, keep[8], avoid[1];
+	uint32_t ncur = 0, nkeep = 0;
+	uint64_t lo = ~0ULL, hi = 0, tmp, at = 0;
+	pid_t pid = rs->pid;
+	int rc = -1;
+
+	if (eng_parse_maps(pid, &cur, &ncur) < 0)
+		return -1;
+	for (size_t k = 0; k < 3; k++) {
+		int c = find_special(cur, ncur, specials[k]);
+		if (c >= 0 && find_special(img->vmas, img->nvmas, specials[k]) >= 0) {
+			if (cur[c].start < lo)
+				lo = cur[c].start;
+			if (cur[c].end > hi)
+				hi = cur[c].end;
+		}
+	}
+	memset(avoid, 0, sizeof(avoid));
+	avoid[0].start = rs->tramp;
+	avoid[0].end = rs->tramp + TRAMP_SIZE;
+	/* the kernel's own mappings go to a place free everywhere, then home */
+	if (hi > lo) {
+		struct eng_vma *both = calloc(ncur + 1, sizeof(*both));
+		if (!both) {
+			eng_fail("out of memory");
+			goto out;
+		}
+		memcpy(both, cur, ncur * sizeof(*cur));
+		both[ncur] = avoid[0];
+		if (eng_find_hole(both, ncur + 1, img->vmas, img->nvmas, hi - lo, &tmp) < 0) {
+			free(both);
+			goto out;
+		}
+		free(both);
+		for (size_t k = 0; k < 3; k++) {
+			int c = find_special(cur, ncur, specials[k]);
+			if (c < 0 || find_special(img->vmas, img->nvmas, specials[k]) < 0)
+				continue;
+			if (must(rs, pid, "move a kernel mapping aside", SYS_mremap, cur[c].start,
+			         cur[c].end - cur[c].start, cur[c].end - cur[c].start,
+			         MREMAP_MAYMOVE | MREMAP_FIXED, tmp + (cur[c].start - lo), 0) < 0)
+				goto out;
+		}
+		for (size_t k = 0; k < 3; k++) {
+			int c = find_special(cur, ncur, specials[k]);
+			int s = find_special(img->vmas, img->nvmas, specials[k]);
+			if (c < 0 || s < 0)
+				continue;
+			if (must(rs, pid, "move a kernel mapping to its saved address", SYS_mremap,
+			         tmp + (cur[c].start - lo), cur[c].end - cur[c].start,
+			         cur[c].end - cur[c].start, MREMAP_MAYMOVE | MREMAP_FIXED,
+			         img->vmas[s].start, 0) < 0)
+				goto out;
+			keep[nkeep++] = img->vmas[s];
+		}
+	}
+	keep[nkeep++] = avoid[0];
+	/* sort keep by address (tiny) */
+	for (uint32_t i = 0; i < nkeep; i++)
+		for (uint32_t j = i + 1; j < nkeep; j++)
+			if (keep[j].start < keep[i].start) {
+				struct eng_vma t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	for (uint32_t i = 0; i <= nkeep; i++) {
+		uint64_t end = i < nkeep ? keep[i].start : ENG_TASK_SIZE;
+		if (end > at && must(rs, pid, "unmap the restorer's memory", SYS_munmap, at, end - at,
+		                     0, 0, 0, 0) < 0)
+			goto out;
+		if (i < nkeep)
+			at = keep[i].end;
+	}
+	rc = 0;
+out:
+	eng_free_vmas(cur, ncur);
+	return rc;
+}
+
+static int map_regions(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+	static const struct { uint32_t flag; int advice; } adv[] = {
+		{ VMF_HUGEPAGE, MADV_HUGEPAGE }, { VMF_NOHUGEPAGE, MADV_NOHUGEPAGE },
+		{ VMF_RANDOM, MADV_RANDOM }, { VMF_SEQUENTIAL, MADV_SEQUENTIAL },
+		{ VMF_DONTDUMP, MADV_DONTDUMP }, { VMF_DONTFORK, MADV_DONTFORK },
+		{ VMF_WIPEONFORK, MADV_WIPEONFORK }, { VMF_MERGEABLE, MADV_MERGEABLE },
+	};
+
+	for (uint32_t i = 0; i < img->nvmas; i++) {
+		struct eng_vma *e = &img->vmas[i];
+		uint64_t len = e->end - e->start, flags, off = 0, fd = (uint64_t)-1;
+		uint32_t prot0 = e->prot | (rs->fill[i] ? PROT_READ | PROT_WRITE : 0);
+		long r;
+
+		if (eng_vma_kind_is_special(e->kind))
+			continue;
+		if (e->kind == VMA_ANON || e->as_private) {
+			flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+			if (e->vmflags & VMF_GROWSDOWN)
+				flags |= MAP_GROWSDOWN;
+			if ((e->vmflags & VMF_NORESERVE) ||
+			    ((e->prot & PROT_WRITE) && !(e->vmflags & VMF_ACCOUNT)))
+				flags |= MAP_NORESERVE;
+		} else {
+			flags = (e->kind == VMA_FILE_PRIVATE ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED;
+			fd = (uint64_t)(int64_t)e->pfd;
+			off = e->pgoff;
+		}
+		if (sc(rs, rs->pid, &r, SYS_mmap, e->start, len, prot0, flags, fd, off) < 0)
+			return -1;
+		if ((uint64_t)r != e->start)
+			return eng_fail("map region %#" PRIx64 "-%#" PRIx64 " (%s%s%s): %s", e->start,
+			                e->end, eng_vma_kind_name(e->kind), e->path[0] ? " " : "", e->path,
+			                r < 0 && r > -4096 ? strerror((int)-r) : "landed elsewhere");
+		for (size_t k = 0; k < sizeof(adv) / sizeof(adv[0]); k++) {
+			if (!(e->vmflags & adv[k].flag))
+				continue;
+			if (sc(rs, rs->pid, &r, SYS_madvise, e->start, len, (uint64_t)adv[k].advice, 0, 0,
+			       0) < 0)
+				return -1;
+			if (r < 0)
+				eng_debug("madvise(%#" PRIx64 ", %d) on restore: %s", e->start, adv[k].advice,
+				          strerror((int)-r));
+		}
+	}
+	return 0;
+}
+
+static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
+{
+	struct engine_image *img = rs->img;
+	struct iovec lio[1024], rio[1024];
+	uint32_t v = 0, k = 0;
+	size_t want = 0;
+
+	*bytes = 0;
+	/* big runs are faulted in by the puppet in one call each: far cheaper
+	 * than the faults taken inside process_vm_writev */
+	for (uint32_t i = 0; i < img->nruns; i++) {
+		long r;
+		while (v < img->nvmas && img->vmas[v].end <= img->runs[i].addr)
+			v++;
+		if (v >= img->nvmas || !rs->fill[v] || img->runs[i].npages < 16)
+			continue;
+		if (rs->opts.thp_fill && img->vmas[v].kind == VMA_ANON &&
+		    !(img->vmas[v].vmflags & VMF_NOHUGEPAGE)) {
+			/* whole 2 MiB blocks inside the run: transparent huge pages */
+			uint64_t lo = (img->runs[i].addr + (2u << 20) - 1) & ~((uint64_t)(2u << 20) - 1);
+			uint64_t hi = (img->runs[i].addr + img->runs[i].npages * ENG_PAGE) &
+			              ~((uint64_t)(2u << 20) - 1);
+			if (hi > lo && sc(rs, rs->pid, &r, SYS_madvise, lo, hi - lo, MADV_HUGEPAGE, 0, 0,
+			                  0) < 0)
+				return -1;
+		}
+		if (sc(rs, rs->pid, &r, SYS_madvise, img->runs[i].addr, img->runs[i].npages * ENG_PAGE,
+		       MADV_POPULATE_WRITE, 0, 0, 0) < 0)
+			return -1;
+	}
+	v = 0;
+	for (uint32_t i = 0; i <= img->nruns; i++) {
+		bool flush = i == img->nruns || k == 1024;
+		if (flush && k) {
+			ssize_t got = process_vm_writev(rs->pid, lio, k, rio, k, 0);
+			if (got != (ssize_t)want) {
+				for (uint32_t j = 0; j < k; j++)
+					if (eng_mem_write(rs->pid, (uint64_t)(uintptr_t)rio[j].iov_base,
+					                  lio[j].iov_base, lio[j].iov_len) < 0)
+						return -1;
+			}
+			*bytes += want;
+			k = 0;
+			want = 0;
+		}
+		if (i == img->nruns)
+			break;
+		while (v < img->nvmas && img->vmas[v].end <= img->runs[i].addr)
+			v++;
+		if (v >= img->nvmas || !rs->fill[v])
+			continue;
+		lio[k].iov_base = img->pages + img->runs[i].off;
+		lio[k].iov_len = img->runs[i].npages * ENG_PAGE;
+		rio[k].iov_base = (void *)(uintptr_t)img->runs[i].addr;
+		rio[k].iov_len = lio[k].iov_len;
+		want += lio[k].iov_len;
+		k++;
+	}
+	return 0;
+}
+
+static int finish_regions(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+
+	for (uint32_t i = 0; i < img->nvmas; i++) {
+		struct eng_vma *e = &img->vmas[i];
+		uint64_t len = e->end - e->start;
+		if (eng_vma_kind_is_special(e->kind))
+			continue;
+		if (rs->fill[i] && (e->prot & 3) != 3 &&
+		    must(rs, rs->pid, "mprotect a restored region", SYS_mprotect, e->start, len,
+		         e->prot, 0, 0, 0) < 0)
+			return -1;
+		if ((e->vmflags & VMF_LOCKED) &&
+		    must(rs, rs->pid, "mlock a restored region", SYS_mlock2, e->start, len,
+		         (e->vmflags & VMF_LOCKONFAULT) ? MLOCK_ONFAULT : 0, 0, 0, 0) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int set_mm(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+	struct prctl_mm_map m;
+	uint64_t auxv_off = (sizeof(m) + 15) & ~15ULL;
+
+	memset(&m, 0, sizeof(m));
+	m.start_code = img->mm.start_code;
+	m.end_code = img->mm.end_code;
+	m.start_data = img->mm.start_data;
+	m.end_data = img->mm.end_data;
+	m.start_brk = img->mm.start_brk;
+	m.brk = img->mm.brk;
+	m.start_stack = img->mm.start_stack;
+	m.arg_start = img->mm.arg_start;
+	m.arg_end = img->mm.arg_end;
+	m.env_start = img->mm.env_start;
+	m.env_end = img->mm.env_end;
+	m.auxv = (__u64 *)(uintptr_t)(rs->tramp + TRAMP_DATA + auxv_off);
+	m.auxv_size = img->auxv_len;
+	m.exe_fd = (uint32_t)rs->exe_pfd;
+	if (data_write(rs, 0, &m, sizeof(m)) < 0 ||
+	    data_write(rs, auxv_off, img->auxv, img->auxv_len) < 0)
+		return -1;
+	return must(rs, rs->pid, "prctl(PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP,
+	            rs->tramp + TRAMP_DATA, sizeof(m), 0, 0);
+}
+
+static int queue_signal(struct eng_restore *rs, pid_t tid, const struct eng_siginfo *si, bool shared)
+{
+	int signo;
+	long r;
+
+	memcpy(&signo, si->raw, sizeof(signo));
+	if (data_write(rs, 0, si, sizeof(*si)) < 0)
+		return -1;
+	if (shared) {
+		if (sc(rs, tid, &r, SYS_rt_sigqueueinfo, (uint64_t)rs->pid, (uint64_t)signo,
+		       rs->tramp + TRAMP_DATA, 0, 0, 0) < 0)
+			return -1;
+	} else if (sc(rs, tid, &r, SYS_rt_tgsigqueueinfo, (uint64_t)rs->pid, (uint64_t)tid,
+	              (uint64_t)signo, rs->tramp + TRAMP_DATA, 0, 0) < 0) {
+		return -1;
+	}
+	if (r < 0)
+		return eng_fail("tid %d: requeue pending signal %d: %s", tid, signo, strerror((int)-r));
+	return 0;
+}
+
+static int thread_state(struct eng_restore *rs, struct eng_thread *th)
+{
+	pid_t tid = th->tid;
+	stack_t ss;
+
+	if (th->rseq_ptr &&
+	    must(rs, tid, "register rseq", SYS_rseq, th->rseq_ptr, th->rseq_len, 0, th->rseq_sig,
+	         0, 0) < 0)
+		return -1;
+	if (th->robust_head &&
+	    must(rs, tid, "set_robust_list", SYS_set_robust_list, th->robust_head, th->robust_len,
+	         0, 0, 0, 0) < 0)
+		return -1;
+	if (must(rs, tid, "set_tid_address", SYS_set_tid_address, th->clear_tid, 0, 0, 0, 0, 0) < 0)
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	if (th->ss_flags & SS_DISABLE) {
+		ss.ss_flags = SS_DISABLE;
+	} else {
+		ss.ss_sp = (void *)(uintptr_t)th->ss_sp;
+		ss.ss_size = th->ss_size;
+		ss.ss_flags = th->ss_flags & SS_AUTODISARM;
+	}
+	if (data_write(rs, 0, &ss, sizeof(ss)) < 0 ||
+	    must(rs, tid, "sigaltstack", SYS_sigaltstack, rs->tramp + TRAMP_DATA, 0, 0, 0, 0, 0) < 0)
+		return -1;
+	if (data_write(rs, 0, th->comm, sizeof(th->comm)) < 0 ||
+	    must(rs, tid, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rs->tramp + TRAMP_DATA,
+	         0, 0, 0, 0) < 0)
+		return -1;
+	for (uint32_t k = 0; k < th->npending; k++)
+		if (queue_signal(rs, tid, &th->pending[k], false) < 0)
+			return -1;
+	return 0;
+}
+
+static int cap_last(void)
+{
+	char buf[32];
+
+	if (eng_read_file("/proc/sys/kernel/cap_last_cap", buf, sizeof(buf)) < 0)
+		return 40;
+	return atoi(buf);
+}
+
+/* credentials of one thread (they are per thread in the kernel) */
+static int thread_creds(struct eng_restore *rs, pid_t tid)
+{
+	const struct eng_creds *c = &rs->img->creds;
+	int last = cap_last();
+	uint64_t full = last >= 63 ? ~0ULL : (1ULL << (last + 1)) - 1;
+	bool keep_caps = c->uid[1] != 0 && (c->cap_prm | c->cap_eff | c->cap_inh);
+
+	if (c->ngroups > 0 && data_write(rs, 0, c->groups, c->ngroups * sizeof(uint32_t)) < 0)
+		return -1;
+	if (must(rs, tid, "setgroups", SYS_setgroups, c->ngroups, rs->tramp + TRAMP_DATA, 0, 0, 0,
+	         0) < 0)
+		return -1;
+	if ((c->cap_bnd & full) != full) {
+		for (int cap = 0; cap <= last; cap++)
+			if (!(c->cap_bnd & (1ULL << cap)) &&
+			    must(rs, tid, "prctl(PR_CAPBSET_DROP)", SYS_prctl, PR_CAPBSET_DROP,
+			         (uint64_t)cap, 0, 0, 0, 0) < 0)
+				return -1;
+	}
+	if (must(rs, tid, "setresgid", SYS_setresgid, c->gid[0], c->gid[1], c->gid[2], 0, 0, 0) < 0 ||
+	    (c->gid[3] != c->gid[1] &&
+	     must(rs, tid, "setfsgid", SYS_setfsgid, c->gid[3], 0, 0, 0, 0, 0) < 0))
+		return -1;
+	if (keep_caps &&
+	    must(rs, tid, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0, 0) < 0)
+		return -1;
+	if (must(rs, tid, "setresuid", SYS_setresuid, c->uid[0], c->uid[1], c->uid[2], 0, 0, 0) < 0)
+		return -1;
+	if (c->uid[3] != c->uid[1]) {
+		long r;
+		if (sc(rs, tid, &r, SYS_setfsuid, c->uid[3], 0, 0, 0, 0, 0) < 0)
+			return -1;
+	}
+	if (keep_caps || c->uid[1] == 0) {
+		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct d[2] = {
+			{ (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
+			{ (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32),
+			  (uint32_t)(c->cap_inh >> 32) } };
+		if (data_write(rs, 0, &h, sizeof(h)) < 0 || data_write(rs, 64, d, sizeof(d)) < 0 ||
+		    must(rs, tid, "capset", SYS_capset, rs->tramp + TRAMP_DATA,
+		         rs->tramp + TRAMP_DATA + 64, 0, 0, 0, 0) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int final_registers(struct eng_restore *rs)
+{
+	for (uint32_t i = 0; i < rs->img->nthreads; i++) {
+		struct eng_thread *th = &rs->img->threads[i];
+		struct iovec iov = { th->xstate, th->xstate_len };
+		if (ptrace(PTRACE_SETREGSET, th->tid, NT_X86_XSTATE, &iov) < 0)
+			return eng_fail_errno("ptrace(PTRACE_SETREGSET xstate, tid %d)", th->tid);
+		if (ptrace(PTRACE_SETSIGMASK, th->tid, sizeof(uint64_t), &th->sigmask) < 0)
+			return eng_fail_errno("ptrace(PTRACE_SETSIGMASK, tid %d)", th->tid);
+		if (ptrace(PTRACE_SETREGS, th->tid, 0, &th->regs) < 0)
+			return eng_fail_errno("ptrace(PTRACE_SETREGS, tid %d)", th->tid);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ setup */
+
+static int add_helper(struct eng_restore *rs, int fd)
+{
+	int *nh = realloc(rs->helpers, (size_t)(rs->nhelpers + 1) * sizeof(int));
+
+	if (!nh)
+		return eng_fail("out of memory");
+	rs->helpers = nh;
+	rs->helpers[rs->nhelpers] = fd;
+	return rs->nhelpers++;
+}
+
+static int highest_open_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int hi = 2;
+
+	if (!d)
+		return 1024;
+	while ((de = readdir(d)))
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && atoi(de->d_name) > hi)
+			hi = atoi(de->d_name);
+	closedir(d);
+	return hi;
+}
+
+/* Every descriptor the puppet needs from us goes to helper_base + k: above
+ * all target numbers and above everything we hold, so that moving them
+ * never clobbers another. */
+static int plan_helpers(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+	int maxfd = highest_open_fd(), k;
+	struct rlimit rl;
+
+	for (uint32_t i = 0; i < img->nfds; i++)
+		if (img->fds[i].fd > maxfd)
+			maxfd = img->fds[i].fd;
+	rs->helper_base = maxfd + 1;
+	rs->fd_helper = eng_xcalloc(img->nfds, sizeof(int));
+	if (!rs->fd_helper)
+		return -1;
+	if (add_helper(rs, rs->ctl_wr) != 0)
+		return -1;
+	for (uint32_t i = 0; i < img->nfds; i++) {
+		struct eng_fd *f = &img->fds[i];
+		rs->fd_helper[i] = -1;
+		if (f->same_as >= 0)
+			continue;
+		if ((k = add_helper(rs, f->src)) < 0)
+			return -1;
+		rs->fd_helper[i] = k;
+	}
+	for (uint32_t i = 0; i < img->nvmas; i++) {
+		struct eng_vma *e = &img->vmas[i];
+		e->pfd = -1;
+		if (e->src_fd < 0 || e->as_private)
+			continue;
+		for (uint32_t j = 0; j < i; j++)
+			if (img->vmas[j].src_fd == e->src_fd && img->vmas[j].pfd >= 0)
+				e->pfd = img->vmas[j].pfd;
+		if (e->pfd >= 0)
+			continue;
+		if ((k = add_helper(rs, e->src_fd)) < 0)
+			return -1;
+		e->pfd = rs->helper_base + k;
+	}
+	rs->exe_pfd = -1;
+	if (rs->exe_src >= 0) {
+		if ((k = add_helper(rs, rs->exe_src)) < 0)
+			return -1;
+		rs->exe_pfd = rs->helper_base + k;
+	}
+	/* our own limit must allow the helpers (the puppet inherits it) */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur < (rlim_t)(rs->helper_base + rs->nhelpers + 16)) {
+		rlim_t need = (rlim_t)(rs->helper_base + rs->nhelpers + 16);
+		if (rl.rlim_max < need)
+			rl.rlim_max = need;
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return eng_fail_errno("raise RLIMIT_NOFILE to %lu", (unsigned long)need);
+	}
+	return 0;
+}
+
+static void plan_fill(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+	uint32_t v = 0;
+
+	for (uint32_t i = 0; i < img->nruns; i++) {
+		while (v < img->nvmas && img->vmas[v].end <= img->runs[i].addr)
+			v++;
+		if (v < img->nvmas) {
+			struct eng_vma *e = &img->vmas[v];
+			if (!(e->kind == VMA_FILE_SHARED && !e->as_private) &&
+			    !(e->kind == VMA_SHMEM && img->handover))
+				rs->fill[v] = true;
+		}
+	}
+}
+
+static void kill_puppet(struct eng_restore *rs)
+{
+	int st;
+
+	syscall(SYS_pidfd_send_signal, rs->pidfd, SIGKILL, NULL, 0);
+	/* the leader's exit is reported after the other threads are reaped */
+	for (uint32_t i = rs->nseized; i-- > 0;)
+		while (waitpid(rs->img->threads[i].tid, &st, __WALL) < 0 && errno == EINTR)
+			;
+	if (!rs->opts.sibling)
+		while (waitpid(rs->pid, &st, __WALL) < 0 && errno == EINTR)
+			;
+}
+
+static int wait_ready(struct eng_restore *rs)
+{
+	struct pollfd p = { rs->ctl_rd, POLLIN, 0 };
+	char c;
+	int r;
+
+	do
+		r = poll(&p, 1, 20000);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return eng_fail("puppet %d did not get ready in 20 s", rs->pid);
+	if (read(rs->ctl_rd, &c, 1) == 1 && c == 'R' && rs->ctl->state == 1)
+		return 0;
+	if (rs->ctl->state == -1)
+		return eng_fail("puppet %d: %s", rs->pid, rs->ctl->msg);
+	return eng_fail("puppet %d died while getting ready", rs->pid);
+}
+
+static int create_puppet(struct eng_restore *rs)
+{
+	struct clone_args ca;
+	pid_t want = rs->img->pid;
+	uint64_t deadline = eng_now_ns() + (uint64_t)(rs->opts.wait_pid_ms > 0 ?
+	                                              rs->opts.wait_pid_ms : 0) * 1000000ULL;
+	long r;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_PIDFD | (rs->opts.sibling ? CLONE_PARENT : 0);
+	ca.pidfd = (uint64_t)(uintptr_t)&rs->pidfd;
+	ca.exit_signal = rs->opts.sibling ? 0 : SIGCHLD;
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 1;
+	for (;;) {
+		r = eng_clone3(&ca, sizeof(ca));
+		if (r == 0) {
+			puppet_main(rs);
+			_exit(1);
+		}
+		if (r > 0)
+			break;
+		if (errno == EEXIST && eng_now_ns() < deadline) {
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (errno == EEXIST)
+			return eng_fail("pid %d is in use on this host%s", want,
+			                rs->opts.wait_pid_ms ? " (its zombie was not reaped in time)" : "");
+		if (errno == EPERM)
+			return eng_fail("clone3 with set_tid %d: not permitted (needs CAP_SYS_ADMIN)", want);
+		return eng_fail_errno("clone3 with set_tid %d", want);
+	}
+	rs->pid = (pid_t)r;
+	return 0;
+}
+
+void eng_restore_abort(struct eng_restore *rs)
+{
+	if (!rs)
+		return;
+	eng_close(&rs->ctl_rd);
+	eng_close(&rs->ctl_wr);
+	eng_close(&rs->exe_src);
+	eng_close(&rs->pidfd);
+	if (rs->ctl)
+		munmap(rs->ctl, sizeof(*rs->ctl));
+	free(rs->helpers);
+	free(rs->fd_helper);
+	free(rs->fill);
+	eng_fds_unprepare(rs->img);
+	eng_vmas_unprepare(rs->img);
+	free(rs);
+}
+
+int eng_restore_prepare(struct engine_image *img, const struct engine_restore_opts *opts,
+                        struct eng_restore **out)
+{
+	struct eng_restore *rs = eng_xcalloc(1, sizeof(*rs));
+	struct eng_vma *mine = NULL;
+	uint32_t nmine = 0;
+	int p[2];
+
+	if (!rs)
+		return -1;
+	rs->img = img;
+	rs->opts = *opts;
+	rs->pidfd = -1;
+	rs->exe_src = -1;
+	rs->exe_pfd = -1;
+	rs->ctl_rd = rs->ctl_wr = -1;
+	rs->t0 = eng_now_ns();
+	if (check_host(img, !img->handover && opts->wait_pid_ms == 0) < 0)
+		goto fail;
+	rs->fill = eng_xcalloc(img->nvmas, sizeof(bool));
+	if (!rs->fill)
+		goto fail;
+	/* objects first: nothing is created when one is missing */
+	if (eng_vmas_prepare(img) < 0 || eng_fds_prepare(img, opts->external_null) < 0)
+		goto fail;
+	plan_fill(rs);
+	rs->exe_src = open(img->exe, O_RDONLY | O_CLOEXEC);
+	if (rs->exe_src < 0)
+		eng_warn("restore pid %d: executable %s: %s (/proc/%d/exe will be wrong)", img->pid,
+		         img->exe, strerror(errno), img->pid);
+	rs->ctl = mmap(NULL, sizeof(*rs->ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	               -1, 0);
+	if (rs->ctl == MAP_FAILED) {
+		rs->ctl = NULL;
+		eng_fail_errno("mmap control page");
+		goto fail;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		eng_fail_errno("pipe2");
+		goto fail;
+	}
+	rs->ctl_rd = p[0];
+	rs->ctl_wr = p[1];
+	if (plan_helpers(rs) < 0)
+		goto fail;
+	if (eng_parse_maps(getpid(), &mine, &nmine) < 0 ||
+	    eng_find_hole(mine, nmine, img->vmas, img->nvmas, TRAMP_SIZE, &rs->tramp) < 0) {
+		eng_free_vmas(mine, nmine);
+		goto fail;
+	}
+	eng_free_vmas(mine, nmine);
+	*out = rs;
+	return 0;
+fail:
+	eng_wrap("restore pid %d", img->pid);
+	eng_restore_abort(rs);
+	return -1;
+}
+
+int eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats *st)
+{
+	struct engine_image *img = rs->img;
+	uint64_t bytes = 0, t0 = rs->t0 = eng_now_ns();
+	int rc = -1;
+
+	eng_debug("restore pid %d: objects ready after %.3f ms", img->pid, (eng_now_ns() - t0) / 1e6);
+	if (create_puppet(rs) < 0)
+		goto out;
+	eng_close(&rs->ctl_wr);
+	eng_debug("restore pid %d: puppet created after %.3f ms", img->pid, (eng_now_ns() - t0) / 1e6);
+	if (wait_ready(rs) < 0)
+		goto out_kill;
+	eng_debug("restore pid %d: puppet ready after %.3f ms", img->pid, (eng_now_ns() - t0) / 1e6);
+	if (seize_puppet(rs) < 0 || unregister_own_rseq(rs) < 0 || swap_memory(rs) < 0 ||
+	    map_regions(rs) < 0 || fill_memory(rs, &bytes) < 0 || finish_regions(rs) < 0 ||
+	    set_mm(rs) < 0)
+		goto out_kill;
+	eng_debug("restore pid %d: memory in place after %.3f ms (%" PRIu64 " bytes)", img->pid,
+	          (eng_now_ns() - t0) / 1e6, bytes);
+	if (must(rs, rs->pid, "close the restorer's helper descriptors", SYS_close_range,
+	         (uint64_t)rs->helper_base, ~0U, 0, 0, 0, 0) < 0)
+		goto out_kill;
+	for (uint32_t i = 0; i < img->nthreads; i++)
+		if (thread_state(rs, &img->threads[i]) < 0)
+			goto out_kill;
+	for (uint32_t k = 0; k < img->nshared; k++)
+		if (queue_signal(rs, rs->pid, &img->shared[k], true) < 0)
+			goto out_kill;
+	for (int r = 0; r < ENG_NRLIMIT; r++) {
+		struct rlimit rl = { img->rlim[r][0], img->rlim[r][1] };
+		if (prlimit(rs->pid, r, &rl, NULL) < 0) {
+			eng_fail_errno("prlimit(pid %d, resource %d)", rs->pid, r);
+			goto out_kill;
+		}
+	}
+	for (uint32_t i = img->nthreads; i-- > 0;)
+		if (thread_creds(rs, img->threads[i].tid) < 0)
+			goto out_kill;
+	if (must(rs, rs->pid, "prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, img->dumpable,
+	         0, 0, 0, 0) < 0)
+		goto out_kill;
+	/* last injected call: the trampoline unmaps itself (the thread stays in
+	 * its syscall-exit stop, it never returns there) */
+	if (must(rs, rs->pid, "unmap the trampoline", SYS_munmap, rs->tramp, TRAMP_SIZE, 0, 0, 0,
+	         0) < 0)
+		goto out_kill;
+	if (final_registers(rs) < 0)
+		goto out_kill;
+	for (uint32_t i = 0; i < img->nthreads; i++)
+		if (ptrace(PTRACE_DETACH, img->threads[i].tid, 0, 0) < 0) {
+			eng_fail_errno("ptrace(PTRACE_DETACH, tid %d)", img->threads[i].tid);
+			goto out_kill;
+		}
+	rc = 0;
+	if (restored)
+		*restored = rs->pid;
+	if (st) {
+		st->memory_bytes = bytes;
+		st->restore_ns = eng_now_ns() - t0;
+	}
+	goto out;
+out_kill:
+	kill_puppet(rs);
+out:
+	if (rc < 0)
+		eng_wrap("restore pid %d", img->pid);
+	eng_restore_abort(rs);
+	return rc;
+}
+
+int eng_restore(struct engine_image *img, const struct engine_restore_opts *opts,
+                pid_t *restored, struct engine_stats *st)
+{
+	struct eng_restore *rs;
+
+	if (eng_restore_prepare(img, opts, &rs) < 0)
+		return -1;
+	rs->t0 = eng_now_ns();
+	return eng_restore_run(rs, restored, st);
+}
