@@ -36,6 +36,17 @@ struct mbox_shared {
     uint64_t map_size;
 };
 
+/* The node page: one per migrd, mapped read-only by every registered
+ * process.  `relay_busy` is non-zero while migrd is relaying: a process
+ * that busy-polls with nothing to do then yields its CPU, so that the
+ * daemon -- which may share the core -- gets it (see dicom_relay_pending). */
+#define NODE_PAGE_MAGIC 0x4d4947524e4f4445ull /* "MIGRNODE" */
+struct node_shared {
+    uint64_t magic;
+    uint32_t version;
+    _Alignas(64) _Atomic uint32_t relay_busy;
+};
+
 static inline uint64_t mbox_map_size(uint64_t inbox, uint64_t outbox)
 {
     return MBOX_PAGE + ring_map_bytes(inbox) + ring_map_bytes(outbox);

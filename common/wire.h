@@ -27,7 +27,8 @@
 
 enum ctl_type {
     CTL_REGISTER = 1,     /* client -> migrd: open my mailbox           */
-    CTL_REGISTERED,       /* reply + fds: memfd, my doorbell, migrd's   */
+    CTL_REGISTERED,       /* reply + fds: memfd, my doorbell, migrd's
+                             doorbell, the node page                    */
     CTL_LOOKUP,           /* where is (job, rank)?                      */
     CTL_LOOKUP_REPLY,     /* + fds memfd, doorbell when local           */
     CTL_STATUS,           /* migrctl: node and processes                */
@@ -36,6 +37,15 @@ enum ctl_type {
     CTL_END,              /* end of a multi-message reply               */
     CTL_EVENT,            /* migrd -> client, unsolicited               */
     CTL_ERROR,            /* reply: the request was refused             */
+    CTL_PROC_REGISTER,    /* home stub: I am the deputy of this pid     */
+    CTL_PROC_EVENT,       /* migrd -> home stub: moved, exited          */
+    CTL_PROC_SIGNAL,      /* home stub: deliver a signal wherever it runs */
+    CTL_PROC_DONE,        /* home stub: its process ended at home       */
+    CTL_MIGRATE,          /* migrctl: move a process to a node          */
+    CTL_MIGRATE_DONE,     /* reply: the move succeeded                  */
+    CTL_PS,               /* migrctl: migratable processes known here   */
+    CTL_PS_PROC,          /* one per process, then CTL_END              */
+    CTL_OK,               /* reply: done, nothing to say                */
     CTL_TYPE_MAX
 };
 
@@ -104,6 +114,61 @@ struct ctl_event {
 struct ctl_error {
     int32_t err;             /* positive errno                     */
     char message[200];
+};
+
+/* Migratable processes (migrctl run / migrate / ps). */
+enum ctl_proc_flags { CTL_PROC_NO_MIGRATE = 1 };
+
+struct ctl_proc_register {
+    int32_t pid;             /* the stub's child                   */
+    uint32_t flags;          /* enum ctl_proc_flags                */
+    char cmd[64];
+};
+
+enum ctl_proc_event_type { CTL_PEV_MOVED = 1, CTL_PEV_EXITED = 2 };
+
+struct ctl_proc_event {
+    uint32_t type;           /* enum ctl_proc_event_type           */
+    int32_t status;          /* EXITED: wait status (W* macros)    */
+    char node[64];           /* MOVED: where it runs now           */
+};
+
+struct ctl_proc_signal {
+    int32_t pid;
+    int32_t sig;
+};
+
+struct ctl_proc_done {
+    int32_t pid;
+    int32_t status;
+};
+
+enum ctl_migrate_inject { CTL_INJECT_NONE = 0, CTL_INJECT_CORRUPT = 1, CTL_INJECT_STALL = 2 };
+
+struct ctl_migrate {
+    int32_t pid;
+    uint32_t inject;         /* enum ctl_migrate_inject (tests)    */
+    char node[64];           /* destination                        */
+};
+
+struct ctl_migrate_done {
+    uint64_t bytes;          /* image bytes streamed               */
+    uint64_t frozen_us;
+    uint64_t total_us;
+    char node[64];
+};
+
+enum ctl_ps_state { CTL_PS_RUNNING = 1, CTL_PS_AWAY = 2, CTL_PS_MOVING = 3, CTL_PS_EXITED = 4 };
+
+struct ctl_ps_proc {
+    int32_t pid;
+    uint32_t state;          /* enum ctl_ps_state                  */
+    uint32_t moves;
+    uint32_t flags;          /* enum ctl_proc_flags                */
+    uint64_t last_frozen_us; /* 0: never moved                     */
+    char home[64];
+    char node[64];           /* where it runs                      */
+    char cmd[64];
 };
 
 /* ---------------------------------------------------- inter-node link --- */

@@ -264,14 +264,25 @@ static int do_register(dicom_mbox_t *mb, const dicom_open_opts_t *o)
                                fds, &nfds);
     if (rc < 0)
         return rc;
-    if (nfds != 3) {
+    if (nfds != 4) {
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
-        dicom_set_error("migrd sent %d descriptors with the mailbox, expected 3", nfds);
+        dicom_set_error("migrd sent %d descriptors with the mailbox, expected 4", nfds);
         return -EPROTO;
     }
     mb->my_bell = fds[1];
     mb->daemon_bell = fds[2];
+    void *node = mmap(NULL, MBOX_PAGE, PROT_READ, MAP_SHARED, fds[3], 0);
+    int ne = errno;
+    close(fds[3]);
+    if (node == MAP_FAILED || ((const struct node_shared *)node)->magic != NODE_PAGE_MAGIC) {
+        if (node != MAP_FAILED)
+            munmap(node, MBOX_PAGE);
+        close(fds[0]);
+        dicom_set_error("mapping migrd's node page: %s", node == MAP_FAILED ? strerror(ne) : "bad magic");
+        return node == MAP_FAILED ? -ne : -EPROTO;
+    }
+    mb->node_page = node;
     mb->map_len = rep.map_size;
     mb->map = mmap(NULL, mb->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
     int e = errno;
@@ -347,6 +358,8 @@ void dicom_close(dicom_mbox_t *mb)
     dicom_rx_release_all(mb);
     if (mb->map)
         munmap(mb->map, mb->map_len);
+    if (mb->node_page)
+        munmap((void *)mb->node_page, MBOX_PAGE);
     if (mb->ctl_fd >= 0)
         close(mb->ctl_fd); /* migrd unregisters us when the socket closes */
     if (mb->my_bell >= 0)
@@ -366,6 +379,12 @@ void dicom_close(dicom_mbox_t *mb)
 }
 
 size_t dicom_max_payload(const dicom_mbox_t *mb) { return mb->max_payload; }
+
+int dicom_relay_pending(const dicom_mbox_t *mb)
+{
+    return ring_used(&mb->outbox) != 0 ||
+           atomic_load_explicit(&mb->node_page->relay_busy, memory_order_relaxed) != 0;
+}
 const char *dicom_node_name(const dicom_mbox_t *mb) { return mb->node; }
 int dicom_fd(const dicom_mbox_t *mb) { return mb->my_bell; }
 

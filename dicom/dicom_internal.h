@@ -78,6 +78,7 @@ struct dicom_mbox {
     void *map;
     size_t map_len;
     struct mbox_shared *sh;
+    const struct node_shared *node_page; /* read-only: migrd's relay state */
     struct ring inbox, outbox;
     int my_bell, daemon_bell;
     size_t max_payload;

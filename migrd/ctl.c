@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mbox.h"
 #include "migrd.h"
+#include "migrate.h"
 
 struct ctl_client {
     struct ctl_server *srv;
@@ -106,8 +107,8 @@ static void do_register(struct ctl_client *c, const struct ctl_hdr *h)
                                  .inbox_off = m->sh->inbox_off, .inbox_size = m->sh->inbox_size,
                                  .outbox_off = m->sh->outbox_off, .outbox_size = m->sh->outbox_size};
     snprintf(rep.node, sizeof rep.node, "%s", migrd_node_name(d));
-    int fds[3] = {m->memfd, m->proc_bell, m->daemon_bell};
-    rc = ctl_send(c->fd, CTL_REGISTERED, h->reqid, &rep, sizeof rep, fds, 3);
+    int fds[4] = {m->memfd, m->proc_bell, m->daemon_bell, d->node_fd};
+    rc = ctl_send(c->fd, CTL_REGISTERED, h->reqid, &rep, sizeof rep, fds, 4);
     if (rc < 0) {
         log_warn("answering the registration of pid %d: %s", c->pid, strerror(-rc));
         return;
@@ -175,6 +176,12 @@ static void do_status(struct ctl_client *c, const struct ctl_hdr *h)
         ctl_send(c->fd, CTL_END, h->reqid, NULL, 0, NULL, 0);
 }
 
+static void do_proc_register(struct ctl_client *c, const struct ctl_hdr *h);
+static void do_proc_signal(struct ctl_client *c, const struct ctl_hdr *h);
+static void do_proc_done(struct ctl_client *c, const struct ctl_hdr *h);
+static void do_migrate(struct ctl_client *c, const struct ctl_hdr *h);
+static void do_ps(struct ctl_client *c, const struct ctl_hdr *h);
+
 static const struct {
     size_t len;
     void (*fn)(struct ctl_client *, const struct ctl_hdr *);
@@ -182,6 +189,11 @@ static const struct {
     [CTL_REGISTER] = {sizeof(struct ctl_register), do_register},
     [CTL_LOOKUP] = {sizeof(struct ctl_lookup), do_lookup},
     [CTL_STATUS] = {0, do_status},
+    [CTL_PROC_REGISTER] = {sizeof(struct ctl_proc_register), do_proc_register},
+    [CTL_PROC_SIGNAL] = {sizeof(struct ctl_proc_signal), do_proc_signal},
+    [CTL_PROC_DONE] = {sizeof(struct ctl_proc_done), do_proc_done},
+    [CTL_MIGRATE] = {sizeof(struct ctl_migrate), do_migrate},
+    [CTL_PS] = {0, do_ps},
 };
 
 static void on_client(evutil_socket_t fd, short what, void *arg)
@@ -345,4 +357,31 @@ void ctl_fini(struct migrd *d)
     }
     free(srv);
     d->ctl = NULL;
+}
+
+/* ---- migratable processes (migrate.h) ---- */
+
+static void do_proc_register(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    migrate_ctl_register(c->srv->d, c->fd, c->pid, h->reqid, (const void *)(h + 1));
+}
+
+static void do_proc_signal(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    migrate_ctl_signal(c->srv->d, c->fd, h->reqid, (const void *)(h + 1));
+}
+
+static void do_proc_done(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    migrate_ctl_done(c->srv->d, c->fd, h->reqid, (const void *)(h + 1));
+}
+
+static void do_migrate(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    migrate_ctl_migrate(c->srv->d, c->fd, h->reqid, (const void *)(h + 1));
+}
+
+static void do_ps(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    migrate_ctl_ps(c->srv->d, c->fd, h->reqid);
 }

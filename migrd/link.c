@@ -212,9 +212,11 @@ static void conn_flush(struct conn *c)
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
+    struct conn *c = arg;
     (void)fd;
     (void)what;
-    conn_flush(arg);
+    migrd_busy(c->set->d);
+    conn_flush(c);
 }
 
 bool link_is_up(struct migrd *d, int node)
@@ -514,6 +516,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     int r;
     (void)fd;
     (void)what;
+    migrd_busy(c->set->d);
     if (c->dead) {
         snprintf(why, sizeof why, "%s", c->dead_why);
         conn_close(c, why);

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@
 #include "log.h"
 #include "mbox.h"
 #include "migrd.h"
+#include "migrate.h"
 
 #ifndef MIGR_VERSION
 #define MIGR_VERSION "dev"
@@ -33,7 +36,7 @@ struct options {
     const char *config, *node, *socket, *log, *pidfile;
     enum log_level level;
     int foreground;
-    int realtime;
+    enum sched_mode { SCHED_MODE_NORMAL, SCHED_MODE_LATENCY, SCHED_MODE_REALTIME } sched;
     long port;
     unsigned long max_ring;
 };
@@ -55,8 +58,10 @@ static void usage(FILE *f)
             "  -L, --log-level LVL   error, warn, info (default) or debug\n"
             "  -P, --pidfile FILE    write the daemon's pid to FILE\n"
             "      --max-ring BYTES  largest ring a process may ask for (default 64M)\n"
-            "      --no-realtime     run at normal priority (default: SCHED_FIFO 1, so that\n"
-            "                        relaying preempts busy-polling ranks at once)\n"
+            "      --sched MODE      latency (default): normal policy with a 0.1 ms time\n"
+            "                        slice, so that relaying preempts busy-polling ranks\n"
+            "                        when a packet arrives; realtime: SCHED_FIFO 1;\n"
+            "                        normal: no change\n"
             "  -h, --help            this text\n"
             "  -V, --version         version\n"
             "\n"
@@ -72,7 +77,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"foreground", no_argument, 0, 'f'},     {"log", required_argument, 0, 'l'},
         {"log-level", required_argument, 0, 'L'}, {"pidfile", required_argument, 0, 'P'},
         {"max-ring", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {"no-realtime", no_argument, 0, 'T'},
+        {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     int ch;
     char *end;
@@ -82,7 +87,18 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'n': o->node = optarg; break;
         case 's': o->socket = optarg; break;
         case 'f': o->foreground = 1; break;
-        case 'T': o->realtime = 0; break;
+        case 'S':
+            if (!strcmp(optarg, "latency"))
+                o->sched = SCHED_MODE_LATENCY;
+            else if (!strcmp(optarg, "realtime"))
+                o->sched = SCHED_MODE_REALTIME;
+            else if (!strcmp(optarg, "normal"))
+                o->sched = SCHED_MODE_NORMAL;
+            else {
+                fprintf(stderr, "migrd: --sched: '%s' is not latency, realtime or normal\n", optarg);
+                return 2;
+            }
+            break;
         case 'l': o->log = optarg; break;
         case 'P': o->pidfile = optarg; break;
         case 'p':
@@ -174,17 +190,38 @@ static int write_pidfile(const char *path)
 }
 
 /* MPI ranks busy-poll; a relay that waits for the end of their time slice
- * adds milliseconds to every packet.  The daemon's work per event is
- * short, so a low real-time priority is safe (and the kernel's RT
- * throttling bounds a runaway). */
-static void set_realtime(void)
+ * adds milliseconds to every packet.  `latency` asks the kernel (EEVDF,
+ * Linux >= 6.12) for a short slice: the daemon then preempts a busy rank
+ * when it wakes, and gets no more CPU than its fair share.  `realtime` is
+ * SCHED_FIFO 1 (subject to the kernel's RT throttling). */
+struct migrd_sched_attr {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static void set_scheduling(int mode)
 {
-    struct sched_param sp = {.sched_priority = 1};
-    if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
-        log_warn("cannot run at real-time priority (%s): relaying may wait for busy ranks' time slices",
-                 strerror(errno));
-    else
-        log_info("relaying at real-time priority SCHED_FIFO 1");
+    if (mode == SCHED_MODE_LATENCY) {
+        struct migrd_sched_attr a = {.size = sizeof a, .sched_policy = SCHED_OTHER,
+                                     .sched_runtime = 100000 /* ns */};
+        if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+            log_warn("cannot shorten the time slice (sched_setattr: %s): relaying may wait for busy "
+                     "ranks' time slices",
+                     strerror(errno));
+        else
+            log_info("relaying with a 0.1 ms time slice (wakes ahead of busy ranks)");
+    } else if (mode == SCHED_MODE_REALTIME) {
+        struct sched_param sp = {.sched_priority = 1};
+        if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
+            log_warn("cannot run at real-time priority (%s): relaying may wait for busy ranks' time "
+                     "slices",
+                     strerror(errno));
+        else
+            log_info("relaying at real-time priority SCHED_FIFO 1");
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -192,7 +229,43 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct migrd *d = arg;
     (void)what;
     log_info("signal %d: shutting down", (int)sig);
+    d->stopping = true;
     event_base_loopbreak(d->base);
+}
+
+static int node_page_create(struct migrd *d)
+{
+    int fd = memfd_create("migr-node", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, MBOX_PAGE) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        log_error("creating the node page: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    void *p = mmap(NULL, MBOX_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        log_error("mapping the node page (fd %d): %s", fd, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    d->node_fd = fd;
+    d->node_sh = p;
+    d->node_sh->version = 1;
+    d->node_sh->magic = NODE_PAGE_MAGIC;
+    return 0;
+}
+
+/* The event loop; the node page says whether we are relaying or asleep. */
+static void run_loop(struct migrd *d)
+{
+    while (!d->stopping) {
+        atomic_store_explicit(&d->node_sh->relay_busy, 0, memory_order_relaxed);
+        if (event_base_loop(d->base, EVLOOP_ONCE) < 0) {
+            log_error("event loop failed");
+            return;
+        }
+    }
 }
 
 uint64_t migrd_now_ms(void)
@@ -204,7 +277,8 @@ uint64_t migrd_now_ms(void)
 
 int main(int argc, char **argv)
 {
-    struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20, .realtime = 1};
+    struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20,
+                        .sched = SCHED_MODE_LATENCY};
     static struct migrd d;
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -228,8 +302,7 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (o.realtime)
-        set_realtime();
+    set_scheduling(o.sched);
     d.start_ms = migrd_now_ms();
     d.base = event_base_new();
     if (!d.base) {
@@ -237,6 +310,8 @@ int main(int argc, char **argv)
         return 1;
     }
     d.mboxes = mbox_table_new(&d);
+    if (node_page_create(&d) < 0)
+        return 1;
     struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
     if (!d.mboxes || !sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
@@ -244,7 +319,7 @@ int main(int argc, char **argv)
         log_error("out of memory at start-up");
         return 1;
     }
-    if (ctl_init(&d, sock) < 0 || link_init(&d) < 0)
+    if (ctl_init(&d, sock) < 0 || link_init(&d) < 0 || migrate_init(&d) < 0)
         rc = 1;
     if (rc == 0 && o.pidfile && (rc = write_pidfile(o.pidfile)) < 0) {
         log_error("pidfile %s: %s", o.pidfile, strerror(-rc));
@@ -254,15 +329,20 @@ int main(int argc, char **argv)
         const struct cfg_node *n = &d.map.nodes[d.self];
         log_info("migrd %s up: node %s (%d of %d), link %s:%u, socket %s, kernel %s", MIGR_VERSION,
                  n->name, d.self + 1, d.map.nnodes, n->addr, n->port, sock, d.kernel);
-        event_base_dispatch(d.base);
+        run_loop(&d);
     }
     ctl_fini(&d);
+    migrate_fini(&d);
     link_fini(&d);
     mbox_close_all(&d);
     location_fini(&d);
     event_free(sigterm);
     event_free(sigint);
     event_base_free(d.base);
+    if (d.node_sh) {
+        munmap(d.node_sh, MBOX_PAGE);
+        close(d.node_fd);
+    }
     if (o.pidfile && rc == 0)
         unlink(o.pidfile);
     log_info("migrd stopped");

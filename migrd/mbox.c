@@ -98,6 +98,7 @@ static void on_bell(evutil_socket_t fd, short what, void *arg)
     struct mbox *m = arg;
     (void)fd;
     (void)what;
+    migrd_busy(m->d);
     resume_waiters(m); /* room in the inbox */
     postal_drain(m);
 }

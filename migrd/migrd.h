@@ -14,8 +14,11 @@
 #ifndef MIGRD_H
 #define MIGRD_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "../common/mbox.h"
 #include "cluster_map.h"
 
 struct event_base;
@@ -23,6 +26,7 @@ struct mbox_table;
 struct ctl_server;
 struct link_set;
 struct location;
+struct migrate;
 
 struct migrd {
     struct event_base *base;
@@ -35,7 +39,18 @@ struct migrd {
     struct ctl_server *ctl;
     struct link_set *links;
     struct location *loc;
+    struct migrate *migrate;   /* migrate.c: moves, forwarding, migratable processes */
+    int node_fd;                   /* the node page (memfd), see mbox.h */
+    bool stopping;                 /* SIGTERM/SIGINT seen               */
+    struct node_shared *node_sh;
 };
+
+/* Mark the relay busy: called at the start of every piece of relay work;
+ * main.c clears it before the loop sleeps. */
+static inline void migrd_busy(struct migrd *d)
+{
+    atomic_store_explicit(&d->node_sh->relay_busy, 1, memory_order_relaxed);
+}
 
 static inline const char *migrd_node_name(const struct migrd *d) { return d->map.nodes[d->self].name; }
 uint64_t migrd_now_ms(void);

@@ -1,8 +1,8 @@
 /*
  * migrctl.c -- command-line control of the local migrd.
  *
- * Subcommands: status (this node, the nodes it knows, its processes).
- * Later issues add ps, migrate, drain, run.
+ * Subcommands: status (this node, the nodes it knows, its processes);
+ * run (the home stub, migrctl_run.c); migrate; ps.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,10 +17,13 @@
 #include "../common/ctlmsg.h"
 #include "../common/wire.h"
 #include "../dicom/dicom.h"
+#include "../migrd/deputy.h"
 
 #define REPLY_TIMEOUT_MS 5000
+#define MOVE_TIMEOUT_MS 120000
 
 static const char *sock_path;
+static int reply_timeout_ms = REPLY_TIMEOUT_MS;
 
 static void usage(FILE *f)
 {
@@ -31,6 +34,16 @@ static void usage(FILE *f)
             "Commands:\n"
             "  status          this node, the nodes it knows (link state, traffic) and the\n"
             "                  processes registered here (job, rank, pid, mailbox use)\n"
+            "  run [--no-migrate] [--pidfile FILE] -- CMD [ARG...]\n"
+            "                  start CMD here (its home) under migr and stay as its deputy:\n"
+            "                  exits with CMD's status wherever it ran; SIGINT, SIGTERM and\n"
+            "                  SIGHUP reach CMD wherever it runs.  MIGR_NO_MIGRATE=1 is the\n"
+            "                  same as --no-migrate (for launchers)\n"
+            "  migrate PID --to NODE [--inject corrupt|stall]\n"
+            "                  move process PID (started by run) to NODE; ask its home or the\n"
+            "                  node where it runs.  --inject is for tests\n"
+            "  ps              migratable processes known here: home, node, state, moves,\n"
+            "                  last frozen time\n"
             "\n"
             "Options:\n"
             "  -s, --socket PATH  migrd's control socket (default $MIGR_SOCKET or %s)\n"
@@ -61,8 +74,8 @@ static const struct ctl_hdr *receive(int fd, char *buf)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int fds[CTL_MAX_FDS], nfds, eof;
-    if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
-        fprintf(stderr, "migrctl: migrd did not answer within %d s\n", REPLY_TIMEOUT_MS / 1000);
+    if (poll(&p, 1, reply_timeout_ms) <= 0) {
+        fprintf(stderr, "migrctl: migrd did not answer within %d s\n", reply_timeout_ms / 1000);
         return NULL;
     }
     ssize_t n = ctl_recv(fd, buf, CTL_MAX_MSG, fds, &nfds, &eof, 0);
@@ -150,6 +163,122 @@ static int cmd_status(void)
     return 0;
 }
 
+static const char *ps_state(uint32_t s)
+{
+    switch (s) {
+    case CTL_PS_RUNNING: return "running";
+    case CTL_PS_AWAY: return "away";
+    case CTL_PS_MOVING: return "moving";
+    case CTL_PS_EXITED: return "exited";
+    default: return "?";
+    }
+}
+
+static int cmd_ps(void)
+{
+    static char buf[CTL_MAX_MSG];
+    int fd = connect_daemon(), n = 0;
+    if (fd < 0)
+        return 1;
+    int rc = ctl_send(fd, CTL_PS, 1, NULL, 0, NULL, 0);
+    if (rc < 0) {
+        fprintf(stderr, "migrctl: sending the request: %s\n", strerror(-rc));
+        close(fd);
+        return 1;
+    }
+    for (;;) {
+        const struct ctl_hdr *h = receive(fd, buf);
+        if (!h) {
+            close(fd);
+            return 1;
+        }
+        if (h->type == CTL_END)
+            break;
+        if (h->type != CTL_PS_PROC || h->len != sizeof(struct ctl_ps_proc))
+            continue;
+        const struct ctl_ps_proc *p = (const void *)(h + 1);
+        if (!n++)
+            printf("%8s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "HOME", "NODE", "STATE", "MOVES",
+                   "LAST FROZEN", "COMMAND");
+        char frozen[32] = "-";
+        if (p->last_frozen_us)
+            snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
+        printf("%8d %-10s %-10s %-8s %5u %12s  %s%s\n", p->pid, p->home, p->node, ps_state(p->state),
+               p->moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
+    }
+    if (!n)
+        printf("(no migratable process known here)\n");
+    close(fd);
+    return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    static char buf[CTL_MAX_MSG];
+    struct ctl_migrate m = {0};
+    const char *to = NULL;
+    char *end;
+    int i;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--to") && i + 1 < argc)
+            to = argv[++i];
+        else if (!strcmp(argv[i], "--inject") && i + 1 < argc) {
+            i++;
+            if (!strcmp(argv[i], "corrupt"))
+                m.inject = CTL_INJECT_CORRUPT;
+            else if (!strcmp(argv[i], "stall"))
+                m.inject = CTL_INJECT_STALL;
+            else {
+                fprintf(stderr, "migrctl migrate: --inject: '%s' is not corrupt or stall\n", argv[i]);
+                return 2;
+            }
+        } else if (!m.pid) {
+            long v = strtol(argv[i], &end, 10);
+            if (*end || v <= 1 || v > 4194304) {
+                fprintf(stderr, "migrctl migrate: '%s' is not a pid\n", argv[i]);
+                return 2;
+            }
+            m.pid = (int32_t)v;
+        } else {
+            fprintf(stderr, "migrctl migrate: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!m.pid || !to) {
+        fprintf(stderr, "usage: migrctl migrate PID --to NODE\n");
+        return 2;
+    }
+    if (strlen(to) >= sizeof m.node) {
+        fprintf(stderr, "migrctl migrate: node name too long: %s\n", to);
+        return 2;
+    }
+    strcpy(m.node, to);
+    int fd = connect_daemon();
+    if (fd < 0)
+        return 1;
+    int rc = ctl_send(fd, CTL_MIGRATE, 1, &m, sizeof m, NULL, 0);
+    if (rc < 0) {
+        fprintf(stderr, "migrctl: sending the request: %s\n", strerror(-rc));
+        close(fd);
+        return 1;
+    }
+    reply_timeout_ms = MOVE_TIMEOUT_MS;
+    const struct ctl_hdr *h = receive(fd, buf);
+    close(fd);
+    if (!h)
+        return 1;
+    if (h->type != CTL_MIGRATE_DONE || h->len != sizeof(struct ctl_migrate_done)) {
+        fprintf(stderr, "migrctl: unexpected %s answer\n", ctl_type_name(h->type));
+        return 1;
+    }
+    const struct ctl_migrate_done *d = (const void *)(h + 1);
+    double fs = (double)d->frozen_us / 1e6;
+    printf("pid %d moved to %s: %.1f MiB, frozen %.1f ms (%.0f MB/s), total %.1f ms\n", m.pid, d->node,
+           (double)d->bytes / 1048576.0, (double)d->frozen_us / 1000,
+           fs > 0 ? (double)d->bytes / fs / 1e6 : 0.0, (double)d->total_us / 1000);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -176,6 +305,17 @@ int main(int argc, char **argv)
             return 2;
         }
         return cmd_status();
+    }
+    if (!strcmp(cmd, "run"))
+        return migrctl_run(sock_path, argc - optind, argv + optind);
+    if (!strcmp(cmd, "migrate"))
+        return cmd_migrate(argc - optind, argv + optind);
+    if (!strcmp(cmd, "ps")) {
+        if (optind + 1 < argc) {
+            fprintf(stderr, "migrctl ps: takes no arguments\n");
+            return 2;
+        }
+        return cmd_ps();
     }
     if (!strcmp(cmd, "help")) {
         usage(stdout);

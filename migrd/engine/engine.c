@@ -23,11 +23,12 @@ int engine_freeze(pid_t pid, int timeout_ms, struct engine_frozen **out)
 
 /* Freeze, with the page buffer made ready before (allocating and faulting
  * in memory is the slowest part of a big capture: keep it out of the
- * frozen time). */
-static int freeze_prepared(pid_t pid, int timeout_ms, struct engine_frozen **out)
+ * frozen time).  movable: the pages will be restored on this host, and
+ * the restore may move pieces of the buffer into the new process. */
+static int freeze_prepared(pid_t pid, int timeout_ms, bool movable, struct engine_frozen **out)
 {
 	uint64_t est = eng_estimate_pages(pid);
-	uint8_t *buf = est ? eng_page_buffer(est) : NULL;
+	uint8_t *buf = est ? eng_page_buffer(est, movable) : NULL;
 
 	if (eng_freeze(pid, timeout_ms, out) < 0) {
 		if (buf)
@@ -36,6 +37,7 @@ static int freeze_prepared(pid_t pid, int timeout_ms, struct engine_frozen **out
 	}
 	(*out)->prebuf = buf;
 	(*out)->prebuf_len = buf ? est : 0;
+	(*out)->prebuf_movable = movable;
 	return 0;
 }
 
@@ -121,7 +123,7 @@ int engine_dump(pid_t pid, int out_fd, const struct engine_dump_opts *opts,
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof(*st));
-	if (freeze_prepared(pid, opts->freeze_timeout_ms, &fz) < 0)
+	if (freeze_prepared(pid, opts->freeze_timeout_ms, false, &fz) < 0)
 		return -1;
 	t0 = fz->t_freeze0;
 	st->freeze_ns = fz->t_frozen - fz->t_freeze0;
@@ -197,6 +199,7 @@ static int roundtrip(struct engine_image *img, struct engine_image **out)
 	back->pages = img->pages;
 	back->pages_len = img->pages_len;
 	back->pages_map_len = img->pages_map_len;
+	back->pages_movable = img->pages_movable;
 	img->runs = NULL;
 	img->nruns = 0;
 	img->pages = NULL;
@@ -224,7 +227,7 @@ int engine_reincarnate(pid_t pid, const struct engine_restore_opts *opts,
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof(*st));
-	if (freeze_prepared(pid, 0, &fz) < 0)
+	if (freeze_prepared(pid, 0, true, &fz) < 0)
 		return -1;
 	t_freeze = fz->t_freeze0;
 	st->freeze_ns = fz->t_frozen - fz->t_freeze0;
@@ -252,6 +255,7 @@ int engine_reincarnate(pid_t pid, const struct engine_restore_opts *opts,
 	}
 	rc = 0;
 	st->frozen_ns = eng_now_ns() - t_freeze;
+	eng_restore_settle(back, pid);
 	st->total_ns = eng_now_ns() - t0;
 out:
 	eng_image_free(back);

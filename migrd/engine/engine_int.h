@@ -122,6 +122,7 @@ struct eng_vma {
 	int      src_fd;                /* restorer: fd to map (or -1) */
 	int      pfd;                   /* fd number inside the puppet */
 	bool     as_private;            /* restore a shared mapping as private copy */
+	bool     taken;                 /* restore: took its piece of the page buffer */
 };
 
 enum eng_fd_kind {
@@ -217,6 +218,8 @@ struct engine_image {
 	uint8_t *pages;            /* mmap'ed; runs[i].off indexes it */
 	uint64_t pages_len;
 	uint64_t pages_map_len;    /* size of that mapping (not serialized) */
+	bool     pages_movable;    /* eng_page_buffer(movable): restore may move
+	                              whole pieces into the process (not serialized) */
 	/* not serialized */
 	bool     handover;         /* src fds hold the original objects */
 };
@@ -244,6 +247,7 @@ struct engine_frozen {
 	uint64_t scratch;          /* injected scratch page, or 0 */
 	uint8_t *prebuf;           /* page buffer prepared before the freeze */
 	uint64_t prebuf_len;
+	bool     prebuf_movable;   /* pages are for a restore on this host */
 	uint64_t t_freeze0, t_frozen;
 };
 
@@ -277,7 +281,8 @@ int eng_capture_process(struct engine_frozen *fz, struct engine_image *img);
 /* ------------------------------------------------------------ mempolicy.c */
 int eng_capture_vmas(struct engine_frozen *fz, struct engine_image *img, bool snapshot_shared);
 int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img);
-uint8_t *eng_page_buffer(uint64_t len);      /* populated, huge pages, not inherited */
+/* populated, not inherited by fork; huge pages unless movable */
+uint8_t *eng_page_buffer(uint64_t len, bool movable);
 uint64_t eng_estimate_pages(pid_t pid);
 int eng_vma_kind_is_special(uint32_t kind);
 const char *eng_vma_kind_name(uint32_t kind);
@@ -324,6 +329,9 @@ int  eng_restore_prepare(struct engine_image *img, const struct engine_restore_o
                          struct eng_restore **out);
 int  eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats *st);
 void eng_restore_abort(struct eng_restore *rs);
+/* after a restore that took pieces of the page buffer, once the process
+ * runs: let the buffer go and settle the taken pages (see restore.c) */
+void eng_restore_settle(struct engine_image *img, pid_t pid);
 
 /* ------------------------------------------------------------ trampoline.c */
 #define TRAMP_SIZE       4096

@@ -756,7 +756,7 @@ static int read_pages(struct ein *in, uint64_t len, struct engine_image *img)
 		                " pages", len, nruns, pages);
 	img->pages_len = pages * ENG_PAGE;
 	if (img->pages_len) {
-		img->pages = eng_page_buffer(img->pages_len);
+		img->pages = eng_page_buffer(img->pages_len, false);
 		if (!img->pages)
 			return -1;
 		img->pages_map_len = img->pages_len;

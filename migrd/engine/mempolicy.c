@@ -396,16 +396,20 @@ static int read_runs(pid_t pid, struct engine_image *img, const struct eng_vma *
 #define MADV_POPULATE_WRITE 23
 #endif
 
-uint8_t *eng_page_buffer(uint64_t len)
+/* A movable buffer is mapped like an ordinary private writable mapping
+ * (accounted, no huge page advice): its pieces can become regions of the
+ * restored process as they are (restore.c moves them there). */
+uint8_t *eng_page_buffer(uint64_t len, bool movable)
 {
-	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-	                  -1, 0);
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	                  MAP_PRIVATE | MAP_ANONYMOUS | (movable ? 0 : MAP_NORESERVE), -1, 0);
 
 	if (p == MAP_FAILED) {
 		eng_fail_errno("mmap %" PRIu64 " bytes for page contents", len);
 		return NULL;
 	}
-	madvise(p, len, MADV_HUGEPAGE);
+	if (!movable)
+		madvise(p, len, MADV_HUGEPAGE);
 	madvise(p, len, MADV_DONTFORK);
 	/* fault it all in now: faults inside process_vm_readv are slow */
 	madvise(p, len, MADV_POPULATE_WRITE);
@@ -468,13 +472,15 @@ int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img)
 			/* filled before the freeze: no page allocation while frozen */
 			img->pages = fz->prebuf;
 			img->pages_map_len = fz->prebuf_len;
+			img->pages_movable = fz->prebuf_movable;
 			fz->prebuf = NULL;
 			fz->prebuf_len = 0;
 		} else {
-			img->pages = eng_page_buffer(img->pages_len);
+			img->pages = eng_page_buffer(img->pages_len, fz->prebuf_movable);
 			if (!img->pages)
 				goto fail_nofree;
 			img->pages_map_len = img->pages_len;
+			img->pages_movable = fz->prebuf_movable;
 		}
 	}
 	for (uint32_t i = 0; i < img->nvmas; i++)

@@ -91,6 +91,10 @@ struct eng_restore {
 	struct puppet_ctl *ctl;
 	uint32_t nseized;
 	bool *fill;                    /* per vma: saved pages are written */
+	bool *move;                    /* per vma: its piece of the page buffer is
+	                                  moved in (implies fill) */
+	uint32_t *move_run;            /* per vma: the run that covers it, if move */
+	bool moving;                   /* some region is moved */
 };
 
 /* ------------------------------------------------------------ checks */
@@ -302,7 +306,8 @@ static int swap_memory(struct eng_restore *rs)
 {
 	struct engine_image *img = rs->img;
 	static const uint32_t specials[] = { VMA_VVAR, VMA_VVAR_VCLOCK, VMA_VDSO };
-	struct eng_vma *cur = NULL, keep[8], avoid[1];
+	struct eng_vma *cur = NULL, keep[8], avoid[2];
+	uint32_t navoid = 1;
 	uint32_t ncur = 0, nkeep = 0;
 	uint64_t lo = ~0ULL, hi = 0, tmp, at = 0;
 	pid_t pid = rs->pid;
@@ -322,16 +327,21 @@ static int swap_memory(struct eng_restore *rs)
 	memset(avoid, 0, sizeof(avoid));
 	avoid[0].start = rs->tramp;
 	avoid[0].end = rs->tramp + TRAMP_SIZE;
+	if (rs->moving) {      /* the inherited pieces of the page buffer stay */
+		avoid[1].start = (uint64_t)(uintptr_t)img->pages;
+		avoid[1].end = avoid[1].start + img->pages_map_len;
+		navoid = 2;
+	}
 	/* the kernel's own mappings go to a place free everywhere, then home */
 	if (hi > lo) {
-		struct eng_vma *both = calloc(ncur + 1, sizeof(*both));
+		struct eng_vma *both = calloc(ncur + navoid, sizeof(*both));
 		if (!both) {
 			eng_fail("out of memory");
 			goto out;
 		}
 		memcpy(both, cur, ncur * sizeof(*cur));
-		both[ncur] = avoid[0];
-		if (eng_find_hole(both, ncur + 1, img->vmas, img->nvmas, hi - lo, &tmp) < 0) {
+		memcpy(both + ncur, avoid, navoid * sizeof(*avoid));
+		if (eng_find_hole(both, ncur + navoid, img->vmas, img->nvmas, hi - lo, &tmp) < 0) {
 			free(both);
 			goto out;
 		}
@@ -358,7 +368,8 @@ static int swap_memory(struct eng_restore *rs)
 			keep[nkeep++] = img->vmas[s];
 		}
 	}
-	keep[nkeep++] = avoid[0];
+	for (uint32_t k = 0; k < navoid; k++)
+		keep[nkeep++] = avoid[k];
 	/* sort keep by address (tiny) */
 	for (uint32_t i = 0; i < nkeep; i++)
 		for (uint32_t j = i + 1; j < nkeep; j++)
@@ -381,6 +392,66 @@ out:
 	return rc;
 }
 
+/* Move the piece of the page buffer (inherited by the puppet) that holds
+ * all of region i's pages to the region's place: they become its pages,
+ * nothing is allocated or copied.  The piece is mapped as the region would
+ * be (private anonymous, accounted, read-write while filling).  1: moved;
+ * 0: not moved (the region is then mapped and written the ordinary way,
+ * from the restorer's intact copy); -1: error. */
+static int move_region(struct eng_restore *rs, uint32_t i)
+{
+	struct engine_image *img = rs->img;
+	const struct eng_vma *e = &img->vmas[i];
+	uint64_t len = e->end - e->start;
+	uint64_t from = (uint64_t)(uintptr_t)img->pages + img->runs[rs->move_run[i]].off;
+	long r;
+
+	if (sc(rs, rs->pid, &r, SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+	       e->start, 0) < 0)
+		return eng_wrap("move saved pages %#" PRIx64 " to region %#" PRIx64 "-%#" PRIx64,
+		                from, e->start, e->end);
+	if ((uint64_t)r == e->start) {
+		img->vmas[i].taken = true;
+		return 1;
+	}
+	if (r >= 0 || r <= -4096)
+		return eng_fail("pid %d: saved pages moved to %#lx, not to region %#" PRIx64 "-%#" PRIx64,
+		                rs->pid, (unsigned long)r, e->start, e->end);
+	eng_debug("restore pid %d: mremap %#" PRIx64 " to region %#" PRIx64 "-%#" PRIx64
+	          ": %s; written instead", rs->pid, from, e->start, e->end, strerror((int)-r));
+	rs->move[i] = false;
+	return 0;
+}
+
+/* map region i afresh (read-write while it is filled) */
+static int map_region(struct eng_restore *rs, uint32_t i)
+{
+	struct eng_vma *e = &rs->img->vmas[i];
+	uint64_t len = e->end - e->start, flags, off = 0, fd = (uint64_t)-1;
+	uint32_t prot0 = e->prot | (rs->fill[i] ? PROT_READ | PROT_WRITE : 0);
+	long r;
+
+	if (e->kind == VMA_ANON || e->as_private) {
+		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+		if (e->vmflags & VMF_GROWSDOWN)
+			flags |= MAP_GROWSDOWN;
+		if ((e->vmflags & VMF_NORESERVE) ||
+		    ((e->prot & PROT_WRITE) && !(e->vmflags & VMF_ACCOUNT)))
+			flags |= MAP_NORESERVE;
+	} else {
+		flags = (e->kind == VMA_FILE_PRIVATE ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED;
+		fd = (uint64_t)(int64_t)e->pfd;
+		off = e->pgoff;
+	}
+	if (sc(rs, rs->pid, &r, SYS_mmap, e->start, len, prot0, flags, fd, off) < 0)
+		return -1;
+	if ((uint64_t)r != e->start)
+		return eng_fail("map region %#" PRIx64 "-%#" PRIx64 " (%s%s%s): %s", e->start,
+		                e->end, eng_vma_kind_name(e->kind), e->path[0] ? " " : "", e->path,
+		                r < 0 && r > -4096 ? strerror((int)-r) : "landed elsewhere");
+	return 0;
+}
+
 static int map_regions(struct eng_restore *rs)
 {
 	struct engine_image *img = rs->img;
@@ -393,30 +464,16 @@ static int map_regions(struct eng_restore *rs)
 
 	for (uint32_t i = 0; i < img->nvmas; i++) {
 		struct eng_vma *e = &img->vmas[i];
-		uint64_t len = e->end - e->start, flags, off = 0, fd = (uint64_t)-1;
-		uint32_t prot0 = e->prot | (rs->fill[i] ? PROT_READ | PROT_WRITE : 0);
+		uint64_t len = e->end - e->start;
+		int moved = 0;
 		long r;
 
 		if (eng_vma_kind_is_special(e->kind))
 			continue;
-		if (e->kind == VMA_ANON || e->as_private) {
-			flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-			if (e->vmflags & VMF_GROWSDOWN)
-				flags |= MAP_GROWSDOWN;
-			if ((e->vmflags & VMF_NORESERVE) ||
-			    ((e->prot & PROT_WRITE) && !(e->vmflags & VMF_ACCOUNT)))
-				flags |= MAP_NORESERVE;
-		} else {
-			flags = (e->kind == VMA_FILE_PRIVATE ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED;
-			fd = (uint64_t)(int64_t)e->pfd;
-			off = e->pgoff;
-		}
-		if (sc(rs, rs->pid, &r, SYS_mmap, e->start, len, prot0, flags, fd, off) < 0)
+		if (rs->move[i] && (moved = move_region(rs, i)) < 0)
 			return -1;
-		if ((uint64_t)r != e->start)
-			return eng_fail("map region %#" PRIx64 "-%#" PRIx64 " (%s%s%s): %s", e->start,
-			                e->end, eng_vma_kind_name(e->kind), e->path[0] ? " " : "", e->path,
-			                r < 0 && r > -4096 ? strerror((int)-r) : "landed elsewhere");
+		if (!moved && map_region(rs, i) < 0)
+			return -1;
 		for (size_t k = 0; k < sizeof(adv) / sizeof(adv[0]); k++) {
 			if (!(e->vmflags & adv[k].flag))
 				continue;
@@ -435,7 +492,8 @@ static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
 {
 	struct engine_image *img = rs->img;
 	struct iovec lio[1024], rio[1024];
-	uint32_t v = 0, k = 0;
+	uint32_t v = 0, k = 0, moved = 0;
+	uint64_t moved_bytes = 0;
 	size_t want = 0;
 
 	*bytes = 0;
@@ -445,7 +503,7 @@ static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
 		long r;
 		while (v < img->nvmas && img->vmas[v].end <= img->runs[i].addr)
 			v++;
-		if (v >= img->nvmas || !rs->fill[v] || img->runs[i].npages < 16)
+		if (v >= img->nvmas || !rs->fill[v] || rs->move[v] || img->runs[i].npages < 16)
 			continue;
 		if (rs->opts.thp_fill && img->vmas[v].kind == VMA_ANON &&
 		    !(img->vmas[v].vmflags & VMF_NOHUGEPAGE)) {
@@ -480,7 +538,7 @@ static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
 			break;
 		while (v < img->nvmas && img->vmas[v].end <= img->runs[i].addr)
 			v++;
-		if (v >= img->nvmas || !rs->fill[v])
+		if (v >= img->nvmas || !rs->fill[v] || rs->move[v])
 			continue;
 		lio[k].iov_base = img->pages + img->runs[i].off;
 		lio[k].iov_len = img->runs[i].npages * ENG_PAGE;
@@ -489,6 +547,19 @@ static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
 		want += lio[k].iov_len;
 		k++;
 	}
+	for (uint32_t i = 0; i < img->nvmas; i++)
+		if (rs->move[i]) {
+			moved++;
+			moved_bytes += img->vmas[i].end - img->vmas[i].start;
+		}
+	*bytes += moved_bytes;
+	eng_debug("restore pid %d: %u regions (%" PRIu64 " bytes) taken over from the page buffer, "
+	          "%zu bytes written", rs->pid, moved, moved_bytes, (size_t)(*bytes - moved_bytes));
+	/* what is left in the puppet of the inherited page buffer goes */
+	if (rs->moving &&
+	    must(rs, rs->pid, "unmap the rest of the inherited page buffer", SYS_munmap,
+	         (uint64_t)(uintptr_t)img->pages, img->pages_map_len, 0, 0, 0, 0) < 0)
+		return -1;
 	return 0;
 }
 
@@ -758,6 +829,21 @@ static int plan_helpers(struct eng_restore *rs)
 	return 0;
 }
 
+/* A region can take its piece of a movable page buffer as it is when one
+ * saved run covers it whole and it is mapped as the buffer is: private
+ * anonymous, accounted, not growing down, without huge page advice (the
+ * advice set after the move could not undo the buffer's).  Small regions
+ * are cheaper to write. */
+static bool can_move(const struct eng_restore *rs, const struct eng_vma *e,
+                     const struct eng_run *run)
+{
+	return rs->img->pages_movable && !rs->opts.thp_fill && e->kind == VMA_ANON &&
+	       (e->vmflags & VMF_ACCOUNT) &&
+	       !(e->vmflags & (VMF_NORESERVE | VMF_GROWSDOWN | VMF_HUGEPAGE)) &&
+	       run->addr == e->start && run->addr + run->npages * ENG_PAGE == e->end &&
+	       run->npages >= 16;
+}
+
 static void plan_fill(struct eng_restore *rs)
 {
 	struct engine_image *img = rs->img;
@@ -771,8 +857,55 @@ static void plan_fill(struct eng_restore *rs)
 			if (!(e->kind == VMA_FILE_SHARED && !e->as_private) &&
 			    !(e->kind == VMA_SHMEM && img->handover))
 				rs->fill[v] = true;
+			if (rs->fill[v] && can_move(rs, e, &img->runs[i])) {
+				rs->move[v] = true;
+				rs->move_run[v] = i;
+				rs->moving = true;
+			}
 		}
 	}
+}
+
+/* The puppet keeps the page buffer at the restorer's address while the
+ * regions are mapped: it must lie outside the saved layout.  If it does
+ * not, the restorer's buffer moves to a hole free in both layouts (page
+ * tables only); if that fails, everything is written the ordinary way. */
+static void place_buffer(struct eng_restore *rs)
+{
+	struct engine_image *img = rs->img;
+	const uint64_t guard = 16 * ENG_PAGE;
+	uint64_t lo = (uint64_t)(uintptr_t)img->pages, hi = lo + img->pages_map_len, at;
+	struct eng_vma *mine = NULL;
+	uint32_t nmine = 0;
+	bool clash = false;
+	void *p;
+
+	if (!rs->moving)
+		return;
+	for (uint32_t i = 0; i < img->nvmas && !clash; i++)
+		clash = img->vmas[i].start < hi + guard && lo < img->vmas[i].end + guard;
+	if (!clash)
+		return;
+	if (eng_parse_maps(getpid(), &mine, &nmine) < 0 ||
+	    eng_find_hole(mine, nmine, img->vmas, img->nvmas, img->pages_map_len, &at) < 0) {
+		eng_debug("restore pid %d: no hole for the page buffer (%s): written instead",
+		          img->pid, engine_strerror());
+		goto nomove;
+	}
+	p = mremap(img->pages, img->pages_map_len, img->pages_map_len,
+	           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(uintptr_t)at);
+	if (p == MAP_FAILED) {
+		eng_debug("restore pid %d: mremap the page buffer to %#" PRIx64 ": %s: written instead",
+		          img->pid, at, strerror(errno));
+		goto nomove;
+	}
+	img->pages = p;
+	eng_free_vmas(mine, nmine);
+	return;
+nomove:
+	eng_free_vmas(mine, nmine);
+	memset(rs->move, 0, img->nvmas * sizeof(*rs->move));
+	rs->moving = false;
 }
 
 static void kill_puppet(struct eng_restore *rs)
@@ -807,6 +940,38 @@ static int wait_ready(struct eng_restore *rs)
 	return eng_fail("puppet %d died while getting ready", rs->pid);
 }
 
+/* The pieces of the page buffer that regions take as they are must be
+ * inherited by the puppet (the buffer is not, normally): advice on or off
+ * around the clone.  A piece that cannot be inherited is written instead. */
+static void buffer_inherit(struct eng_restore *rs, bool on)
+{
+	struct engine_image *img = rs->img;
+
+	if (!rs->moving)
+		return;
+	rs->moving = false;
+	for (uint32_t i = 0; i < img->nvmas; i++) {
+		uint8_t *p;
+		uint64_t len;
+		if (!rs->move[i])
+			continue;
+		p = img->pages + img->runs[rs->move_run[i]].off;
+		len = img->vmas[i].end - img->vmas[i].start;
+		if (madvise(p, len, on ? MADV_DOFORK : MADV_DONTFORK) < 0) {
+			if (on) {
+				eng_debug("restore pid %d: madvise(%p, %" PRIu64 ", MADV_DOFORK): %s: "
+				          "region %#" PRIx64 " written instead", img->pid, (void *)p, len,
+				          strerror(errno), img->vmas[i].start);
+				rs->move[i] = false;
+				continue;
+			}
+			eng_warn("restore pid %d: madvise(%p, %" PRIu64 ", MADV_DONTFORK): %s", img->pid,
+			         (void *)p, len, strerror(errno));
+		}
+		rs->moving = true;
+	}
+}
+
 static int create_puppet(struct eng_restore *rs)
 {
 	struct clone_args ca;
@@ -814,6 +979,7 @@ static int create_puppet(struct eng_restore *rs)
 	uint64_t deadline = eng_now_ns() + (uint64_t)(rs->opts.wait_pid_ms > 0 ?
 	                                              rs->opts.wait_pid_ms : 0) * 1000000ULL;
 	long r;
+	int err;
 
 	memset(&ca, 0, sizeof(ca));
 	ca.flags = CLONE_PIDFD | (rs->opts.sibling ? CLONE_PARENT : 0);
@@ -821,6 +987,7 @@ static int create_puppet(struct eng_restore *rs)
 	ca.exit_signal = rs->opts.sibling ? 0 : SIGCHLD;
 	ca.set_tid = (uint64_t)(uintptr_t)&want;
 	ca.set_tid_size = 1;
+	buffer_inherit(rs, true);
 	for (;;) {
 		r = eng_clone3(&ca, sizeof(ca));
 		if (r == 0) {
@@ -834,6 +1001,9 @@ static int create_puppet(struct eng_restore *rs)
 			nanosleep(&ts, NULL);
 			continue;
 		}
+		err = errno;
+		buffer_inherit(rs, false);
+		errno = err;
 		if (errno == EEXIST)
 			return eng_fail("pid %d is in use on this host%s", want,
 			                rs->opts.wait_pid_ms ? " (its zombie was not reaped in time)" : "");
@@ -841,6 +1011,7 @@ static int create_puppet(struct eng_restore *rs)
 			return eng_fail("clone3 with set_tid %d: not permitted (needs CAP_SYS_ADMIN)", want);
 		return eng_fail_errno("clone3 with set_tid %d", want);
 	}
+	buffer_inherit(rs, false);
 	rs->pid = (pid_t)r;
 	return 0;
 }
@@ -858,6 +1029,8 @@ void eng_restore_abort(struct eng_restore *rs)
 	free(rs->helpers);
 	free(rs->fd_helper);
 	free(rs->fill);
+	free(rs->move);
+	free(rs->move_run);
 	eng_fds_unprepare(rs->img);
 	eng_vmas_unprepare(rs->img);
 	free(rs);
@@ -883,12 +1056,15 @@ int eng_restore_prepare(struct engine_image *img, const struct engine_restore_op
 	if (check_host(img, !img->handover && opts->wait_pid_ms == 0) < 0)
 		goto fail;
 	rs->fill = eng_xcalloc(img->nvmas, sizeof(bool));
-	if (!rs->fill)
+	rs->move = eng_xcalloc(img->nvmas, sizeof(bool));
+	rs->move_run = eng_xcalloc(img->nvmas, sizeof(uint32_t));
+	if (!rs->fill || !rs->move || !rs->move_run)
 		goto fail;
 	/* objects first: nothing is created when one is missing */
 	if (eng_vmas_prepare(img) < 0 || eng_fds_prepare(img, opts->external_null) < 0)
 		goto fail;
 	plan_fill(rs);
+	place_buffer(rs);
 	rs->exe_src = open(img->exe, O_RDONLY | O_CLOEXEC);
 	if (rs->exe_src < 0)
 		eng_warn("restore pid %d: executable %s: %s (/proc/%d/exe will be wrong)", img->pid,
@@ -991,6 +1167,53 @@ out:
 		eng_wrap("restore pid %d", img->pid);
 	eng_restore_abort(rs);
 	return rc;
+}
+
+/* The pages a process took over from the page buffer were shared with the
+ * restorer (fork), and the kernel keeps them marked as possibly shared
+ * until each is touched again, even once the restorer has let them go: the
+ * next capture (process_vm_readv pins them) would clear the marks page by
+ * page while the process is frozen.  Done here instead, while it runs: the
+ * restorer unmaps its copy, then reads the taken pages once into a small
+ * scratch area.  Only an optimization: failures are logged, not errors. */
+void eng_restore_settle(struct engine_image *img, pid_t pid)
+{
+	enum { SCRATCH = 256 << 10, NLOCAL = 16 };
+	static uint8_t scratch[SCRATCH];
+	struct iovec lio[NLOCAL];
+	bool any = false;
+
+	for (uint32_t i = 0; i < img->nvmas; i++)
+		any |= img->vmas[i].taken;
+	if (!any || !img->pages)
+		return;
+	if (munmap(img->pages, img->pages_map_len) < 0) {
+		eng_debug("pid %d: munmap page buffer %p: %s", pid, (void *)img->pages, strerror(errno));
+		return;
+	}
+	img->pages = NULL;
+	for (int k = 0; k < NLOCAL; k++) {
+		lio[k].iov_base = scratch;
+		lio[k].iov_len = SCRATCH;
+	}
+	for (uint32_t i = 0; i < img->nvmas; i++) {
+		const struct eng_vma *e = &img->vmas[i];
+		if (!e->taken || !(e->prot & PROT_READ))
+			continue;
+		for (uint64_t at = e->start; at < e->end; at += (uint64_t)SCRATCH * NLOCAL) {
+			struct iovec rio;
+			ssize_t got;
+			rio.iov_base = (void *)(uintptr_t)at;
+			rio.iov_len = e->end - at < (uint64_t)SCRATCH * NLOCAL ? e->end - at
+			                                                      : (size_t)SCRATCH * NLOCAL;
+			got = process_vm_readv(pid, lio, NLOCAL, &rio, 1, 0);
+			if (got != (ssize_t)rio.iov_len) {
+				eng_debug("pid %d: settle pages at %#" PRIx64 ": %s", pid, at,
+				          got < 0 ? strerror(errno) : "short read");
+				return;
+			}
+		}
+	}
 }
 
 int eng_restore(struct engine_image *img, const struct engine_restore_opts *opts,

@@ -3,7 +3,8 @@
  * mapping with a few touched pages, MAP_SHARED anonymous memory shared
  * between threads, dirty private and shared file mappings, mprotect'ed
  * regions (read-only, PROT_NONE with contents, a guard page), mlock and
- * madvise flags.
+ * madvise flags; dense regions (every page touched, which the restore may
+ * take over whole) keep their bounds, protections, VmFlags and contents.
  */
 #include "zoo.h"
 #include <fcntl.h>
@@ -45,6 +46,83 @@ static int vmflag(void *addr, const char *flag)
 	if (f)
 		fclose(f);
 	return found;
+}
+
+/* the smaps entry of the region holding addr: bounds and VmFlags text */
+static int region_of(void *addr, unsigned long *lo, unsigned long *hi, char *flags, size_t cap)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int in = 0, found = 0;
+	unsigned long l, h, a = (unsigned long)addr;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &l, &h) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = a >= l && a < h;
+			if (in) {
+				*lo = l;
+				*hi = h;
+			}
+		} else if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(flags, cap, "%s", line + 8);
+			found = 1;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Dense regions between PROT_NONE guards (so that they stay regions of
+ * their own): plain, no-huge-page advice, huge-page advice, read-only. */
+#define NDENSE 4
+static const size_t dense_len[NDENSE] = { 4 << 20, 1 << 20, 4 << 20, 256 << 10 };
+static uint8_t *dense[NDENSE];
+static unsigned long dense_lo[NDENSE], dense_hi[NDENSE];
+static char dense_flags[NDENSE][512];
+
+static void dense_make(void)
+{
+	for (int d = 0; d < NDENSE; d++) {
+		uint8_t *base = mmap(NULL, dense_len[d] + 2 * PG, PROT_NONE,
+		                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ZOO_CHECK(base != MAP_FAILED, "mmap dense region %d", d);
+		dense[d] = base + PG;
+		ZOO_CHECK(mprotect(dense[d], dense_len[d], PROT_READ | PROT_WRITE) == 0,
+		          "mprotect dense region %d", d);
+		if (d == 1)
+			ZOO_CHECK(madvise(dense[d], dense_len[d], MADV_NOHUGEPAGE) == 0, "MADV_NOHUGEPAGE");
+		if (d == 2)
+			ZOO_CHECK(madvise(dense[d], dense_len[d], MADV_HUGEPAGE) == 0, "MADV_HUGEPAGE");
+		for (size_t o = 0; o < dense_len[d]; o += 8)
+			*(uint64_t *)(dense[d] + o) = pat(100 + (uint64_t)d, o);
+		if (d == 3)
+			ZOO_CHECK(mprotect(dense[d], dense_len[d], PROT_READ) == 0, "mprotect read-only");
+		ZOO_CHECK(region_of(dense[d], &dense_lo[d], &dense_hi[d], dense_flags[d],
+		                    sizeof(dense_flags[d])), "dense region %d not in smaps", d);
+	}
+}
+
+static void dense_check(void)
+{
+	for (int d = 0; d < NDENSE; d++) {
+		unsigned long lo = 0, hi = 0;
+		char flags[512];
+		ZOO_CHECK(region_of(dense[d], &lo, &hi, flags, sizeof(flags)),
+		          "dense region %d gone", d);
+		ZOO_CHECK(lo == dense_lo[d] && hi == dense_hi[d],
+		          "dense region %d: %#lx-%#lx, was %#lx-%#lx", d, lo, hi, dense_lo[d],
+		          dense_hi[d]);
+		ZOO_CHECK(!strcmp(flags, dense_flags[d]), "dense region %d: VmFlags%s, was%s", d,
+		          flags, dense_flags[d]);
+		for (size_t o = 0; o < dense_len[d]; o += 8)
+			ZOO_CHECK(*(uint64_t *)(dense[d] + o) == pat(100 + (uint64_t)d, o),
+			          "dense region %d: word at %#zx lost", d, o);
+	}
+	/* still writable where it was (first write after the restore) */
+	dense[0][5] ^= 0xff;
+	ZOO_CHECK(dense[0][5] == (uint8_t)(pat(100, 0) >> 40 ^ 0xff), "dense write");
+	dense[0][5] ^= 0xff;
 }
 
 int main(void)
@@ -100,6 +178,8 @@ int main(void)
 	memset(locked, 0x44, 2 * PG);
 	ZOO_CHECK(mlock(locked, 2 * PG) == 0, "mlock");
 	madvise(locked, 2 * PG, MADV_DONTFORK);
+
+	dense_make();
 
 	pthread_create(&t, NULL, sharer, NULL);
 	zoo_ready();
@@ -182,6 +262,7 @@ int main(void)
 		ZOO_CHECK(ok_ro, "read-only region lost its protection");
 		ZOO_CHECK(ok_guard, "guard page lost");
 	}
+	dense_check();
 	ZOO_CHECK(locked[5] == 0x44, "locked region");
 	ZOO_CHECK(vmflag(locked, " lo"), "mlock lost");
 	ZOO_CHECK(vmflag(locked, " dc"), "MADV_DONTFORK lost");

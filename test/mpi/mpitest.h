@@ -20,7 +20,8 @@
  *   MIGR_TEST_WATCHDOG=<s>  abort with a reason after <s> seconds (default
  *                           100, 0 disables) so a hang has a message.
  *   MIGR_TEST_LOOPS=<n>     repeat the program's body n times (default 1);
- *                           handy as a long-running workload for migration.
+ *                           handy as a long-running workload for migration
+ *                           (then raise or disable the watchdog).
  *   MIGR_TEST_KEEP_GOING=1  count failed checks and go on to the end (the
  *                           default is to MPI_Abort at the first one: after
  *                           a lost or misrouted message a program may hang).

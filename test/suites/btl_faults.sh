@@ -5,7 +5,7 @@ source "$(dirname "$0")/../lib.sh"
 DEMO=$BUILD/examples/ring_demo
 
 expect_fail "no migrd: dicom disqualifies itself and Open MPI reports no path" 60 \
-    "unable to reach each other|BTLs attempted" \
+    "unable to reach each other|BTLs attempted|help-mca-bml-r2.txt / unreachable proc" \
     env MIGR_SOCKET=$SCRATCH/none.sock mpirun "${mpirun_dicom[@]}" -np 2 "$DEMO" 5
 run_case "no migrd: the reason is one line naming the socket" 60 \
     sh -c "MIGR_SOCKET=$SCRATCH/none.sock mpirun ${mpirun_dicom[*]} -np 2 '$DEMO' 5 2>&1 | grep -q 'dicom.*$SCRATCH/none.sock'"

@@ -77,6 +77,7 @@ typedef struct mca_btl_dicom_component_t {
     int verbose;                    /* verbosity of `output`               */
     unsigned int event_interval_ms; /* how often progress asks for events  */
     bool zero_copy;                 /* reserve in the ring in alloc/prepare*/
+    bool yield_to_relay;            /* idle progress yields to a busy migrd */
     int free_list_num;
     int free_list_max;
     int free_list_inc;

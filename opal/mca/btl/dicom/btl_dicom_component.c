@@ -10,6 +10,7 @@
 #include "opal_config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -134,6 +135,16 @@ static int mca_btl_dicom_component_register(void)
                                            MCA_BASE_VAR_TYPE_BOOL, NULL, 0, MCA_BASE_VAR_FLAG_SETTABLE,
                                            OPAL_INFO_LVL_5, MCA_BASE_VAR_SCOPE_LOCAL,
                                            &c->zero_copy);
+
+    c->yield_to_relay = true;
+    (void) mca_base_component_var_register(v, "yield_to_relay",
+                                           "When progress finds nothing to do while migrd is "
+                                           "relaying (or still holds packets of ours), yield the "
+                                           "CPU so that the daemon, which may share this core "
+                                           "with busy-polling ranks, gets it (false: always spin)",
+                                           MCA_BASE_VAR_TYPE_BOOL, NULL, 0, MCA_BASE_VAR_FLAG_SETTABLE,
+                                           OPAL_INFO_LVL_5, MCA_BASE_VAR_SCOPE_LOCAL,
+                                           &c->yield_to_relay);
 
     c->free_list_num = 8;
     (void) mca_base_component_var_register(v, "free_list_num",
@@ -606,5 +617,10 @@ static int mca_btl_dicom_component_progress(void)
         mca_btl_dicom_poll_events(false);
     }
     mca_btl_dicom_recv_leave(c);
+    /* Spinning while the relay works for us only slows it down when it
+     * shares our core: give it the CPU (no system call otherwise). */
+    if (0 == count && c->yield_to_relay && dicom_relay_pending(m->mbox)) {
+        sched_yield();
+    }
     return count;
 }

@@ -1,0 +1,221 @@
+/*
+ * deputy.c -- see deputy.h.  The stub's only state: is CMD still our child
+ * at home, or did migrd tell us it moved away (then its death here is the
+ * end of the source copy, and the real end comes as an EXITED event)?
+ */
+#include "deputy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/ctlmsg.h"
+#include "../common/wire.h"
+
+static int connect_migrd(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "migrctl run: socket path too long: %s\n", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        fprintf(stderr, "migrctl run: no migrd answers on %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* End like CMD ended. */
+static int finish(int ctl, pid_t pid, int status)
+{
+    struct ctl_proc_done done = {.pid = pid, .status = status};
+    if (ctl >= 0)
+        ctl_send(ctl, CTL_PROC_DONE, 0, &done, sizeof done, NULL, 0);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        sigset_t s;
+        signal(sig, SIG_DFL);
+        sigemptyset(&s);
+        sigaddset(&s, sig);
+        sigprocmask(SIG_UNBLOCK, &s, NULL);
+        raise(sig);
+        return 128 + sig;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* One message from migrd; *moved / *exit_status updated.  0, 1 (nothing
+ * waiting), -1 (migrd gone). */
+static int read_event(int ctl, int flags, int *moved, int *exited, int *exit_status, pid_t pid)
+{
+    static char buf[CTL_MAX_MSG];
+    int fds[CTL_MAX_FDS], nfds = 0, eof = 0;
+    ssize_t n = ctl_recv(ctl, buf, sizeof buf, fds, &nfds, &eof, flags);
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    if (n == -EAGAIN)
+        return 1;
+    if (eof || n < 0)
+        return -1;
+    const struct ctl_hdr *h = (const void *)buf;
+    if (h->type == CTL_PROC_EVENT && h->len == sizeof(struct ctl_proc_event)) {
+        const struct ctl_proc_event *ev = (const void *)(h + 1);
+        if (ev->type == CTL_PEV_MOVED) {
+            *moved = 1;
+        } else if (ev->type == CTL_PEV_EXITED) {
+            *exited = 1;
+            *exit_status = ev->status;
+        }
+    } else if (h->type == CTL_ERROR && h->len == sizeof(struct ctl_error)) {
+        fprintf(stderr, "migrctl run: pid %d: migrd: %.200s\n", pid,
+                ((const struct ctl_error *)(h + 1))->message);
+    }
+    return 0;
+}
+
+static int await_registration(int ctl, pid_t pid)
+{
+    static char buf[CTL_MAX_MSG];
+    struct pollfd p = {.fd = ctl, .events = POLLIN};
+    int fds[CTL_MAX_FDS], nfds = 0, eof = 0;
+    if (poll(&p, 1, 5000) <= 0) {
+        fprintf(stderr, "migrctl run: migrd did not answer the registration of pid %d\n", pid);
+        return -1;
+    }
+    ssize_t n = ctl_recv(ctl, buf, sizeof buf, fds, &nfds, &eof, 0);
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    const struct ctl_hdr *h = (const void *)buf;
+    if (eof || n < 0) {
+        fprintf(stderr, "migrctl run: registering pid %d: %s\n", pid, eof ? "migrd closed the connection" : strerror((int)-n));
+        return -1;
+    }
+    if (h->type == CTL_ERROR && h->len == sizeof(struct ctl_error)) {
+        fprintf(stderr, "migrctl run: migrd refused pid %d: %.200s\n", pid,
+                ((const struct ctl_error *)(h + 1))->message);
+        return -1;
+    }
+    return h->type == CTL_OK ? 0 : -1;
+}
+
+int migrctl_run(const char *sock_path, int argc, char **argv)
+{
+    const char *pidfile = NULL;
+    int no_migrate = getenv("MIGR_NO_MIGRATE") && !strcmp(getenv("MIGR_NO_MIGRATE"), "1");
+    int i;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))  {
+            i++;
+            break;
+        }
+        if (!strcmp(argv[i], "--no-migrate"))
+            no_migrate = 1;
+        else if (!strcmp(argv[i], "--pidfile") && i + 1 < argc)
+            pidfile = argv[++i];
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "migrctl run: unknown option '%s' (see migrctl --help)\n", argv[i]);
+            return 2;
+        } else
+            break;
+    }
+    if (i >= argc) {
+        fprintf(stderr, "usage: migrctl run [--no-migrate] [--pidfile FILE] -- CMD [ARG...]\n");
+        return 2;
+    }
+    int ctl = connect_migrd(sock_path);
+    if (ctl < 0)
+        return 1;
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        perror("migrctl run: signalfd");
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("migrctl run: fork");
+        return 1;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        execvp(argv[i], argv + i);
+        fprintf(stderr, "migrctl run: cannot start %s: %s\n", argv[i], strerror(errno));
+        _exit(127);
+    }
+    struct ctl_proc_register reg = {.pid = pid, .flags = no_migrate ? CTL_PROC_NO_MIGRATE : 0};
+    const char *base = strrchr(argv[i], '/');
+    snprintf(reg.cmd, sizeof reg.cmd, "%s", base ? base + 1 : argv[i]);
+    if (ctl_send(ctl, CTL_PROC_REGISTER, 1, &reg, sizeof reg, NULL, 0) < 0 ||
+        await_registration(ctl, pid) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return 1;
+    }
+    if (pidfile) {
+        char tmp[4200];
+        FILE *f;
+        snprintf(tmp, sizeof tmp, "%s.tmp", pidfile);
+        if (!(f = fopen(tmp, "w")) || fprintf(f, "%d\n", pid) < 0 || fclose(f) != 0 || rename(tmp, pidfile) < 0)
+            fprintf(stderr, "migrctl run: writing pid file %s: %s\n", pidfile, strerror(errno));
+    }
+    int moved = 0, exited = 0, status = 0, child_gone = 0;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
+        if (poll(p, ctl >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+            perror("migrctl run: poll");
+            return 1;
+        }
+        if (ctl >= 0 && (p[1].revents & (POLLIN | POLLHUP))) {
+            if (read_event(ctl, MSG_DONTWAIT, &moved, &exited, &status, pid) < 0) {
+                close(ctl);
+                ctl = -1;
+                if (moved) {
+                    fprintf(stderr, "migrctl run: migrd ended while pid %d ran elsewhere: it is lost\n", pid);
+                    return 255;
+                }
+            }
+            if (exited)
+                return finish(ctl, pid, status);
+        }
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == sizeof si) {
+            if (si.ssi_signo != SIGCHLD) {
+                struct ctl_proc_signal s = {.pid = pid, .sig = (int)si.ssi_signo};
+                if (ctl < 0 || ctl_send(ctl, CTL_PROC_SIGNAL, 2, &s, sizeof s, NULL, 0) < 0)
+                    kill(pid, (int)si.ssi_signo);
+                continue;
+            }
+            int st;
+            if (child_gone || waitpid(pid, &st, WNOHANG) != pid)
+                continue;
+            child_gone = 1;
+            /* migrd says MOVED before it ends the source copy */
+            while (ctl >= 0 && read_event(ctl, MSG_DONTWAIT, &moved, &exited, &status, pid) == 0)
+                ;
+            if (exited)
+                return finish(ctl, pid, status);
+            if (!moved)
+                return finish(ctl, pid, st);
+        }
+    }
+}

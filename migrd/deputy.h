@@ -1,0 +1,18 @@
+/*
+ * deputy.h -- the home stub of a migratable process (`migrctl run`, and what
+ * the odls component will launch for each MPI rank).
+ *
+ * Interface: migrctl [--socket PATH] run [--no-migrate] [--pidfile FILE] -- CMD [ARG...]
+ * or the environment MIGR_SOCKET (migrd's control socket), MIGR_NO_MIGRATE=1.
+ * The stub forks CMD (which inherits stdio and the environment), registers
+ * it with the home migrd, and stays its parent and deputy: it ends with
+ * CMD's exit status or re-raises its signal, wherever CMD ran; SIGINT,
+ * SIGTERM and SIGHUP sent to the stub are delivered to CMD wherever it runs.
+ */
+#ifndef MIGRD_DEPUTY_H
+#define MIGRD_DEPUTY_H
+
+/* argv[0] is "run".  Returns an exit status (when CMD was not killed). */
+int migrctl_run(const char *sock_path, int argc, char **argv);
+
+#endif

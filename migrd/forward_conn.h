@@ -1,0 +1,48 @@
+/*
+ * forward_conn.h -- one framed, non-blocking connection of the migration
+ * port inside migrd's event loop (forwarding channels, and the first frame
+ * of every accepted connection).
+ *
+ * Owns: buffering, frame parsing with the checks of migrate_proto.h, and
+ * the socket's life.  Frames are handed to on_frame in order; a bad frame or
+ * the peer closing calls on_close once, after which the owner frees it.
+ */
+#ifndef MIGRD_FORWARD_CONN_H
+#define MIGRD_FORWARD_CONN_H
+
+#include <stdint.h>
+
+#include "migrate_proto.h"
+
+struct migrd;
+struct fconn;
+
+typedef void (*fconn_frame_fn)(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
+typedef void (*fconn_close_fn)(struct fconn *c, const char *why);
+
+struct fconn {
+    struct migrd *d;
+    struct bufferevent *bev;
+    int fd;
+    char peer[64];
+    fconn_frame_fn on_frame;
+    fconn_close_fn on_close;
+    void *owner;
+    uint32_t gen;
+    int closed;          /* on_close was called                  */
+    int stop;            /* owner asked to stop parsing frames   */
+};
+
+struct fconn *fconn_new(struct migrd *d, int fd, const char *peer, fconn_frame_fn on_frame,
+                        fconn_close_fn on_close, void *owner);
+int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, uint32_t len);
+/* Close after everything queued has been written. */
+void fconn_close_when_flushed(struct fconn *c);
+/* Take the socket back (blocking, nothing buffered is lost only if the peer
+ * waits for an answer) and free the connection. */
+int fconn_take_fd(struct fconn *c);
+void fconn_free(struct fconn *c);
+/* Free from inside one of its own callbacks (at the next loop turn). */
+void fconn_free_later(struct fconn *c);
+
+#endif

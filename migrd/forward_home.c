@@ -1,0 +1,374 @@
+/*
+ * forward_home.c -- the anchor: a moved process's outside descriptors, kept
+ * open at its home and relayed to where it runs (see forward.h).
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/ctlmsg.h"
+#include "forward.h"
+#include "forward_conn.h"
+#include "log.h"
+#include "migrate.h"
+#include "migrate_proc.h"
+#include "migrd.h"
+
+struct achan {
+    uint32_t id, dir;
+    int fd;                  /* the original, or -1 once closed       */
+    struct event *ev;        /* readable (dir & MIG_DIR_IN)            */
+    bool in_eof;             /* the original reached end of file       */
+    struct fconn *eof_sent;  /* connection that got the EOF            */
+    struct evbuffer *ret;    /* input returned by the previous location */
+    struct evbuffer *pend;   /* input read while no location is current */
+};
+
+struct fwd_anchor {
+    struct migrd *d;
+    struct mproc *p;
+    uint32_t n;
+    struct achan ch[MIG_MAX_CHAN];
+    struct fconn *cur;       /* location in service                    */
+    struct fconn *old;       /* previous location, ending (sent END)   */
+    struct fconn *next;      /* new location waiting for old to close  */
+    struct evbuffer *held;   /* frames of next, replayed in order      */
+    int pend_sig;
+    int move_fd;             /* migrctl waiting for a MOVE_RESULT      */
+    uint32_t move_reqid;
+};
+
+static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
+
+struct fwd_anchor *fwd_anchor_new(struct migrd *d, struct mproc *p)
+{
+    struct fwd_anchor *a = calloc(1, sizeof *a);
+    if (!a || !(a->held = evbuffer_new())) {
+        free(a);
+        return NULL;
+    }
+    a->d = d;
+    a->p = p;
+    a->move_fd = -1;
+    return a;
+}
+
+uint32_t fwd_anchor_nchan(const struct fwd_anchor *a) { return a->n; }
+
+int fwd_anchor_add(struct fwd_anchor *a, uint32_t chan, int orig_fd, uint32_t dir)
+{
+    if (a->n >= MIG_MAX_CHAN) {
+        log_error("pid %d: more than %d forwarded descriptors", a->p->pid, MIG_MAX_CHAN);
+        return -1;
+    }
+    struct achan *ch = &a->ch[a->n];
+    ch->id = chan;
+    ch->dir = dir;
+    ch->fd = orig_fd;
+    ch->ret = evbuffer_new();
+    ch->pend = evbuffer_new();
+    if (!ch->ret || !ch->pend)
+        return -1;
+    a->n++;
+    return 0;
+}
+
+static struct achan *chan_get(struct fwd_anchor *a, uint32_t id)
+{
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->ch[i].id == id)
+            return &a->ch[i];
+    return NULL;
+}
+
+/* Send what is waiting for a new current location: returned input first. */
+static void flush_input(struct fwd_anchor *a, struct achan *ch)
+{
+    struct evbuffer *bufs[2] = {ch->ret, ch->pend};
+    if (!a->cur)
+        return;
+    for (int k = 0; k < 2; k++) {
+        while (evbuffer_get_length(bufs[k])) {
+            size_t n = evbuffer_get_length(bufs[k]);
+            if (n > 65536)
+                n = 65536;
+            const void *data = evbuffer_pullup(bufs[k], (ssize_t)n);
+            fconn_send(a->cur, FWD_DATA, ch->id, data, (uint32_t)n);
+            evbuffer_drain(bufs[k], n);
+        }
+    }
+    if (ch->in_eof && ch->eof_sent != a->cur) {
+        fconn_send(a->cur, FWD_EOF, ch->id, NULL, 0);
+        ch->eof_sent = a->cur;
+    }
+}
+
+static void on_input(evutil_socket_t fd, short what, void *arg)
+{
+    struct fwd_anchor *a = arg;
+    struct achan *ch = NULL;
+    char buf[65536];
+    (void)what;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->ch[i].fd == fd)
+            ch = &a->ch[i];
+    if (!ch)
+        return;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        if (n < 0)
+            log_warn("pid %d: reading forwarded fd %d (channel %u): %s: treating it as end of file",
+                     a->p->pid, fd, ch->id, strerror(errno));
+        event_del(ch->ev);
+        ch->in_eof = true;
+    } else {
+        evbuffer_add(ch->pend, buf, (size_t)n);
+    }
+    flush_input(a, ch);
+}
+
+int fwd_anchor_start(struct fwd_anchor *a)
+{
+    for (uint32_t i = 0; i < a->n; i++) {
+        struct achan *ch = &a->ch[i];
+        if (!(ch->dir & MIG_DIR_IN))
+            continue;
+        ch->ev = event_new(a->d->base, ch->fd, EV_READ | EV_PERSIST, on_input, a);
+        if (!ch->ev || event_add(ch->ev, NULL) < 0) {
+            log_error("pid %d: cannot watch forwarded fd %d", a->p->pid, ch->fd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void write_out(struct fwd_anchor *a, struct achan *ch, const uint8_t *body, uint32_t len)
+{
+    uint32_t off = 0;
+    if (ch->fd < 0)
+        return;
+    while (off < len) {
+        ssize_t n = write(ch->fd, body + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            usleep(1000); /* an original left non-blocking by its reader */
+            continue;
+        }
+        if (n <= 0) {
+            log_warn("pid %d: writing %u forwarded bytes to fd %d (channel %u): %s: dropped",
+                     a->p->pid, len - off, ch->fd, ch->id, strerror(errno));
+            return;
+        }
+        off += (uint32_t)n;
+    }
+}
+
+static void close_chan(struct achan *ch)
+{
+    if (ch->ev) {
+        event_free(ch->ev);
+        ch->ev = NULL;
+    }
+    if (ch->fd >= 0)
+        close(ch->fd);
+    ch->fd = -1;
+}
+
+static void answer_move(struct fwd_anchor *a, const struct mig_move_result *r)
+{
+    if (a->move_fd < 0)
+        return;
+    if (r->ok) {
+        struct ctl_migrate_done done = {.bytes = r->bytes, .frozen_us = r->frozen_us,
+                                        .total_us = r->total_us};
+        snprintf(done.node, sizeof done.node, "%.63s", r->message);
+        ctl_send(a->move_fd, CTL_MIGRATE_DONE, a->move_reqid, &done, sizeof done, NULL, 0);
+    } else {
+        struct ctl_error e = {.err = EAGAIN};
+        snprintf(e.message, sizeof e.message, "%.199s", r->message);
+        ctl_send(a->move_fd, CTL_ERROR, a->move_reqid, &e, sizeof e, NULL, 0);
+    }
+    close(a->move_fd);
+    a->move_fd = -1;
+}
+
+/* The process ended where it ran: output was written before this frame. */
+static void process_exited(struct fwd_anchor *a, int status)
+{
+    struct mproc *p = a->p;
+    for (uint32_t i = 0; i < a->n; i++)
+        close_chan(&a->ch[i]);
+    p->state = MP_EXITED;
+    log_info("pid %d ended on %s with status %#x", p->pid, a->d->map.nodes[p->at].name, status);
+    mproc_notify_stub(p, CTL_PEV_EXITED, status, a->d->map.nodes[p->at].name);
+}
+
+static void promote_next(struct fwd_anchor *a)
+{
+    a->cur = a->next;
+    a->next = NULL;
+    if (!a->cur)
+        return;
+    for (uint32_t i = 0; i < a->n; i++)
+        flush_input(a, &a->ch[i]);
+    if (a->pend_sig) {
+        fconn_send(a->cur, FWD_SIGNAL, 0, &(struct mig_signal){a->pend_sig}, sizeof(struct mig_signal));
+        a->pend_sig = 0;
+    }
+    /* frames the new location sent while the old one was ending */
+    while (evbuffer_get_length(a->held) >= sizeof(struct mig_hdr) && a->cur) {
+        struct mig_hdr h;
+        evbuffer_remove(a->held, &h, sizeof h);
+        const uint8_t *body = h.len ? evbuffer_pullup(a->held, h.len) : NULL;
+        anchor_frame(a->cur, &h, body);
+        evbuffer_drain(a->held, h.len);
+    }
+}
+
+static void anchor_close(struct fconn *c, const char *why)
+{
+    struct fwd_anchor *a = c->owner;
+    struct mproc *p = a->p;
+    if (c == a->old) {
+        log_debug("pid %d: previous location's connection closed (%s)", p->pid, why);
+        a->old = NULL;
+        promote_next(a);
+    } else if (c == a->cur) {
+        a->cur = NULL;
+        if (p->state != MP_EXITED) {
+            log_error("pid %d: lost the connection to %s where it runs (%s): the process is lost",
+                      p->pid, c->peer, why);
+            process_exited(a, SIGKILL);
+        }
+    } else if (c == a->next) {
+        a->next = NULL;
+    }
+    fconn_free_later(c);
+}
+
+static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body)
+{
+    struct fwd_anchor *a = c->owner;
+    struct mproc *p = a->p;
+    struct achan *ch = chan_get(a, h->chan);
+    if (c == a->next) {
+        /* keep it, in order, until the previous location is done */
+        evbuffer_add(a->held, h, sizeof *h);
+        evbuffer_add(a->held, body, h->len);
+        return;
+    }
+    switch (h->type) {
+    case FWD_DATA:
+        if (ch && (ch->dir & MIG_DIR_OUT))
+            write_out(a, ch, body, h->len);
+        else
+            log_warn("pid %d: %u bytes for unknown output channel %u dropped", p->pid, h->len, h->chan);
+        break;
+    case FWD_EOF:
+        if (ch && ch->fd >= 0) {
+            if (ch->dir & MIG_DIR_IN)
+                shutdown(ch->fd, SHUT_WR);
+            else
+                close_chan(ch);
+        }
+        break;
+    case FWD_RETURN:
+        if (ch)
+            evbuffer_add(ch->ret, body, h->len);
+        break;
+    case FWD_EXIT:
+        if (h->len == sizeof(struct mig_exit))
+            process_exited(a, ((const struct mig_exit *)body)->status);
+        fconn_close_when_flushed(c);
+        break;
+    case FWD_END:
+        if (h->len == sizeof(struct mig_end))
+            p->last_frozen_us = ((const struct mig_end *)body)->frozen_us;
+        fconn_send(c, FWD_END_ACK, 0, NULL, 0);
+        if (c == a->cur) {
+            a->old = c;
+            a->cur = NULL;
+        }
+        break;
+    case FWD_MOVE_RESULT:
+        if (h->len == sizeof(struct mig_move_result))
+            answer_move(a, (const void *)body);
+        break;
+    default:
+        log_warn("pid %d: unexpected %s frame from %s ignored", p->pid, mig_type_name(h->type), c->peer);
+    }
+}
+
+void fwd_anchor_attach(struct fwd_anchor *a, struct fconn *c, uint32_t gen)
+{
+    struct mproc *p = a->p;
+    c->owner = a;
+    c->gen = gen;
+    c->on_frame = anchor_frame;
+    c->on_close = anchor_close;
+    if (a->next) {
+        log_warn("pid %d: a newer location (%s) replaces the waiting one (%s)", p->pid, c->peer,
+                 a->next->peer);
+        fconn_free_later(a->next);
+        evbuffer_drain(a->held, evbuffer_get_length(a->held));
+    }
+    a->next = c;
+    p->moves = gen;
+    p->state = MP_AWAY;
+    int at = migrate_node_by_addr(a->d, c->peer);
+    if (at >= 0)
+        p->at = at;
+    if (!a->cur && !a->old)
+        promote_next(a);
+    log_info("pid %d: forwarding to %s (move %u)", p->pid, c->peer, gen);
+}
+
+int fwd_anchor_signal(struct fwd_anchor *a, int sig)
+{
+    if (!a->cur) {
+        a->pend_sig = sig;
+        return 0;
+    }
+    return fconn_send(a->cur, FWD_SIGNAL, 0, &(struct mig_signal){sig}, sizeof(struct mig_signal));
+}
+
+int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t inject,
+                    const char *node)
+{
+    struct mig_move m = {.reqid = reqid, .inject = inject};
+    if (!a->cur || a->move_fd >= 0)
+        return -1;
+    snprintf(m.node, sizeof m.node, "%s", node);
+    if (fconn_send(a->cur, FWD_MOVE, 0, &m, sizeof m) < 0)
+        return -1;
+    a->move_fd = reply_fd;
+    a->move_reqid = reqid;
+    return 0;
+}
+
+void fwd_anchor_free(struct fwd_anchor *a)
+{
+    struct fconn *cs[3] = {a->cur, a->old, a->next};
+    for (int k = 0; k < 3; k++)
+        if (cs[k])
+            fconn_free_later(cs[k]);
+    for (uint32_t i = 0; i < a->n; i++) {
+        close_chan(&a->ch[i]);
+        evbuffer_free(a->ch[i].ret);
+        evbuffer_free(a->ch[i].pend);
+    }
+    if (a->move_fd >= 0)
+        close(a->move_fd);
+    evbuffer_free(a->held);
+    free(a);
+}

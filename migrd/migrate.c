@@ -1,0 +1,666 @@
+/*
+ * migrate.c -- see migrate.h.  A move, as the code runs it:
+ *   migrctl migrate -> ctl.c -> migrate_ctl_migrate (here, or FWD_MOVE via the
+ *   home's anchor to where the process runs) -> migrate_out -> [destination]
+ *   accept_frame(OFFER) -> incoming() -> engine_image_read/restore ->
+ *   RESTORED -> [source] engine_release(KILL), fwd_ep_detach / anchor.
+ */
+#include "migrate.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/ctlmsg.h"
+#include "engine/engine_int.h"
+#include "forward.h"
+#include "forward_conn.h"
+#include "log.h"
+#include "migrate_proc.h"
+#include "migrd.h"
+
+#define OFFER_TIMEOUT_MS   10000
+#define STREAM_TIMEOUT_MS  30000
+#define MEM_HEADROOM       (64ull << 20)
+
+struct migrate {
+    int lfd;
+    struct event *lev, *chld;
+    struct mproc *procs;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+unsigned migrate_port(const struct migrd *d, int node) { return d->map.nodes[node].port + 1u; }
+
+int migrate_node_by_addr(const struct migrd *d, const char *s)
+{
+    for (int i = 0; i < d->map.nnodes; i++)
+        if (!strcmp(d->map.nodes[i].name, s) || !strcmp(d->map.nodes[i].addr, s))
+            return i;
+    return -1;
+}
+
+struct mproc *migrate_procs(struct migrd *d) { return d->migrate->procs; }
+
+void migrate_link_proc(struct migrd *d, struct mproc *p)
+{
+    p->next = d->migrate->procs;
+    d->migrate->procs = p;
+}
+
+void migrate_unlink_proc(struct migrd *d, struct mproc *p)
+{
+    for (struct mproc **pp = &d->migrate->procs; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+}
+
+static int failf(struct migrate_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int failf(struct migrate_result *res, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->message, sizeof res->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ------------------------------------------------------------ source */
+
+static uint64_t resident_bytes(pid_t pid)
+{
+    char path[64];
+    unsigned long size = 0, rss = 0;
+    snprintf(path, sizeof path, "/proc/%d/statm", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+struct outchans {
+    uint32_t n;
+    struct mig_chan map[MIG_MAX_CHAN];
+    int orig[MIG_MAX_CHAN];   /* first move from home: the originals */
+};
+
+static void outchans_close(struct outchans *oc)
+{
+    for (uint32_t i = 0; i < oc->n; i++)
+        if (oc->orig[i] >= 0)
+            close(oc->orig[i]);
+    oc->n = 0;
+}
+
+/* Which channel each outside descriptor of the image goes to. */
+static int map_channels(struct mproc *p, const struct engine_image *img, struct outchans *oc,
+                        struct migrate_result *res)
+{
+    int pidfd = -1;
+    for (uint32_t i = 0; i < img->nfds; i++) {
+        const struct eng_fd *f = &img->fds[i];
+        uint32_t chan, dir;
+        if (f->kind != FD_EXTERNAL || f->same_as >= 0)
+            continue;
+        if (oc->n >= MIG_MAX_CHAN)
+            return failf(res, "pid %d has more than %d descriptors leading outside", p->pid, MIG_MAX_CHAN);
+        oc->orig[oc->n] = -1;
+        if (p->ep) {
+            if (fwd_ep_chan_of(p->ep, f->ino, &chan, &dir) < 0)
+                return failf(res, "pid %d: fd %d (%s) leads to an object of this node that is not "
+                                  "forwarded from its home", p->pid, f->fd, f->desc ? f->desc : f->path);
+        } else {
+            int acc = (int)f->flags & O_ACCMODE;
+            dir = acc == O_WRONLY ? MIG_DIR_OUT : acc == O_RDONLY ? MIG_DIR_IN : MIG_DIR_IN | MIG_DIR_OUT;
+            chan = i + 1;
+            if (pidfd < 0 && (pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0)) < 0)
+                return failf(res, "pidfd_open(pid %d): %s", p->pid, strerror(errno));
+            oc->orig[oc->n] = (int)syscall(SYS_pidfd_getfd, pidfd, f->fd, 0);
+            if (oc->orig[oc->n] < 0) {
+                int e = errno;
+                close(pidfd);
+                return failf(res, "pid %d: taking fd %d to forward it: %s", p->pid, f->fd, strerror(e));
+            }
+            fcntl(oc->orig[oc->n], F_SETFD, FD_CLOEXEC);
+        }
+        oc->map[oc->n++] = (struct mig_chan){.fd = f->fd, .chan = chan, .dir = dir};
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return 0;
+}
+
+/* Unread input of the channels (a previous move's endpoint) to the stream. */
+static int send_unread_input(int fd, struct mproc *p, const struct outchans *oc)
+{
+    for (uint32_t i = 0; p->ep && i < oc->n; i++) {
+        struct evbuffer *b = evbuffer_new();
+        bool eof = false;
+        int rc = b ? fwd_ep_unread_input(p->ep, oc->map[i].chan, b, &eof) : -1;
+        while (rc == 0 && evbuffer_get_length(b)) {
+            size_t n = evbuffer_get_length(b);
+            if (n > MIG_MAX_BODY)
+                n = MIG_MAX_BODY;
+            rc = mig_send(fd, MIG_INPUT, oc->map[i].chan, evbuffer_pullup(b, (ssize_t)n), (uint32_t)n);
+            evbuffer_drain(b, n);
+        }
+        if (rc == 0 && eof)
+            rc = mig_send(fd, MIG_INPUT_EOF, oc->map[i].chan, NULL, 0);
+        if (b)
+            evbuffer_free(b);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The image, raw; tests may corrupt it or stall half-way. */
+static int send_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
+{
+    if (inject == CTL_INJECT_NONE)
+        return engine_image_write(img, fd, bytes);
+    int mfd = memfd_create("migr-image", MFD_CLOEXEC);
+    if (mfd < 0 || engine_image_write(img, mfd, bytes) < 0) {
+        if (mfd >= 0)
+            close(mfd);
+        return -1;
+    }
+    uint8_t *m = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    close(mfd);
+    if (m == MAP_FAILED)
+        return -1;
+    size_t half = *bytes / 2;
+    int rc;
+    if (inject == CTL_INJECT_CORRUPT) {
+        m[half] ^= 0x5a;
+        rc = mig_write_all(fd, m, *bytes);
+    } else {
+        rc = mig_write_all(fd, m, half);
+        if (rc == 0) {
+            log_info("test: stalling the stream half-way for 3 s");
+            sleep(3);
+            rc = mig_write_all(fd, m + half, *bytes - half);
+        }
+    }
+    munmap(m, *bytes);
+    return rc;
+}
+
+int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inject,
+                struct migrate_result *res)
+{
+    uint64_t t0 = now_us(), t_freeze = 0;
+    struct outchans oc = {0};
+    struct engine_frozen *fz = NULL;
+    struct engine_image *img = NULL;
+    struct mig_hdr h;
+    char reason[MIG_REASON_MAX + 1];
+    int fd = -1, rc = -1;
+    memset(res, 0, sizeof *res);
+    int dest = migrate_node_by_addr(d, node);
+    if (dest < 0)
+        return failf(res, "no node %s in the cluster map", node);
+    if (dest == d->self)
+        return failf(res, "pid %d already runs on %s", p->pid, node);
+    if (p->flags & CTL_PROC_NO_MIGRATE)
+        return failf(res, "pid %d was started with --no-migrate", p->pid);
+    if (!p->here || p->state != MP_RUNNING)
+        return failf(res, "pid %d does not run on %s now", p->pid, migrd_node_name(d));
+    const struct cfg_node *dn = &d->map.nodes[dest];
+    fd = mig_connect(dn->addr, migrate_port(d, dest), 3000, OFFER_TIMEOUT_MS);
+    if (fd < 0)
+        return failf(res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(d, dest),
+                     strerror(-fd));
+    struct mig_offer offer = {.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves,
+                              .flags = p->flags, .mem_bytes = resident_bytes(p->pid)};
+    snprintf(offer.kernel, sizeof offer.kernel, "%s", d->kernel);
+    snprintf(offer.cmd, sizeof offer.cmd, "%s", p->cmd);
+    memset(reason, 0, sizeof reason);
+    if (mig_send(fd, MIG_OFFER, 0, &offer, sizeof offer) < 0 || mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
+        failf(res, "%s did not answer the offer: %s", dn->name, strerror(errno));
+        goto out;
+    }
+    if (h.type != MIG_ACCEPT) {
+        failf(res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
+        goto out;
+    }
+    mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
+    p->state = MP_MOVING;
+    if (engine_freeze(p->pid, 5000, &fz) < 0) {
+        failf(res, "freezing: %s", engine_strerror());
+        goto out;
+    }
+    t_freeze = now_us();
+    if (engine_capture(fz, &img) < 0) {
+        failf(res, "capturing: %s", engine_strerror());
+        goto out;
+    }
+    if (map_channels(p, img, &oc, res) < 0)
+        goto out;
+    if (p->ep)
+        fwd_ep_drain_output(p->ep);
+    if (mig_send(fd, MIG_CHANMAP, 0, oc.map, oc.n * (uint32_t)sizeof oc.map[0]) < 0 ||
+        send_unread_input(fd, p, &oc) < 0 || mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
+        send_image(fd, img, inject, &res->bytes) < 0) {
+        failf(res, "streaming to %s: %s", dn->name,
+              errno ? strerror(errno) : engine_strerror());
+        goto out;
+    }
+    memset(reason, 0, sizeof reason);
+    if (mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
+        failf(res, "no acknowledgement from %s: %s", dn->name,
+              errno == EAGAIN ? "timed out" : strerror(errno));
+        goto out;
+    }
+    if (h.type != MIG_RESTORED) {
+        failf(res, "%s could not restore it: %s", dn->name, h.type == MIG_FAILED ? reason : "unexpected answer");
+        goto out;
+    }
+    /* acknowledged: from here on the copy at the destination is the process */
+    res->frozen_us = now_us() - t_freeze;
+    if (!p->anchor) {
+        p->anchor = fwd_anchor_new(d, p);
+        for (uint32_t i = 0; p->anchor && i < oc.n; i++)
+            if (fwd_anchor_add(p->anchor, oc.map[i].chan, oc.orig[i], oc.map[i].dir) == 0)
+                oc.orig[i] = -1;
+        if (!p->anchor || fwd_anchor_start(p->anchor) < 0)
+            log_error("pid %d: cannot set up forwarding at home", p->pid);
+    }
+    p->moves++;
+    p->at = dest;
+    p->last_frozen_us = res->frozen_us;
+    mproc_notify_stub(p, CTL_PEV_MOVED, 0, dn->name);
+    if (engine_release(fz, ENGINE_KILL) < 0)
+        log_warn("pid %d: ending the source copy: %s", p->pid, engine_strerror());
+    fz = NULL;
+    if (p->ep) {
+        fwd_ep_detach(p->ep, res->frozen_us);
+        p->ep = NULL;
+    }
+    p->here = p->child = false;
+    p->state = MP_AWAY;
+    rc = 0;
+out:
+    res->total_us = now_us() - t0;
+    if (fz) {
+        if (engine_release(fz, ENGINE_LEAVE_RUNNING) < 0)
+            log_error("pid %d: THAW FAILED: %s", p->pid, engine_strerror());
+        p->state = MP_RUNNING;
+    }
+    if (img)
+        engine_image_free(img);
+    outchans_close(&oc);
+    if (fd >= 0)
+        close(fd);
+    double secs = res->frozen_us ? (double)res->frozen_us / 1e6 : 0;
+    if (rc == 0)
+        log_info("move pid %d %s -> %s: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms",
+                 p->pid, migrd_node_name(d), dn->name, (unsigned long long)res->bytes,
+                 (double)res->frozen_us / 1000, secs > 0 ? (double)res->bytes / secs / 1e6 : 0,
+                 (double)res->total_us / 1000);
+    else
+        log_info("move pid %d %s -> %s: failed (%s), %s", p->pid, migrd_node_name(d), dn->name,
+                 res->message, t_freeze ? "thawed where it was" : "never frozen");
+    if (rc == 0 && !p->is_home)
+        mproc_free(d, p);
+    return rc;
+}
+
+/* ------------------------------------------------------------ destination */
+
+static uint64_t mem_available(void)
+{
+    char line[256];
+    unsigned long long kb = 0;
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return UINT64_MAX;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb ? kb * 1024 : UINT64_MAX;
+}
+
+static int check_offer(struct migrd *d, const struct mig_offer *o, char *why, size_t len)
+{
+    uint64_t avail = mem_available();
+    if (o->home >= (uint32_t)d->map.nnodes)
+        snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, migrd_node_name(d));
+    else if (strncmp(o->kernel, d->kernel, sizeof o->kernel))
+        snprintf(why, len, "%s runs kernel %s, the process was frozen under %.64s", migrd_node_name(d),
+                 d->kernel, o->kernel);
+    else if (o->pid <= 1 || kill(o->pid, 0) == 0 || errno != ESRCH)
+        snprintf(why, len, "pid %d is taken on %s", o->pid, migrd_node_name(d));
+    else if (avail < o->mem_bytes + MEM_HEADROOM)
+        snprintf(why, len, "only %llu MiB available on %s, the process needs %llu MiB",
+                 (unsigned long long)(avail >> 20), migrd_node_name(d),
+                 (unsigned long long)(o->mem_bytes >> 20));
+    else
+        return 0;
+    return -1;
+}
+
+struct incoming {
+    struct migrd *d;
+    struct fconn *c;
+    struct mig_offer offer;
+};
+
+static void incoming(evutil_socket_t unused, short what, void *arg)
+{
+    struct incoming *in = arg;
+    struct migrd *d = in->d;
+    struct mig_offer offer = in->offer;
+    const struct mig_offer *o = &offer;
+    char why[MIG_REASON_MAX] = "";
+    struct mig_chan map[MIG_MAX_CHAN];
+    int proc_end[MIG_MAX_CHAN];
+    uint32_t nmap = 0;
+    struct engine_image *img = NULL;
+    struct mproc *p = NULL;
+    bool new_rec = false;
+    uint64_t bytes = 0;
+    uint8_t *buf = NULL;
+    struct mig_hdr h;
+    pid_t restored;
+    (void)unused;
+    (void)what;
+    int fd = fconn_take_fd(in->c);
+    free(in);
+    if (fd < 0)
+        return;
+    mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
+    if (check_offer(d, o, why, sizeof why) < 0) {
+        log_info("refusing pid %d from its source: %s", o->pid, why);
+        mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
+        close(fd);
+        return;
+    }
+    p = mproc_find(d, (int)o->home, o->pid);
+    if (p && (p->here || !p->is_home)) {
+        snprintf(why, sizeof why, "pid %d of %s is already known on %s", o->pid,
+                 d->map.nodes[o->home].name, migrd_node_name(d));
+        mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
+        close(fd);
+        return;
+    }
+    if (!p) {
+        if ((int)o->home == d->self) {
+            snprintf(why, sizeof why, "pid %d does not belong to %s", o->pid, migrd_node_name(d));
+            mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
+            close(fd);
+            return;
+        }
+        p = mproc_new(d, o->pid, (int)o->home);
+        new_rec = true;
+        if (p) {
+            p->flags = o->flags;
+            snprintf(p->cmd, sizeof p->cmd, "%.63s", o->cmd);
+        }
+    }
+    buf = malloc(MIG_MAX_BODY);
+    if (!p || !buf || !(p->ep = fwd_ep_new(d, p))) {
+        snprintf(why, sizeof why, "out of memory on %s", migrd_node_name(d));
+        mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
+        goto fail_quiet;
+    }
+    if (mig_send(fd, MIG_ACCEPT, 0, NULL, 0) < 0)
+        goto fail_quiet;
+    for (;;) {
+        if (mig_recv(fd, &h, buf, MIG_MAX_BODY) < 0) {
+            snprintf(why, sizeof why, "reading the stream: %s", strerror(errno));
+            goto fail;
+        }
+        if (h.type == MIG_IMAGE)
+            break;
+        if (h.type == MIG_CHANMAP && h.len % sizeof map[0] == 0 && h.len / sizeof map[0] <= MIG_MAX_CHAN &&
+            !nmap) {
+            memcpy(map, buf, h.len);
+            for (uint32_t i = 0; i < h.len / sizeof map[0]; i++) {
+                if (fwd_ep_add(p->ep, map[i].chan, map[i].dir, &proc_end[i]) < 0) {
+                    snprintf(why, sizeof why, "cannot make relay channel %u", map[i].chan);
+                    goto fail;
+                }
+                nmap++;
+            }
+        } else if (h.type == MIG_INPUT) {
+            if (fwd_ep_prefill(p->ep, h.chan, buf, h.len) < 0) {
+                snprintf(why, sizeof why, "input for unknown channel %u", h.chan);
+                goto fail;
+            }
+        } else if (h.type == MIG_INPUT_EOF) {
+            fwd_ep_prefill_eof(p->ep, h.chan);
+        } else {
+            snprintf(why, sizeof why, "unexpected %s frame in the stream", mig_type_name(h.type));
+            goto fail;
+        }
+    }
+    if (engine_image_read(fd, &img, &bytes) < 0) {
+        snprintf(why, sizeof why, "image refused: %s", engine_strerror());
+        goto fail;
+    }
+    for (uint32_t i = 0; i < img->nfds; i++) {
+        struct eng_fd *f = &img->fds[i];
+        uint32_t k;
+        if (f->kind != FD_EXTERNAL || f->same_as >= 0)
+            continue;
+        for (k = 0; k < nmap && map[k].fd != f->fd; k++)
+            ;
+        if (k == nmap) {
+            snprintf(why, sizeof why, "fd %d (%s) leads outside and has no forwarding channel", f->fd,
+                     f->desc ? f->desc : "?");
+            goto fail;
+        }
+        f->src = fcntl(proc_end[k], F_DUPFD_CLOEXEC, 3);
+        if (f->src < 0) {
+            snprintf(why, sizeof why, "dup of relay fd %d: %s", proc_end[k], strerror(errno));
+            goto fail;
+        }
+    }
+    struct engine_restore_opts ro = {.wait_pid_ms = 3000};
+    if (engine_image_restore(img, &ro, &restored) < 0) {
+        snprintf(why, sizeof why, "restore: %s", engine_strerror());
+        goto fail;
+    }
+    for (uint32_t i = 0; i < nmap; i++)
+        close(proc_end[i]);
+    nmap = 0;
+    engine_image_free(img);
+    img = NULL;
+    p->here = p->child = true;
+    p->at = d->self;
+    p->moves = o->gen + 1;
+    p->state = MP_RUNNING;
+    if (mig_send(fd, MIG_RESTORED, 0, NULL, 0) < 0)
+        log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
+    log_info("pid %d restored here (%llu image bytes, move %u, home %s)", p->pid,
+             (unsigned long long)bytes, p->moves, d->map.nodes[p->home].name);
+    fwd_ep_start(p->ep, p->moves);
+    close(fd);
+    free(buf);
+    return;
+fail:
+    log_warn("pid %d: incoming move failed: %s", o->pid, why);
+    mig_send(fd, MIG_FAILED, 0, why, (uint32_t)strlen(why) + 1);
+fail_quiet:
+    for (uint32_t i = 0; i < nmap; i++)
+        close(proc_end[i]);
+    if (img)
+        engine_image_free(img);
+    if (p && p->ep) {
+        fwd_ep_free(p->ep);
+        p->ep = NULL;
+    }
+    if (p && new_rec)
+        mproc_free(d, p);
+    free(buf);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ the port */
+
+static void accept_close(struct fconn *c, const char *why)
+{
+    log_debug("migration port: %s: %s", c->peer, why);
+    fconn_free_later(c);
+}
+
+static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body)
+{
+    struct migrd *d = c->d;
+    if (h->type == FWD_HELLO && h->len == sizeof(struct mig_hello)) {
+        const struct mig_hello *hi = (const void *)body;
+        struct mproc *p = mproc_find(d, (int)hi->home, hi->pid);
+        int at = hi->node < (uint32_t)d->map.nnodes ? (int)hi->node : -1;
+        if (!p || !p->is_home || !p->anchor || at < 0) {
+            log_warn("migration port: %s says HELLO for pid %d, which has no forwarding here", c->peer,
+                     hi->pid);
+            c->stop = 1;
+            fconn_free_later(c);
+            return;
+        }
+        snprintf(c->peer, sizeof c->peer, "%s", d->map.nodes[at].name);
+        fwd_anchor_attach(p->anchor, c, hi->gen);
+        return;
+    }
+    if (h->type == MIG_OFFER && h->len == sizeof(struct mig_offer)) {
+        static const struct timeval zero = {0, 0};
+        struct incoming *in = calloc(1, sizeof *in);
+        c->stop = 1;
+        if (!in) {
+            fconn_free_later(c);
+            return;
+        }
+        in->d = d;
+        in->c = c;
+        memcpy(&in->offer, body, sizeof in->offer);
+        if (event_base_once(d->base, -1, EV_TIMEOUT, incoming, in, &zero) < 0) {
+            free(in);
+            fconn_free_later(c);
+        }
+        return;
+    }
+    log_warn("migration port: %s opened with %s (%u bytes): dropping it", c->peer, mig_type_name(h->type),
+             h->len);
+    c->stop = 1;
+    fconn_free_later(c);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct migrd *d = arg;
+    (void)what;
+    for (;;) {
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        char addr[64];
+        int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                log_warn("migration port: accept: %s", strerror(errno));
+            return;
+        }
+        inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof addr);
+        if (!fconn_new(d, fd, addr, accept_frame, accept_close, NULL))
+            close(fd);
+    }
+}
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    struct migrd *d = arg;
+    (void)sig;
+    (void)what;
+    for (struct mproc *p = migrate_procs(d), *next; p; p = next) {
+        int st;
+        next = p->next;
+        if (!p->child || waitpid(p->pid, &st, WNOHANG) != p->pid)
+            continue;
+        p->here = p->child = false;
+        log_info("pid %d ended here with status %#x", p->pid, st);
+        if (p->ep) {
+            fwd_ep_exited(p->ep, st);
+            p->ep = NULL;
+        }
+        if (!p->is_home)
+            mproc_free(d, p);
+    }
+}
+
+int migrate_init(struct migrd *d)
+{
+    struct migrate *m = calloc(1, sizeof *m);
+    const struct cfg_node *self = &d->map.nodes[d->self];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)migrate_port(d, d->self))};
+    int one = 1;
+    if (!m)
+        return -ENOMEM;
+    d->migrate = m;
+    m->lfd = -1;
+    if (inet_pton(AF_INET, self->addr, &sa.sin_addr) != 1)
+        sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (m->lfd < 0 || setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(m->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(m->lfd, 64) < 0) {
+        /* another daemon on this host (tests): no moves in or out here */
+        log_warn("migration port %s:%u: %s: processes cannot move to or from this node",
+                 self->addr, migrate_port(d, d->self), strerror(errno));
+        if (m->lfd >= 0)
+            close(m->lfd);
+        m->lfd = -1;
+    }
+    if (m->lfd >= 0) {
+        m->lev = event_new(d->base, m->lfd, EV_READ | EV_PERSIST, on_accept, d);
+        if (!m->lev || event_add(m->lev, NULL) < 0)
+            return -ENOMEM;
+    }
+    m->chld = evsignal_new(d->base, SIGCHLD, on_sigchld, d);
+    if (!m->chld || event_add(m->chld, NULL) < 0)
+        return -ENOMEM;
+    engine_set_log(ENGINE_LOG_WARN, NULL);
+    log_info("migration port %s:%u", self->addr, migrate_port(d, d->self));
+    return 0;
+}
+
+void migrate_fini(struct migrd *d)
+{
+    struct migrate *m = d->migrate;
+    if (!m)
+        return;
+    while (m->procs)
+        mproc_free(d, m->procs);
+    if (m->lev)
+        event_free(m->lev);
+    if (m->chld)
+        event_free(m->chld);
+    if (m->lfd >= 0)
+        close(m->lfd);
+    free(m);
+    d->migrate = NULL;
+}

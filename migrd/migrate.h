@@ -1,0 +1,51 @@
+/*
+ * migrate.h -- moving a running process to another node (DESIGN §2, §3).
+ *
+ * Owns: the migration port (listening on the node's link port + 1), the
+ * table of migratable processes (migrate_proc.h), both sides of a move
+ * (migrate_out: negotiate, freeze, capture, stream, wait for the
+ * destination's acknowledgement, then end the source -- or thaw it on any
+ * failure; the incoming side: check room, kernel and pid, read the image,
+ * restore it as migrd's child with relay endpoints, acknowledge), reaping
+ * processes restored here, and the control requests of `migrctl run`,
+ * `migrate` and `ps`.
+ */
+#ifndef MIGRD_MIGRATE_H
+#define MIGRD_MIGRATE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/wire.h"
+
+struct migrd;
+struct mproc;
+
+struct migrate_result {
+    uint64_t bytes, frozen_us, total_us;
+    char message[200];
+};
+
+int migrate_init(struct migrd *d);   /* 0 or -errno (logged) */
+void migrate_fini(struct migrd *d);
+unsigned migrate_port(const struct migrd *d, int node);
+int migrate_node_by_addr(const struct migrd *d, const char *name_or_addr);
+
+/* The process table lives here; migrate_proc.c manipulates it. */
+struct mproc *migrate_procs(struct migrd *d);
+void migrate_link_proc(struct migrd *d, struct mproc *p);
+void migrate_unlink_proc(struct migrd *d, struct mproc *p);
+
+/* Move p (running here) to node; blocking.  0, or -1 with res->message. */
+int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inject,
+                struct migrate_result *res);
+
+/* Control requests (ctl.c); client_fd is the requester's connection. */
+void migrate_ctl_register(struct migrd *d, int client_fd, pid_t client_pid, uint32_t reqid,
+                          const struct ctl_proc_register *r);
+void migrate_ctl_signal(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s);
+void migrate_ctl_done(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s);
+void migrate_ctl_migrate(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m);
+void migrate_ctl_ps(struct migrd *d, int client_fd, uint32_t reqid);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * migrate_proc.c -- see migrate_proc.h.
+ */
+#include "migrate_proc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/ctlmsg.h"
+#include "forward.h"
+#include "log.h"
+#include "migrate.h"
+#include "migrd.h"
+
+struct mproc *mproc_first(struct migrd *d)
+{
+    return d->migrate ? migrate_procs(d) : NULL;
+}
+
+struct mproc *mproc_new(struct migrd *d, pid_t pid, int home)
+{
+    struct mproc *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->pid = pid;
+    p->home = home;
+    p->at = d->self;
+    p->stub_fd = -1;
+    p->state = MP_RUNNING;
+    migrate_link_proc(d, p);
+    return p;
+}
+
+void mproc_free(struct migrd *d, struct mproc *p)
+{
+    migrate_unlink_proc(d, p);
+    if (p->anchor)
+        fwd_anchor_free(p->anchor);
+    if (p->ep)
+        fwd_ep_free(p->ep);
+    if (p->stub_fd >= 0)
+        close(p->stub_fd);
+    free(p);
+}
+
+struct mproc *mproc_find(struct migrd *d, int home, pid_t pid)
+{
+    for (struct mproc *p = mproc_first(d); p; p = p->next)
+        if (p->home == home && p->pid == pid)
+            return p;
+    return NULL;
+}
+
+struct mproc *mproc_find_pid(struct migrd *d, pid_t pid)
+{
+    struct mproc *any = NULL;
+    for (struct mproc *p = mproc_first(d); p; p = p->next) {
+        if (p->pid != pid)
+            continue;
+        if (p->here)
+            return p;
+        if (!any)
+            any = p;
+    }
+    return any;
+}
+
+void mproc_notify_stub(struct mproc *p, uint32_t type, int status, const char *node)
+{
+    struct ctl_proc_event ev = {.type = type, .status = status};
+    if (p->stub_fd < 0)
+        return;
+    snprintf(ev.node, sizeof ev.node, "%s", node ? node : "");
+    int rc = ctl_send(p->stub_fd, CTL_PROC_EVENT, 0, &ev, sizeof ev, NULL, 0);
+    if (rc < 0) {
+        log_warn("pid %d: telling its stub (fd %d): %s; forgetting the stub", p->pid, p->stub_fd,
+                 strerror(-rc));
+        close(p->stub_fd);
+        p->stub_fd = -1;
+    }
+}

@@ -1,0 +1,54 @@
+/*
+ * migrate_proc.h -- the migratable processes a node knows.
+ *
+ * Owns: one record per process that is either at home here (started by
+ * `migrctl run` on this node) or runs here as a guest (restored here by a
+ * move), keyed by (home node, pid).  A process at home that never moved is
+ * the child of its stub and has its original descriptors; once it moved,
+ * its home record holds the forwarding anchor (forward_home.c), and wherever
+ * it runs -- home included -- it is migrd's child with relay endpoints
+ * (forward_ep.c).
+ */
+#ifndef MIGRD_MIGRATE_PROC_H
+#define MIGRD_MIGRATE_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct migrd;
+struct fwd_anchor;
+struct fwd_ep;
+
+enum mproc_state { MP_RUNNING = 1, MP_AWAY, MP_MOVING, MP_EXITED };
+
+struct mproc {
+    struct mproc *next;
+    pid_t pid;
+    int home;                /* node index                                  */
+    int at;                  /* node index where it runs (home's view)      */
+    uint32_t flags;          /* CTL_PROC_*                                  */
+    uint32_t moves;
+    uint64_t last_frozen_us;
+    char cmd[64];
+    enum mproc_state state;
+    /* home side */
+    bool is_home;            /* this node is its home                       */
+    int stub_fd;             /* dup of the stub's control connection, or -1 */
+    struct fwd_anchor *anchor;
+    /* location side */
+    bool here;               /* runs on this node                           */
+    bool child;              /* restored here: migrd is its parent          */
+    struct fwd_ep *ep;
+};
+
+struct mproc *mproc_new(struct migrd *d, pid_t pid, int home);
+void mproc_free(struct migrd *d, struct mproc *p);
+struct mproc *mproc_find(struct migrd *d, int home, pid_t pid);
+/* A process running here with this pid (whatever its home), else any. */
+struct mproc *mproc_find_pid(struct migrd *d, pid_t pid);
+struct mproc *mproc_first(struct migrd *d);
+/* Tell the stub (if any); drops the stub when it is gone. */
+void mproc_notify_stub(struct mproc *p, uint32_t type, int status, const char *node);
+
+#endif

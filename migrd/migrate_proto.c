@@ -1,0 +1,136 @@
+/*
+ * migrate_proto.c -- see migrate_proto.h.
+ */
+#include "migrate_proto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int mig_hdr_check(const struct mig_hdr *h, const char **why)
+{
+    if (h->magic != MIG_MAGIC)
+        *why = "bad magic (not a migr migration stream)";
+    else if (h->version != MIG_VERSION)
+        *why = "unsupported protocol version";
+    else if (h->type == 0 || h->type >= MIG_TYPE_MAX)
+        *why = "unknown frame type";
+    else if (h->len > MIG_MAX_BODY)
+        *why = "frame longer than the limit";
+    else
+        return 0;
+    return -1;
+}
+
+const char *mig_type_name(unsigned type)
+{
+    static const char *const names[MIG_TYPE_MAX] = {
+        [MIG_OFFER] = "OFFER", [MIG_ACCEPT] = "ACCEPT", [MIG_REFUSE] = "REFUSE",
+        [MIG_CHANMAP] = "CHANMAP", [MIG_INPUT] = "INPUT", [MIG_INPUT_EOF] = "INPUT_EOF",
+        [MIG_IMAGE] = "IMAGE", [MIG_RESTORED] = "RESTORED", [MIG_FAILED] = "FAILED",
+        [FWD_HELLO] = "HELLO", [FWD_DATA] = "DATA", [FWD_EOF] = "EOF", [FWD_EXIT] = "EXIT",
+        [FWD_SIGNAL] = "SIGNAL", [FWD_END] = "END", [FWD_END_ACK] = "END_ACK",
+        [FWD_RETURN] = "RETURN", [FWD_MOVE] = "MOVE", [FWD_MOVE_RESULT] = "MOVE_RESULT"};
+    return type < MIG_TYPE_MAX && names[type] ? names[type] : "?";
+}
+
+int mig_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int mig_read_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            errno = ECONNRESET;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int mig_send(int fd, uint16_t type, uint32_t chan, const void *body, uint32_t len)
+{
+    struct mig_hdr h = {.magic = MIG_MAGIC, .version = MIG_VERSION, .type = type, .len = len,
+                        .chan = chan};
+    if (mig_write_all(fd, &h, sizeof h) < 0)
+        return -1;
+    return len ? mig_write_all(fd, body, len) : 0;
+}
+
+int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap)
+{
+    const char *why;
+    if (mig_read_all(fd, h, sizeof *h) < 0)
+        return -1;
+    if (mig_hdr_check(h, &why) < 0 || h->len > cap) {
+        errno = EPROTO;
+        return -1;
+    }
+    return h->len ? mig_read_all(fd, buf, h->len) : 0;
+}
+
+int mig_set_timeouts(int fd, int io_timeout_ms)
+{
+    struct timeval tv = {.tv_sec = io_timeout_ms / 1000, .tv_usec = (io_timeout_ms % 1000) * 1000};
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        return -1;
+    return 0;
+}
+
+int mig_connect(const char *addr, unsigned port, int timeout_ms, int io_timeout_ms)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+        return -EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int err = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        if (errno != EINPROGRESS) {
+            err = errno;
+        } else {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            socklen_t el = sizeof err;
+            int n = poll(&p, 1, timeout_ms);
+            if (n == 0)
+                err = ETIMEDOUT;
+            else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+                err = errno;
+        }
+    }
+    if (!err && (fcntl(fd, F_SETFL, 0) < 0 || mig_set_timeouts(fd, io_timeout_ms) < 0))
+        err = errno;
+    if (err) {
+        close(fd);
+        return -err;
+    }
+    return fd;
+}

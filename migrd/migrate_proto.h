@@ -1,0 +1,103 @@
+/*
+ * migrate_proto.h -- the migration port: one TCP connection per move, and one
+ * per forwarding channel set (location -> home).
+ *
+ * Owns: the frame layout of that port and its checks.  The port is the
+ * node's link port + 1 (separate from link.c's postal link).  Every frame is
+ * a mig_hdr (magic, version, type, body length, channel) and a body of at
+ * most MIG_MAX_BODY bytes; a receiver refuses anything else and drops the
+ * connection.  The engine image itself travels raw after MIG_IMAGE: it is
+ * self-delimiting and checked by engine_image_read().
+ *
+ * A move (source -> destination):
+ *   OFFER -> ACCEPT | REFUSE(reason)
+ *   CHANMAP, INPUT*, INPUT_EOF*, IMAGE + raw image -> RESTORED | FAILED(reason)
+ * A forwarding connection (where the process runs -> its home):
+ *   HELLO(pid, gen), then both ways DATA/EOF per channel; location -> home:
+ *   EXIT, END (left this node), RETURN (input that came too late), MOVE_RESULT;
+ *   home -> location: SIGNAL, MOVE, END_ACK.
+ */
+#ifndef MIGRD_MIGRATE_PROTO_H
+#define MIGRD_MIGRATE_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MIG_MAGIC    0x47494d4du /* "MMIG" */
+#define MIG_VERSION  1
+#define MIG_MAX_BODY (1u << 20)
+#define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
+
+enum mig_type {
+    MIG_OFFER = 1, MIG_ACCEPT, MIG_REFUSE, MIG_CHANMAP, MIG_INPUT, MIG_INPUT_EOF, MIG_IMAGE,
+    MIG_RESTORED, MIG_FAILED,
+    FWD_HELLO, FWD_DATA, FWD_EOF, FWD_EXIT, FWD_SIGNAL, FWD_END, FWD_END_ACK, FWD_RETURN,
+    FWD_MOVE, FWD_MOVE_RESULT,
+    MIG_TYPE_MAX
+};
+
+struct mig_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t len;    /* body bytes after the header   */
+    uint32_t chan;   /* channel of DATA/EOF/INPUT      */
+};
+
+struct mig_offer {
+    int32_t pid;
+    uint32_t home;          /* node index in the cluster map   */
+    uint32_t gen;           /* number of moves so far          */
+    uint32_t flags;
+    uint64_t mem_bytes;     /* resident memory of the process  */
+    char kernel[64];
+    char cmd[64];
+};
+
+/* why a move failed: text, NUL-terminated, at most this long */
+#define MIG_REASON_MAX 200
+
+enum mig_dir { MIG_DIR_OUT = 1, MIG_DIR_IN = 2 }; /* seen from the process */
+
+struct mig_chan {
+    int32_t fd;             /* number of the first fd using it */
+    uint32_t chan;
+    uint32_t dir;           /* enum mig_dir bits               */
+    uint32_t pad;
+};
+
+struct mig_hello {
+    int32_t pid;
+    uint32_t gen;
+    uint32_t home;
+    uint32_t node;          /* where the process runs          */
+};
+
+struct mig_exit { int32_t status; };
+struct mig_signal { int32_t sig; };
+struct mig_end { uint64_t frozen_us; };
+struct mig_move { uint32_t reqid; uint32_t inject; char node[64]; };
+struct mig_move_result {
+    uint32_t reqid;
+    int32_t ok;
+    uint64_t bytes, frozen_us, total_us;
+    char message[MIG_REASON_MAX];
+};
+
+/* Check a received header; 0 or -1 (with why). */
+int mig_hdr_check(const struct mig_hdr *h, const char **why);
+const char *mig_type_name(unsigned type);
+
+/* Blocking frame I/O on a socket with timeouts set: 0 or -1, errno set.
+ * mig_recv checks the header and reads the body into buf (cap bytes). */
+int mig_send(int fd, uint16_t type, uint32_t chan, const void *body, uint32_t len);
+int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap);
+int mig_write_all(int fd, const void *buf, size_t len);
+int mig_read_all(int fd, void *buf, size_t len);
+
+/* Connect to addr:port within timeout_ms; the socket is blocking with send
+ * and receive timeouts of io_timeout_ms.  fd or -errno. */
+int mig_connect(const char *addr, unsigned port, int timeout_ms, int io_timeout_ms);
+int mig_set_timeouts(int fd, int io_timeout_ms);
+
+#endif

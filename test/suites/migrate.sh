@@ -1,0 +1,180 @@
+#!/bin/bash
+# test/suites/migrate.sh -- live migration between virtual nodes (issue 4):
+# the home stub (migrctl run), moves n1->n2->n3->n1 with forwarded stdio,
+# stdin after a move, signals through the stub, and refused or broken moves
+# that must leave the process running at its source with its output intact.
+# Runs on its own virtual cluster (MIGR_VCLUSTER_ID=5), torn down at exit.
+source "$(dirname "$0")/../lib.sh"
+export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-5}
+V=$VCLUSTER
+C=$MIGRCTL_BIN
+
+if [[ $(id -u) != 0 ]]; then
+    skip migrate "needs root (namespaces, ptrace, clone3 set_tid)"
+    exit 0
+fi
+COUNTER=$SCRATCH/counter
+if ! cc -O2 -o "$COUNTER" "$TOP/test/migrate/counter.c" 2>"$SCRATCH/cc.out"; then
+    fail build-counter "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
+    exit 0
+fi
+if ! vcluster_up 3; then
+    fail vcluster "cannot bring up 3 nodes (see above)"
+    exit 0
+fi
+
+# start_run NAME ARGS...: migrctl run on n1 in the background; sets RUN_PID
+# (the stub) and PID (the process); output in $SCRATCH/NAME.out, status in
+# $SCRATCH/NAME.rc.
+start_run() {
+    local name=$1 i
+    shift
+    rm -f "$SCRATCH/$name.pid" "$SCRATCH/$name.rc"
+    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/$name.pid" -- "$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
+      echo $? >"$SCRATCH/$name.rc" ) &
+    RUN_PID=$!
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $SCRATCH/$name.pid ]] && break
+        sleep 0.1
+    done
+    PID=$(cat "$SCRATCH/$name.pid" 2>/dev/null)
+    [[ -n $PID ]]
+}
+
+# wait_run NAME SECONDS: wait for the run to end; prints its status.
+wait_run() {
+    local name=$1 secs=$2 i
+    for ((i = 0; i < secs * 10; i++)); do
+        [[ -s $SCRATCH/$name.rc ]] && break
+        sleep 0.1
+    done
+    cat "$SCRATCH/$name.rc" 2>/dev/null || echo timeout
+}
+
+move() { with_timeout 60 "$V" exec "$1" "$C" migrate "$2" --to "$3" "${@:4}"; }
+
+expected() { for ((i = 1; i <= $1; i++)); do echo "tick $i"; done; }
+
+# --- a tour n1 -> n2 -> n3 -> n1, output and status as without moves
+case_tour() {
+    start_run tour "$COUNTER" 40 50 7 || { echo "no pid"; return 1; }
+    sleep 0.4
+    move n1 "$PID" n2 && sleep 0.3 && move n1 "$PID" n3 && sleep 0.3 && move n1 "$PID" n1 || return 1
+    "$V" exec n1 "$C" ps | grep -Eq "^ *$PID +n1 +n1 +running +3 " || { echo "ps: $("$V" exec n1 "$C" ps)"; return 1; }
+    local rc
+    rc=$(wait_run tour 20)
+    [[ $rc == 7 ]] || { echo "status $rc, not 7"; return 1; }
+    diff <(expected 40) "$SCRATCH/tour.out" >"$SCRATCH/tour.diff" || { echo "output differs: $(head -n 4 "$SCRATCH/tour.diff" | tr '\n' '|')"; return 1; }
+}
+run_case tour-n1-n2-n3-n1 60 case_tour
+
+# --- ask the node where it runs, not the home; no-migrate is refused
+case_unmigrated() {
+    start_run plain "$COUNTER" 10 20 0 || return 1
+    local rc
+    rc=$(wait_run plain 10)
+    [[ $rc == 0 ]] && diff -q <(expected 10) "$SCRATCH/plain.out"
+}
+run_case unmigrated-run 20 case_unmigrated
+
+case_no_migrate() {
+    rm -f "$SCRATCH/nm.pid"
+    ( "$V" exec n1 "$C" run --no-migrate --pidfile "$SCRATCH/nm.pid" -- "$COUNTER" 20 50 0 >/dev/null 2>&1 ) &
+    sleep 0.5
+    move n1 "$(cat "$SCRATCH/nm.pid")" n2
+}
+expect_fail no-migrate-refused 20 "started with --no-migrate" case_no_migrate
+
+# --- stdin piped into migrctl run reaches the process after it moved
+case_stdin() {
+    # a pipe from a timed writer: line one before any move, two after the
+    # first move, three after the second; EOF ends the program (status 3)
+    local rc
+    rm -f "$SCRATCH/echo.pid" "$SCRATCH/echo.rc"
+    ( { echo "line one"; sleep 1.5; echo "line two"; sleep 1.5; echo "line three"; } |
+        "$V" exec n1 "$C" run --pidfile "$SCRATCH/echo.pid" -- "$COUNTER" echo 3 >"$SCRATCH/echo.out" 2>&1
+      echo $? >"$SCRATCH/echo.rc" ) &
+    sleep 0.7
+    PID=$(cat "$SCRATCH/echo.pid" 2>/dev/null)
+    [[ -n $PID ]] || { echo "no pid"; return 1; }
+    move n1 "$PID" n2 || return 1
+    sleep 1.5
+    move n1 "$PID" n3 || return 1
+    rc=$(wait_run echo 20)
+    [[ $rc == 3 ]] || { echo "status $rc, not 3; out: $(tr '\n' '|' <"$SCRATCH/echo.out")"; return 1; }
+    diff <(printf 'got: line one\ngot: line two\ngot: line three\n') "$SCRATCH/echo.out"
+}
+run_case stdin-after-move 60 case_stdin
+
+# --- SIGTERM to the stub reaches the moved process; the stub dies of it
+case_signal() {
+    start_run sig "$COUNTER" 1000 50 0 || return 1
+    sleep 0.3
+    move n1 "$PID" n2 || return 1
+    sleep 0.3
+    # the stub is PID's parent at home: find it in n1 by its child
+    local stub
+    stub=$("$V" exec n1 sh -c "grep -l 'migrctl' /proc/[0-9]*/cmdline 2>/dev/null | sed 's|/proc/||;s|/cmdline||' | while read p; do grep -q ' run ' /dev/null; tr '\0' ' ' </proc/\$p/cmdline | grep -q -- '--pidfile $SCRATCH/sig.pid' && echo \$p; done | head -n 1")
+    [[ -n $stub ]] || { echo "stub not found"; return 1; }
+    "$V" exec n1 kill -TERM "$stub"
+    local rc
+    rc=$(wait_run sig 10)
+    [[ $rc == 143 ]] || { echo "status $rc, not 143"; return 1; }
+}
+run_case signal-through-stub 30 case_signal
+
+# --- faults: the process stays at its source with its output intact
+# fault_run NAME ARGS-OF-migrctl-migrate: run a counter, try a move to n2
+# that must fail, then check it finished on n1 with the full output.
+check_intact() {
+    local name=$1 n=$2 rc
+    rc=$(wait_run "$name" 30)
+    [[ $rc == 5 ]] || { echo "status $rc, not 5"; return 1; }
+    diff -q <(expected "$n") "$SCRATCH/$name.out" >/dev/null || { echo "output not intact"; return 1; }
+}
+
+case_pid_taken() {
+    start_run taken "$COUNTER" 30 50 5 || return 1
+    # The write runs in the shell itself (a builtin), the fork after it gets PID.
+    "$V" exec n2 sh -c "echo $((PID - 1)) >/proc/sys/kernel/ns_last_pid; sleep 20 & wait" &
+    local hold=$! i
+    for ((i = 0; i < 50; i++)); do
+        "$V" exec n2 grep -qs -e sleep -e sh "/proc/$PID/cmdline" && break
+        sleep 0.1
+    done
+    if move n1 "$PID" n2 >"$SCRATCH/taken.move" 2>&1; then
+        kill "$hold"; echo "moved although pid $PID is taken"; return 1
+    fi
+    kill "$hold" 2>/dev/null
+    grep -q "pid $PID is taken on n2" "$SCRATCH/taken.move" || { echo "reason: $(cat "$SCRATCH/taken.move")"; return 1; }
+    check_intact taken 30
+}
+run_case refused-pid-taken 40 case_pid_taken
+
+case_corrupt() {
+    start_run corrupt "$COUNTER" 30 50 5 || return 1
+    sleep 0.3
+    if move n1 "$PID" n2 --inject corrupt >"$SCRATCH/corrupt.move" 2>&1; then
+        echo "a corrupt image was restored"; return 1
+    fi
+    grep -q "image refused" "$SCRATCH/corrupt.move" || { echo "reason: $(cat "$SCRATCH/corrupt.move")"; return 1; }
+    check_intact corrupt 30
+}
+run_case corrupt-stream 40 case_corrupt
+
+case_dest_killed() {
+    start_run killed "$COUNTER" 60 50 5 || return 1
+    sleep 0.3
+    move n1 "$PID" n2 --inject stall >"$SCRATCH/killed.move" 2>&1 &
+    local mv=$! dpid
+    sleep 1.2
+    dpid=$("$V" status | awk '$1 == "n2" { for (i = 1; i <= NF; i++) if ($i == "(pid") print $(i + 1) }')
+    [[ -n $dpid ]] || { echo "no migrd pid for n2"; return 1; }
+    "$V" exec n2 kill -KILL "$dpid"
+    if wait "$mv"; then
+        echo "move succeeded although the destination died"; return 1
+    fi
+    grep -Eq "streaming to n2|no acknowledgement from n2" "$SCRATCH/killed.move" || { echo "reason: $(cat "$SCRATCH/killed.move")"; return 1; }
+    check_intact killed 60
+}
+run_case destination-killed-mid-stream 60 case_dest_killed
