@@ -6,6 +6,8 @@
 # See test/mpi/suite_lib.sh for the knobs.
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
+# Its own virtual cluster, apart from one a developer may have up (id 0).
+export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-2}
 # shellcheck source=../mpi/suite_lib.sh
 source "$TOP/test/mpi/suite_lib.sh"
 
