@@ -324,7 +324,10 @@ void fwd_anchor_attach(struct fwd_anchor *a, struct fconn *c, uint32_t gen)
     }
     a->next = c;
     p->moves = gen;
-    p->state = MP_AWAY;
+    /* back at home, it runs here (migrate.c's incoming() said so): only a
+     * location elsewhere makes it away */
+    if (!p->here)
+        p->state = MP_AWAY;
     int at = migrate_node_by_addr(a->d, c->peer);
     if (at >= 0)
         p->at = at;

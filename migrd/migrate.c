@@ -214,7 +214,7 @@ static int send_image(int fd, const struct engine_image *img, uint32_t inject, u
 int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inject,
                 struct migrate_result *res)
 {
-    uint64_t t0 = now_us(), t_freeze = 0;
+    uint64_t t0 = now_us(), t_freeze = 0, t_frozen = 0, t_captured = 0, t_streamed = 0, t_acked = 0;
     struct outchans oc = {0};
     struct engine_frozen *fz = NULL;
     struct engine_image *img = NULL;
@@ -250,16 +250,29 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
         goto out;
     }
     mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
+    mig_stream_opts(fd);
     p->state = MP_MOVING;
+    /* The page buffer is allocated and faulted in before the freeze: for a
+     * big process that is the slowest part of the capture, and it need not
+     * be inside the frozen time (the engine's own dump does the same). */
+    uint64_t est = eng_estimate_pages(p->pid);
+    uint8_t *prebuf = est ? eng_page_buffer(est, false) : NULL;
     if (engine_freeze(p->pid, 5000, &fz) < 0) {
+        if (prebuf)
+            munmap(prebuf, est);
         failf(res, "freezing: %s", engine_strerror());
         goto out;
     }
-    t_freeze = now_us();
+    fz->prebuf = prebuf;
+    fz->prebuf_len = prebuf ? est : 0;
+    fz->prebuf_movable = false;
+    t_freeze = fz->t_freeze0 / 1000;
+    t_frozen = now_us();
     if (engine_capture(fz, &img) < 0) {
         failf(res, "capturing: %s", engine_strerror());
         goto out;
     }
+    t_captured = now_us();
     if (map_channels(p, img, &oc, res) < 0)
         goto out;
     if (p->ep)
@@ -271,6 +284,7 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
               errno ? strerror(errno) : engine_strerror());
         goto out;
     }
+    t_streamed = now_us();
     memset(reason, 0, sizeof reason);
     if (mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
         failf(res, "no acknowledgement from %s: %s", dn->name,
@@ -282,7 +296,8 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
         goto out;
     }
     /* acknowledged: from here on the copy at the destination is the process */
-    res->frozen_us = now_us() - t_freeze;
+    t_acked = now_us();
+    res->frozen_us = t_acked - t_freeze;
     if (!p->anchor) {
         p->anchor = fwd_anchor_new(d, p);
         for (uint32_t i = 0; p->anchor && i < oc.n; i++)
@@ -319,10 +334,13 @@ out:
         close(fd);
     double secs = res->frozen_us ? (double)res->frozen_us / 1e6 : 0;
     if (rc == 0)
-        log_info("move pid %d %s -> %s: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms",
+        log_info("move pid %d %s -> %s: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
+                 "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
                  p->pid, migrd_node_name(d), dn->name, (unsigned long long)res->bytes,
                  (double)res->frozen_us / 1000, secs > 0 ? (double)res->bytes / secs / 1e6 : 0,
-                 (double)res->total_us / 1000);
+                 (double)res->total_us / 1000, (double)(t_freeze - t0) / 1000,
+                 (double)(t_frozen - t_freeze) / 1000, (double)(t_captured - t_frozen) / 1000,
+                 (double)(t_streamed - t_captured) / 1000, (double)(t_acked - t_streamed) / 1000);
     else
         log_info("move pid %d %s -> %s: failed (%s), %s", p->pid, migrd_node_name(d), dn->name,
                  res->message, t_freeze ? "thawed where it was" : "never frozen");
@@ -396,6 +414,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     if (fd < 0)
         return;
     mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
+    mig_stream_opts(fd);
     if (check_offer(d, o, why, sizeof why) < 0) {
         log_info("refusing pid %d from its source: %s", o->pid, why);
         mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
@@ -461,6 +480,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
             goto fail;
         }
     }
+    uint64_t t_read0 = now_us(), t_read1, t_rest1;
     if (engine_image_read(fd, &img, &bytes) < 0) {
         snprintf(why, sizeof why, "image refused: %s", engine_strerror());
         goto fail;
@@ -483,11 +503,13 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
             goto fail;
         }
     }
+    t_read1 = now_us();
     struct engine_restore_opts ro = {.wait_pid_ms = 3000};
     if (engine_image_restore(img, &ro, &restored) < 0) {
         snprintf(why, sizeof why, "restore: %s", engine_strerror());
         goto fail;
     }
+    t_rest1 = now_us();
     for (uint32_t i = 0; i < nmap; i++)
         close(proc_end[i]);
     nmap = 0;
@@ -499,8 +521,10 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     p->state = MP_RUNNING;
     if (mig_send(fd, MIG_RESTORED, 0, NULL, 0) < 0)
         log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
-    log_info("pid %d restored here (%llu image bytes, move %u, home %s)", p->pid,
-             (unsigned long long)bytes, p->moves, d->map.nodes[p->home].name);
+    log_info("pid %d restored here (%llu image bytes, move %u, home %s; read %.1f ms, restore %.1f ms, "
+             "free %.1f ms)", p->pid, (unsigned long long)bytes, p->moves, d->map.nodes[p->home].name,
+             (double)(t_read1 - t_read0) / 1000, (double)(t_rest1 - t_read1) / 1000,
+             (double)(now_us() - t_rest1) / 1000);
     fwd_ep_start(p->ep, p->moves);
     close(fd);
     free(buf);

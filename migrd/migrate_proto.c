@@ -104,6 +104,26 @@ int mig_set_timeouts(int fd, int io_timeout_ms)
     return 0;
 }
 
+void mig_stream_opts(int fd)
+{
+    /* 8 MiB: the engine writes the pages in 8 MiB pieces; SO_*BUFFORCE
+     * (root) goes past net.core.[rw]mem_max, the plain one is the fallback */
+    int sz = 8 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    /* No TCP_USER_TIMEOUT: it also ends a connection whose receiver keeps a
+     * zero window that long, and a destination may take seconds to make
+     * room for a big image.  Unacknowledged data is bounded by the I/O
+     * timeouts (mig_set_timeouts). */
+    int one = 1, idle = 2, intvl = 1, cnt = MIG_DEAD_PEER_MS / 1000 - 2;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
 int mig_connect(const char *addr, unsigned port, int timeout_ms, int io_timeout_ms)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

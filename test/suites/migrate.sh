@@ -1,7 +1,10 @@
 #!/bin/bash
 # test/suites/migrate.sh -- live migration between virtual nodes (issue 4):
 # the home stub (migrctl run), moves n1->n2->n3->n1 with forwarded stdio,
-# stdin after a move, signals through the stub, and refused or broken moves
+# stdin after a move, signals through the stub, a zoo (threads, timers, a
+# pipe to its child at home) A->B->C->A, a seeded random tour of 20 moves,
+# and refused or broken moves (pid taken, corrupt stream, link cut,
+# destination killed)
 # that must leave the process running at its source with its output intact.
 # Runs on its own virtual cluster (MIGR_VCLUSTER_ID=5), torn down at exit.
 source "$(dirname "$0")/../lib.sh"
@@ -16,6 +19,11 @@ fi
 COUNTER=$SCRATCH/counter
 if ! cc -O2 -o "$COUNTER" "$TOP/test/migrate/counter.c" 2>"$SCRATCH/cc.out"; then
     fail build-counter "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
+    exit 0
+fi
+ZOO=$SCRATCH/zoo
+if ! cc -O2 -pthread -o "$ZOO" "$TOP/test/migrate/zoo.c" 2>"$SCRATCH/cc.out"; then
+    fail build-zoo "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
     exit 0
 fi
 if ! vcluster_up 3; then
@@ -162,6 +170,90 @@ case_corrupt() {
 }
 run_case corrupt-stream 40 case_corrupt
 
+# --- the zoo (threads, itimer, timerfd, a pipe to its child, which stays at
+# home) moved A -> B -> C -> A.  Its stdout is a pipe (as under an orted):
+# a regular file shared with the child would be reopened by path after the
+# move, with its own offset.
+case_zoo() {
+    local rc i
+    rm -f "$SCRATCH/zoo.pid" "$SCRATCH/zoo.rc"
+    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/zoo.pid" -- "$ZOO" 80 50 4 2>"$SCRATCH/zoo.err" | cat >"$SCRATCH/zoo.out"
+      echo "${PIPESTATUS[0]}" >"$SCRATCH/zoo.rc" ) &
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $SCRATCH/zoo.pid ]] && break
+        sleep 0.1
+    done
+    PID=$(cat "$SCRATCH/zoo.pid" 2>/dev/null)
+    [[ -n $PID ]] || { echo "no pid"; return 1; }
+    sleep 0.5
+    move n1 "$PID" n2 && sleep 0.5 && move n1 "$PID" n3 && sleep 0.5 && move n1 "$PID" n1 || return 1
+    rc=$(wait_run zoo 20)
+    [[ $rc == 4 ]] || { echo "status $rc, not 4: $(tail -n 2 "$SCRATCH/zoo.out" | tr '\n' '|')"; return 1; }
+    diff <(expected 80) <(grep '^tick' "$SCRATCH/zoo.out") >/dev/null || { echo "ticks lost or out of order"; return 1; }
+    diff <(expected 80) <(grep '^child: msg' "$SCRATCH/zoo.out" | sed 's/^child: msg/tick/') >/dev/null ||
+        { echo "the child's lines lost or out of order"; return 1; }
+    grep -qx 'zoo ok' "$SCRATCH/zoo.out" || { echo "no 'zoo ok': $(grep zoo "$SCRATCH/zoo.out")"; return 1; }
+}
+run_case zoo-n1-n2-n3-n1 60 case_zoo
+
+# --- a random tour: 20 moves over the 3 nodes (seeded; the seed is in the
+# case name, MIGR_TOUR_SEED repeats one), every move asked at the home;
+# output and status must be those of an unmigrated run of the same program
+# started at the same time with --no-migrate.
+TOUR_SEED=${MIGR_TOUR_SEED:-$((RANDOM * 32768 + RANDOM))}
+case_random_tour() {
+    local i at=n1 to rc rc_ref nodes=(n1 n2 n3)
+    RANDOM=$TOUR_SEED
+    rm -f "$SCRATCH/rtref.rc"
+    ( "$V" exec n1 "$C" run --no-migrate -- "$COUNTER" 1000 20 9 >"$SCRATCH/rtref.out" 2>&1
+      echo $? >"$SCRATCH/rtref.rc" ) &
+    start_run rtour "$COUNTER" 1000 20 9 || { echo "no pid"; return 1; }
+    for ((i = 1; i <= 20; i++)); do
+        to=$at
+        while [[ $to == "$at" ]]; do to=${nodes[RANDOM % 3]}; done
+        sleep "0.$((RANDOM % 3))"
+        move n1 "$PID" "$to" >"$SCRATCH/rtour.move" 2>&1 ||
+            { echo "move $i $at -> $to: $(cat "$SCRATCH/rtour.move")"; return 1; }
+        at=$to
+    done
+    "$V" exec n1 "$C" ps | awk -v p="$PID" -v n="$at" '$1 == p && $3 == n && $5 == 20 { ok = 1 } END { exit !ok }' ||
+        { echo "ps after 20 moves (at $at): $("$V" exec n1 "$C" ps | tr '\n' '|')"; return 1; }
+    rc=$(wait_run rtour 60)
+    rc_ref=$(wait_run rtref 30)
+    [[ $rc == 9 && $rc_ref == 9 ]] || { echo "status $rc (unmigrated: $rc_ref), not 9"; return 1; }
+    diff "$SCRATCH/rtref.out" "$SCRATCH/rtour.out" >"$SCRATCH/rtour.diff" ||
+        { echo "output differs from the unmigrated run: $(head -n 4 "$SCRATCH/rtour.diff" | tr '\n' '|')"; return 1; }
+    [[ $(wc -l <"$SCRATCH/rtour.out") == 1000 ]] || { echo "not 1000 lines"; return 1; }
+}
+run_case "random-tour-20-moves-seed-$TOUR_SEED" 150 case_random_tour
+
+# --- the link cut while the image streams: the destination's bridge port
+# goes down (root namespace) during a stalled stream; the move must fail
+# with a one-line reason and the process go on at its source.
+CUT_LINK=migrvc$MIGR_VCLUSTER_ID-n2
+case_link_cut() {
+    ip link show "$CUT_LINK" >/dev/null 2>&1 || { echo "no link $CUT_LINK (see ip link)"; return 1; }
+    start_run cut "$COUNTER" 60 50 5 || return 1
+    sleep 0.3
+    move n1 "$PID" n2 --inject stall >"$SCRATCH/cut.move" 2>&1 &
+    local mv=$! moved=0
+    sleep 1.2   # the source stalls half-way through the image for 3 s
+    ip link set "$CUT_LINK" down
+    wait "$mv" && moved=1
+    ip link set "$CUT_LINK" up
+    ((moved == 0)) || { echo "move succeeded although the link was cut"; return 1; }
+    grep -Eq "streaming to n2|no acknowledgement from n2" "$SCRATCH/cut.move" ||
+        { echo "reason: $(cat "$SCRATCH/cut.move")"; return 1; }
+    [[ $(wc -l <"$SCRATCH/cut.move") == 1 ]] || { echo "reason not one line: $(tr '\n' '|' <"$SCRATCH/cut.move")"; return 1; }
+    echo "reported: $(cat "$SCRATCH/cut.move")"
+    "$V" exec n1 "$C" ps | awk -v p="$PID" '$1 == p && $3 == "n1" && $4 == "running" { ok = 1 } END { exit !ok }' ||
+        { echo "not running at n1: $("$V" exec n1 "$C" ps | tr '\n' '|')"; return 1; }
+    check_intact cut 60
+}
+at_exit "ip link set '$CUT_LINK' up"
+run_case link-cut-mid-stream 60 case_link_cut
+
+# n2's migrd is killed here: keep this case last
 case_dest_killed() {
     start_run killed "$COUNTER" 60 50 5 || return 1
     sleep 0.3
@@ -178,3 +270,4 @@ case_dest_killed() {
     check_intact killed 60
 }
 run_case destination-killed-mid-stream 60 case_dest_killed
+
