@@ -389,32 +389,33 @@ static void ep_close(struct fconn *c, const char *why)
                   ep->pid, why);
 }
 
-void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us)
+/* The process left this endpoint: close its near ends; false if the
+ * endpoint had no connection home and is freed. */
+static bool ep_let_go(struct fwd_ep *ep)
 {
-    struct mig_end end = {.frozen_us = frozen_us};
     ep->detached = true;
     ep->p = NULL;
     for (uint32_t i = 0; i < ep->n; i++)
         close_near(&ep->ch[i]);
-    if (!ep->c) {
-        fwd_ep_free(ep);
-        return;
-    }
-    fconn_send(ep->c, FWD_END, 0, &end, sizeof end);
+    if (ep->c)
+        return true;
+    fwd_ep_free(ep);
+    return false;
+}
+
+void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us)
+{
+    struct mig_end end = {.frozen_us = frozen_us};
+    if (ep_let_go(ep))
+        fconn_send(ep->c, FWD_END, 0, &end, sizeof end);
 }
 
 void fwd_ep_exited(struct fwd_ep *ep, int status)
 {
     struct mig_exit ex = {.status = status};
     fwd_ep_drain_output(ep);
-    ep->detached = true;
-    ep->p = NULL;
-    for (uint32_t i = 0; i < ep->n; i++)
-        close_near(&ep->ch[i]);
-    if (!ep->c) {
-        fwd_ep_free(ep);
+    if (!ep_let_go(ep))
         return;
-    }
     fconn_send(ep->c, FWD_EXIT, 0, &ex, sizeof ex);
     fconn_close_when_flushed(ep->c);
 }

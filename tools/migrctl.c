@@ -129,19 +129,20 @@ static void print_proc(const struct ctl_status_proc *p, int *first)
            (unsigned long)p->delivered_in);
 }
 
-static int cmd_status(void)
+/* Send a request without body and hand every reply message to `each`
+ * until CTL_END.  Returns 0, or 1 after printing why it failed. */
+static int request_all(uint16_t type, void (*each)(const struct ctl_hdr *h, void *arg), void *arg)
 {
     static char buf[CTL_MAX_MSG];
     int fd = connect_daemon();
     if (fd < 0)
         return 1;
-    int rc = ctl_send(fd, CTL_STATUS, 1, NULL, 0, NULL, 0);
+    int rc = ctl_send(fd, type, 1, NULL, 0, NULL, 0);
     if (rc < 0) {
         fprintf(stderr, "migrctl: sending the request: %s\n", strerror(-rc));
         close(fd);
         return 1;
     }
-    int first = 1;
     for (;;) {
         const struct ctl_hdr *h = receive(fd, buf);
         if (!h) {
@@ -150,16 +151,29 @@ static int cmd_status(void)
         }
         if (h->type == CTL_END)
             break;
-        if (h->type == CTL_STATUS_NODE && h->len == sizeof(struct ctl_status_node))
-            print_node((const void *)(h + 1));
-        else if (h->type == CTL_STATUS_PROC && h->len == sizeof(struct ctl_status_proc))
-            print_proc((const void *)(h + 1), &first);
-        else
-            fprintf(stderr, "migrctl: ignoring unexpected %s message\n", ctl_type_name(h->type));
+        each(h, arg);
     }
+    close(fd);
+    return 0;
+}
+
+static void status_one(const struct ctl_hdr *h, void *arg)
+{
+    if (h->type == CTL_STATUS_NODE && h->len == sizeof(struct ctl_status_node))
+        print_node((const void *)(h + 1));
+    else if (h->type == CTL_STATUS_PROC && h->len == sizeof(struct ctl_status_proc))
+        print_proc((const void *)(h + 1), arg);
+    else
+        fprintf(stderr, "migrctl: ignoring unexpected %s message\n", ctl_type_name(h->type));
+}
+
+static int cmd_status(void)
+{
+    int first = 1;
+    if (request_all(CTL_STATUS, status_one, &first))
+        return 1;
     if (first)
         printf("\n(no process registered)\n");
-    close(fd);
     return 0;
 }
 
@@ -174,41 +188,29 @@ static const char *ps_state(uint32_t s)
     }
 }
 
+static void ps_one(const struct ctl_hdr *h, void *arg)
+{
+    int *n = arg;
+    if (h->type != CTL_PS_PROC || h->len != sizeof(struct ctl_ps_proc))
+        return;
+    const struct ctl_ps_proc *p = (const void *)(h + 1);
+    if (!(*n)++)
+        printf("%8s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "HOME", "NODE", "STATE", "MOVES",
+               "LAST FROZEN", "COMMAND");
+    char frozen[32] = "-";
+    if (p->last_frozen_us)
+        snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
+    printf("%8d %-10s %-10s %-8s %5u %12s  %s%s\n", p->pid, p->home, p->node, ps_state(p->state),
+           p->moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
+}
+
 static int cmd_ps(void)
 {
-    static char buf[CTL_MAX_MSG];
-    int fd = connect_daemon(), n = 0;
-    if (fd < 0)
+    int n = 0;
+    if (request_all(CTL_PS, ps_one, &n))
         return 1;
-    int rc = ctl_send(fd, CTL_PS, 1, NULL, 0, NULL, 0);
-    if (rc < 0) {
-        fprintf(stderr, "migrctl: sending the request: %s\n", strerror(-rc));
-        close(fd);
-        return 1;
-    }
-    for (;;) {
-        const struct ctl_hdr *h = receive(fd, buf);
-        if (!h) {
-            close(fd);
-            return 1;
-        }
-        if (h->type == CTL_END)
-            break;
-        if (h->type != CTL_PS_PROC || h->len != sizeof(struct ctl_ps_proc))
-            continue;
-        const struct ctl_ps_proc *p = (const void *)(h + 1);
-        if (!n++)
-            printf("%8s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "HOME", "NODE", "STATE", "MOVES",
-                   "LAST FROZEN", "COMMAND");
-        char frozen[32] = "-";
-        if (p->last_frozen_us)
-            snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
-        printf("%8d %-10s %-10s %-8s %5u %12s  %s%s\n", p->pid, p->home, p->node, ps_state(p->state),
-               p->moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
-    }
     if (!n)
         printf("(no migratable process known here)\n");
-    close(fd);
     return 0;
 }
 
