@@ -33,6 +33,7 @@ struct opts {
     int reps;
     int window;
     int csv;
+    double max_time; /* seconds per repetition, 0: no limit */
 };
 
 struct bufs {
@@ -60,6 +61,10 @@ static void usage(FILE *f)
             "  --reps N        repetitions per size; the median is reported\n"
             "                  (default 5)\n"
             "  --window N      messages in flight per bandwidth window (default 64)\n"
+            "  --max-time S    cut the iterations so that one repetition takes\n"
+            "                  about S seconds at most, judged from the warm-up\n"
+            "                  (default 0.5; 0: no limit): keeps slow transports\n"
+            "                  from taking hours\n"
             "  --csv           machine-readable output: test,size,value\n"
             "                  (latency in us, bandwidth in MB/s)\n"
             "  -h, --help      this text\n");
@@ -90,6 +95,17 @@ static int parse_int(const char *s, int *out)
     if (end == s || *end != '\0' || v <= 0 || v > 1000000000)
         return -1;
     *out = (int)v;
+    return 0;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+
+    if (end == s || *end != '\0' || v < 0)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -135,6 +151,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             bad = parse_int(v, &o->reps);
         } else if (strcmp(a, "--window") == 0) {
             bad = parse_int(v, &o->window);
+        } else if (strcmp(a, "--max-time") == 0) {
+            bad = parse_seconds(v, &o->max_time);
         } else {
             if (rank == 0)
                 fprintf(stderr, "osu_bench: unknown option '%s'\n", a);
@@ -201,12 +219,37 @@ static void pingpong(char *sbuf, char *rbuf, size_t size, int n)
     }
 }
 
-/* microseconds per one-way trip */
-static double latency_once(const struct bufs *b, size_t size, int iters)
+/* How many of n iterations fit in `budget` seconds, judged from a warm-up
+ * of `warm` iterations that took t seconds; at least `floor`.  Every rank
+ * calls it and they agree on the smallest answer. */
+static int fit_budget(int n, int warm, double t, double budget, int floor)
 {
+    int v = n;
+
+    if (budget > 0 && t > 0 && budget * warm / t < v)
+        v = (int)(budget * warm / t);
+    if (v < floor)
+        v = floor;
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return v;
+}
+
+static int clamp(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* microseconds per one-way trip */
+static double latency_once(const struct bufs *b, size_t size, int iters,
+                           double budget)
+{
+    int warm = clamp(iters / 10, 2, 100);
     double t;
 
-    pingpong(b->send, b->recv[0], size, iters / 10 + 1); /* warm-up */
+    MPI_Barrier(MPI_COMM_WORLD);
+    t = MPI_Wtime();
+    pingpong(b->send, b->recv[0], size, warm);
+    iters = fit_budget(iters, warm, MPI_Wtime() - t, budget, 10);
     MPI_Barrier(MPI_COMM_WORLD);
     t = MPI_Wtime();
     pingpong(b->send, b->recv[0], size, iters);
@@ -239,15 +282,19 @@ static void window_once(const struct bufs *b, size_t size, int window,
 
 /* MB/s (10^6 bytes per second) */
 static double bandwidth_once(const struct bufs *b, size_t size, int windows,
-                             int window)
+                             int window, double budget)
 {
     MPI_Request *reqs = malloc(sizeof(MPI_Request) * (size_t)window);
+    int warm = clamp(windows / 4, 1, 10);
     double t;
 
     if (reqs == NULL)
         MPI_Abort(MPI_COMM_WORLD, 2);
-    for (int i = 0; i < windows / 4 + 1; i++) /* warm-up */
+    MPI_Barrier(MPI_COMM_WORLD);
+    t = MPI_Wtime();
+    for (int i = 0; i < warm; i++)
         window_once(b, size, window, reqs);
+    windows = fit_budget(windows, warm, MPI_Wtime() - t, budget, 2);
     MPI_Barrier(MPI_COMM_WORLD);
     t = MPI_Wtime();
     for (int i = 0; i < windows; i++)
@@ -301,9 +348,11 @@ static double measure(enum which t, const struct opts *o, const struct bufs *b,
         MPI_Abort(MPI_COMM_WORLD, 2);
     for (int r = 0; r < o->reps; r++) {
         if (t == T_LATENCY)
-            v[r] = latency_once(b, size, scaled(o->iters, size, 10));
+            v[r] = latency_once(b, size, scaled(o->iters, size, 10),
+                                o->max_time);
         else
-            v[r] = bandwidth_once(b, size, bw_windows(o, size), o->window);
+            v[r] = bandwidth_once(b, size, bw_windows(o, size), o->window,
+                                  o->max_time);
     }
     m = median(v, o->reps);
     free(v);
@@ -331,7 +380,7 @@ static void run_test(enum which t, const struct opts *o, const struct bufs *b)
 
 int main(int argc, char **argv)
 {
-    struct opts o = { T_BOTH, 1, 4u << 20, 10000, 5, 64, 0 };
+    struct opts o = { T_BOTH, 1, 4u << 20, 10000, 5, 64, 0, 0.5 };
     struct bufs b;
     int rc;
 

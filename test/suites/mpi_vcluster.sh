@@ -27,6 +27,9 @@ if [[ ! -x $VCLUSTER ]]; then
     exit 0
 fi
 
+# The nodes' migrds and ranks use their own node's socket, never the
+# machine's (a MIGR_SOCKET inherited from the caller would clash).
+unset MIGR_SOCKET
 # dicom needs a migrd on every node; the other BTLs do not.
 up_args=(up "$NODES")
 mpi_btl_uses_dicom || up_args+=(--no-migrd)
