@@ -129,6 +129,22 @@ pstate() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null || echo gone; }
 tracer() { awk '/^TracerPid/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # still_running PID OUTFILE: alive, not stopped, not traced, still beating
+# refusal_verdict NAME STATUS OUTPUT PATTERN PID PID_OUT WHY_IF_ACCEPTED DETAIL:
+# a command that had to be refused: it must have failed, said why (the
+# extended regex PATTERN), and left process PID running as before.
+refusal_verdict() {
+	local name=$1 st=$2 out=$3 pat=$4 pid=$5 pout=$6 accepted=$7 detail=$8 why
+	if [ "$st" -eq 0 ]; then
+		fail "$name" "$accepted"
+	elif ! echo "$out" | grep -qE "$pat"; then
+		fail "$name" "unclear error: $out"
+	elif ! why=$(still_running "$pid" "$pout"); then
+		fail "$name" "the target suffered: $why"
+	else
+		pass "$name ($detail)"
+	fi
+}
+
 still_running() {
 	local before after st
 	st=$(pstate "$1")
@@ -197,15 +213,8 @@ bad_images() {
 	fi
 	# pid taken: the restored process holds it now
 	out=$(timeout 30 "$CKPT" restore -i - --external-null < "$d/good.img" 2>&1)
-	if [ $? -eq 0 ]; then
-		fail "pid-taken" "restored over a live pid"
-	elif ! echo "$out" | grep -q "pid $p is in use"; then
-		fail "pid-taken" "unclear error: $out"
-	elif ! why=$(still_running "$p" "$d/idle.out"); then
-		fail "pid-taken" "the live process suffered: $why"
-	else
-		pass "pid-taken (${out##*: })"
-	fi
+	refusal_verdict pid-taken $? "$out" "pid $p is in use" "$p" "$d/idle.out" \
+		"restored over a live pid" "${out##*: }"
 	kill -KILL "$p" 2>/dev/null
 }
 
@@ -251,15 +260,8 @@ bad_other_user() {
 	start_idle "$d" -s 30 || { fail "other-user" "target did not start"; return; }
 	out=$(timeout 20 setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$CKPT" dump "$IDLE" -o /dev/null 2>&1)
-	if [ $? -eq 0 ]; then
-		fail "other-user" "uid 65534 dumped a root process"
-	elif ! echo "$out" | grep -qE "not to us|not allowed"; then
-		fail "other-user" "unclear error: $out"
-	elif ! why=$(still_running "$IDLE" "$d/idle.out"); then
-		fail "other-user" "target suffered: $why"
-	else
-		pass "other-user ($(echo "$out" | sed 's/.*pid [0-9]*: //'))"
-	fi
+	refusal_verdict other-user $? "$out" "not to us|not allowed" "$IDLE" "$d/idle.out" \
+		"uid 65534 dumped a root process" "$(echo "$out" | sed 's/.*pid [0-9]*: //')"
 	kill -KILL "$IDLE" 2>/dev/null
 }
 
