@@ -14,6 +14,10 @@
 
 #include "wire.h"
 
+/* Connect to a control socket; returns the descriptor (close-on-exec) or
+ * -errno (-ENAMETOOLONG if the path does not fit a socket address). */
+int ctl_connect(const char *path);
+
 /* Send one message with up to CTL_MAX_FDS descriptors.  0 or -errno. */
 int ctl_send(int fd, uint16_t type, uint32_t reqid, const void *body, uint32_t len,
              const int *fds, int nfds);

@@ -48,23 +48,16 @@ void dicom_ring_bell(int fd)
 
 int dicom_ctl_connect(const char *path, int timeout_ms)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
-        dicom_set_error("socket path too long: %s", path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    int fd = ctl_connect(path);
     if (fd < 0) {
-        int e = errno;
-        dicom_set_error("socket(AF_UNIX): %s", strerror(e));
-        return -e;
+        dicom_set_error("no migrd at %s: connect: %s", path, strerror(-fd));
+        return fd;
     }
+    /* A daemon that stops reading must not block our requests forever. */
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
         int e = errno;
-        dicom_set_error("no migrd at %s: connect: %s", path, strerror(e));
+        dicom_set_error("setsockopt(SO_SNDTIMEO) on fd %d: %s", fd, strerror(e));
         close(fd);
         return -e;
     }

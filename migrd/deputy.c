@@ -23,17 +23,9 @@
 
 static int connect_migrd(const char *path)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
-        fprintf(stderr, "migrctl run: socket path too long: %s\n", path);
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        fprintf(stderr, "migrctl run: no migrd answers on %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    int fd = ctl_connect(path);
+    if (fd < 0) {
+        fprintf(stderr, "migrctl run: no migrd answers on %s: %s\n", path, strerror(-fd));
         return -1;
     }
     return fd;

@@ -53,17 +53,9 @@ static void usage(FILE *f)
 
 static int connect_daemon(void)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(sock_path) >= sizeof sa.sun_path) {
-        fprintf(stderr, "migrctl: socket path too long: %s\n", sock_path);
-        return -1;
-    }
-    strcpy(sa.sun_path, sock_path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        fprintf(stderr, "migrctl: no migrd answers on %s: %s\n", sock_path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    int fd = ctl_connect(sock_path);
+    if (fd < 0) {
+        fprintf(stderr, "migrctl: no migrd answers on %s: %s\n", sock_path, strerror(-fd));
         return -1;
     }
     return fd;

@@ -28,19 +28,6 @@
 static const char *ctl_path;
 static int failures;
 
-static int ctl_connect(void)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", ctl_path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Wait until the peer closes fd (read returns 0 or an error): 1 if it did
  * within 3 s. Replies (CTL_ERROR) before the close are fine. */
 static int closed_by_peer(int fd)
@@ -60,7 +47,7 @@ static int closed_by_peer(int fd)
 /* The daemon still answers a well-formed STATUS on a new connection. */
 static int still_serving(void)
 {
-    int fd = ctl_connect();
+    int fd = ctl_connect(ctl_path);
     if (fd < 0)
         return 0;
     int ok = ctl_send(fd, CTL_STATUS, 7, NULL, 0, NULL, 0) == 0;
@@ -87,9 +74,9 @@ static void verdict(const char *name, int refused)
 
 static void ctl_case(const char *name, const void *msg, size_t len)
 {
-    int fd = ctl_connect();
+    int fd = ctl_connect(ctl_path);
     if (fd < 0) {
-        printf("FAIL: %s: cannot connect to %s: %s\n", name, ctl_path, strerror(errno));
+        printf("FAIL: %s: cannot connect to %s: %s\n", name, ctl_path, strerror(-fd));
         failures++;
         return;
     }
@@ -128,7 +115,7 @@ static void ctl_cases(void)
     RESET(CTL_REGISTER, sizeof(struct ctl_register));
     struct ctl_register *r = (void *)m.body;
     *r = (struct ctl_register){.job = 1, .rank = 1, .inbox_size = 12345, .outbox_size = 1 << 20};
-    int fd = ctl_connect();
+    int fd = ctl_connect(ctl_path);
     char buf[CTL_MAX_MSG];
     int fds[CTL_MAX_FDS], nfds = 0, eof;
     send(fd, &m, sizeof m.h + sizeof *r, 0);
