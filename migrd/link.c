@@ -226,7 +226,7 @@ bool link_is_up(struct migrd *d, int node)
 
 int link_send_record(struct migrd *d, int node, struct mbox *m, struct dicom_pkt *k)
 {
-    struct conn *c = d->links->peers[node].c;
+    struct conn *c = d->links ? d->links->peers[node].c : NULL;
     if (!c)
         return -ENOTCONN;
     struct txitem *it = data_item(k);
@@ -241,6 +241,10 @@ int link_send_record(struct migrd *d, int node, struct mbox *m, struct dicom_pkt
 
 void link_send_copy(struct migrd *d, int node, struct dicom_pkt *copy)
 {
+    if (!d->links) {
+        free(copy); /* shutting down: nothing will carry it */
+        return;
+    }
     struct peer *p = &d->links->peers[node];
     struct txitem *it = data_item(copy);
     if (!it) {
@@ -260,6 +264,8 @@ void link_send_copy(struct migrd *d, int node, struct dicom_pkt *copy)
 
 void link_send_ctl(struct migrd *d, int node, uint8_t type, const void *body, uint32_t len)
 {
+    if (!d->links)
+        return; /* shutting down: the links are gone */
     struct conn *c = d->links->peers[node].c;
     if (!c)
         return; /* a node that comes up later gets the state in location_link_up() */

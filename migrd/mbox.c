@@ -47,11 +47,6 @@ static int free_one(struct mbox *m, void *arg)
     return 0;
 }
 
-void mbox_table_free(struct mbox_table *t)
-{
-    (void)t;
-}
-
 struct mbox *mbox_find(struct migrd *d, uint32_t job, uint32_t rank)
 {
     return addrmap_get(&d->mboxes->map, addrmap_key(job, rank));
@@ -236,7 +231,6 @@ void mbox_maybe_free(struct mbox *m)
     addrmap_put(&d->mboxes->map, addrmap_key(m->job, m->rank), NULL);
     d->mboxes->count--;
     location_local_removed(d, m->job, m->rank);
-    postal_forget(m);
     mbox_destroy(m);
 }
 
@@ -297,7 +291,12 @@ int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payloa
 /* Used by main.c at shutdown. */
 void mbox_close_all(struct migrd *d)
 {
+    if (!d->mboxes)
+        return;
     mbox_foreach(d, free_one, NULL);
+    addrmap_destroy(&d->mboxes->map);
+    free(d->mboxes);
+    d->mboxes = NULL;
 }
 
 static void kept_flush(struct waiter *w)

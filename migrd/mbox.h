@@ -55,7 +55,6 @@ struct mbox {
 };
 
 struct mbox_table *mbox_table_new(struct migrd *d);
-void mbox_table_free(struct mbox_table *t);
 
 /* Create and register a mailbox; -EADDRINUSE, -EINVAL (sizes), -errno. */
 int mbox_create(struct migrd *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
@@ -84,7 +83,7 @@ void mbox_unwait(struct mbox *m, struct waiter *w);
 /* Write a packet into m's inbox if there is room (0) or -EAGAIN. */
 int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payload);
 
-/* Shutdown: free every mailbox. */
+/* Shutdown: free every mailbox and the table. */
 void mbox_close_all(struct migrd *d);
 
 /* Deliver a kept copy (ownership passes): now, or in order once the owner

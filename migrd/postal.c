@@ -143,8 +143,3 @@ void postal_send_copy(struct migrd *d, struct dicom_pkt *c)
         free(c);
     }
 }
-
-void postal_forget(struct mbox *m)
-{
-    (void)m; /* waiters are unlinked by mbox_owner_gone(); nothing else points at m */
-}

@@ -21,9 +21,6 @@ struct migrd;
 /* Relay whatever m's outbox holds (called on its doorbell and on resume). */
 void postal_drain(struct mbox *m);
 
-/* The mailbox is being freed: drop references to it. */
-void postal_forget(struct mbox *m);
-
 /* A packet held in migrd's memory (kept copy) is to be sent to `node`, or
  * delivered locally if the address is here.  Takes ownership of `copy`
  * (a malloc'd struct dicom_pkt followed by its payload). */
