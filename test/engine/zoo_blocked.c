@@ -3,7 +3,9 @@
  * (condition variable) and epoll_wait when the process is dumped.  Their
  * syscalls must restart transparently (nanosleep, read and futex never
  * return early or with an error); epoll_wait may return EINTR as it does
- * for any stop of the process.
+ * for any stop of the process (signal(7)).  The poller does not look at
+ * `stop`: it runs until the eventfd has delivered the final marker, so a
+ * kick pending while the last EINTR is returned is still counted.
  */
 #include "zoo.h"
 #include <errno.h>
@@ -17,6 +19,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static uint64_t cond_gen;
 static volatile int stop;
+#define KICK_LAST (1ULL << 32) /* added to the last kick: tells the poller to end */
+
 static uint64_t n_sleep, n_read, n_cond, n_epoll, n_eintr;
 
 static void *sleeper(void *a)
@@ -70,7 +74,7 @@ static void *waiter(void *a)
 static void *poller(void *a)
 {
 	(void)a;
-	while (!stop) {
+	for (;;) {
 		struct epoll_event ev;
 		uint64_t v;
 		int n = epoll_wait(ep, &ev, 1, -1);
@@ -80,6 +84,10 @@ static void *poller(void *a)
 		}
 		ZOO_CHECK(n == 1, "epoll_wait returned %d (%s)", n, strerror(errno));
 		ZOO_CHECK(read(efd, &v, 8) == 8, "eventfd read");
+		if (v >= KICK_LAST) {
+			n_epoll += v - KICK_LAST;
+			break;
+		}
 		n_epoll += v;
 	}
 	return NULL;
@@ -120,12 +128,12 @@ int main(void)
 	}
 	stop = 1;
 	{
-		uint64_t last = ~0ULL, one = 1;
+		uint64_t last = ~0ULL, final = KICK_LAST + 1;
 		ZOO_CHECK(write(pfd[1], &last, 8) == 8, "pipe write");
 		pthread_mutex_lock(&mu);
 		pthread_cond_signal(&cv);
 		pthread_mutex_unlock(&mu);
-		ZOO_CHECK(write(efd, &one, 8) == 8, "eventfd write");
+		ZOO_CHECK(write(efd, &final, 8) == 8, "eventfd write");
 		kicks++;
 	}
 	for (int i = 0; i < 4; i++)
