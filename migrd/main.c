@@ -39,6 +39,8 @@ struct options {
     enum sched_mode { SCHED_MODE_NORMAL, SCHED_MODE_LATENCY, SCHED_MODE_REALTIME } sched;
     long port;
     unsigned long max_ring;
+    const char *hide_cpu[16];  /* --hide-cpu-feature */
+    int nhide_cpu;
 };
 
 static void usage(FILE *f)
@@ -62,6 +64,11 @@ static void usage(FILE *f)
             "                        slice, so that relaying preempts busy-polling ranks\n"
             "                        when a packet arrives; realtime: SCHED_FIFO 1;\n"
             "                        normal: no change\n"
+            "      --hide-cpu-feature NAME\n"
+            "                        act as if this CPU lacked NAME (a /proc/cpuinfo flag\n"
+            "                        such as avx2; repeatable): processes from nodes with\n"
+            "                        it are refused.  Moves are only accepted from nodes\n"
+            "                        whose CPU features this node has all of\n"
             "  -h, --help            this text\n"
             "  -V, --version         version\n"
             "\n"
@@ -78,6 +85,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"log-level", required_argument, 0, 'L'}, {"pidfile", required_argument, 0, 'P'},
         {"max-ring", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, 'S'},
+        {"hide-cpu-feature", required_argument, 0, 'H'},
         {0, 0, 0, 0}};
     int ch;
     char *end;
@@ -87,6 +95,21 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'n': o->node = optarg; break;
         case 's': o->socket = optarg; break;
         case 'f': o->foreground = 1; break;
+        case 'H': {
+            struct cpu_features probe = {{0}};
+            if (o->nhide_cpu >= (int)(sizeof o->hide_cpu / sizeof o->hide_cpu[0])) {
+                fprintf(stderr, "migrd: --hide-cpu-feature: at most %zu\n",
+                        sizeof o->hide_cpu / sizeof o->hide_cpu[0]);
+                return 2;
+            }
+            if (cpuf_hide(&probe, optarg) < 0) {
+                fprintf(stderr, "migrd: --hide-cpu-feature: '%s' is not a feature migrd compares "
+                                "(see README, Moving processes)\n", optarg);
+                return 2;
+            }
+            o->hide_cpu[o->nhide_cpu++] = optarg;
+            break;
+        }
         case 'S':
             if (!strcmp(optarg, "latency"))
                 o->sched = SCHED_MODE_LATENCY;
@@ -292,6 +315,9 @@ int main(int argc, char **argv)
     struct utsname u;
     if (uname(&u) == 0)
         snprintf(d.kernel, sizeof d.kernel, "%.63s", u.release);
+    cpuf_read(&d.cpu);
+    for (int i = 0; i < o.nhide_cpu; i++)
+        cpuf_hide(&d.cpu, o.hide_cpu[i]);
     rc = log_open(o.log, o.level, migrd_node_name(&d));
     if (rc < 0) {
         fprintf(stderr, "migrd: --log %s: %s\n", o.log, strerror(-rc));

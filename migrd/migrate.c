@@ -240,6 +240,7 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
                               .flags = p->flags, .mem_bytes = resident_bytes(p->pid)};
     snprintf(offer.kernel, sizeof offer.kernel, "%s", d->kernel);
     snprintf(offer.cmd, sizeof offer.cmd, "%s", p->cmd);
+    offer.cpu = d->cpu;
     memset(reason, 0, sizeof reason);
     if (mig_send(fd, MIG_OFFER, 0, &offer, sizeof offer) < 0 || mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
         failf(res, "%s did not answer the offer: %s", dn->name, strerror(errno));
@@ -368,11 +369,15 @@ static uint64_t mem_available(void)
 static int check_offer(struct migrd *d, const struct mig_offer *o, char *why, size_t len)
 {
     uint64_t avail = mem_available();
+    const char *lacks = cpuf_missing(&o->cpu, &d->cpu);
     if (o->home >= (uint32_t)d->map.nnodes)
         snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, migrd_node_name(d));
     else if (strncmp(o->kernel, d->kernel, sizeof o->kernel))
         snprintf(why, len, "%s runs kernel %s, the process was frozen under %.64s", migrd_node_name(d),
                  d->kernel, o->kernel);
+    else if (lacks)
+        snprintf(why, len, "the CPU of %s lacks %s, which the CPU of the source has (the process may "
+                 "use it)", migrd_node_name(d), lacks);
     else if (o->pid <= 1 || kill(o->pid, 0) == 0 || errno != ESRCH)
         snprintf(why, len, "pid %d is taken on %s", o->pid, migrd_node_name(d));
     else if (avail < o->mem_bytes + MEM_HEADROOM)

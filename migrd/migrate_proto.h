@@ -23,8 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cpu_features.h"
+
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
-#define MIG_VERSION  1
+#define MIG_VERSION  2
 #define MIG_MAX_BODY (1u << 20)
 #define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
 
@@ -52,6 +54,7 @@ struct mig_offer {
     uint64_t mem_bytes;     /* resident memory of the process  */
     char kernel[64];
     char cmd[64];
+    struct cpu_features cpu; /* of the source: the destination needs them all */
 };
 
 /* why a move failed: text, NUL-terminated, at most this long */

@@ -20,6 +20,7 @@
 
 #include "../common/mbox.h"
 #include "cluster_map.h"
+#include "cpu_features.h"
 
 struct event_base;
 struct mbox_table;
@@ -33,6 +34,7 @@ struct migrd {
     struct cluster_map map;
     int self;                  /* index of this node in map.nodes */
     char kernel[64];           /* uname -r                        */
+    struct cpu_features cpu;   /* what a process moving in may need (cpu_features.h) */
     uint64_t start_ms;
     uint32_t max_ring;         /* largest ring a process may ask for */
     struct mbox_table *mboxes;

@@ -4,7 +4,7 @@
 # stdin after a move, signals through the stub, a zoo (threads, timers, a
 # pipe to its child at home) A->B->C->A, a seeded random tour of 20 moves,
 # and refused or broken moves (pid taken, corrupt stream, link cut,
-# destination killed)
+# destination killed, a CPU feature missing at the destination)
 # that must leave the process running at its source with its output intact.
 # Runs on its own virtual cluster (MIGR_VCLUSTER_ID=5), torn down at exit.
 source "$(dirname "$0")/../lib.sh"
@@ -253,7 +253,7 @@ case_link_cut() {
 at_exit "ip link set '$CUT_LINK' up"
 run_case link-cut-mid-stream 60 case_link_cut
 
-# n2's migrd is killed here: keep this case last
+# n2's migrd is killed here (the next case restarts it)
 case_dest_killed() {
     start_run killed "$COUNTER" 60 50 5 || return 1
     sleep 0.3
@@ -270,4 +270,18 @@ case_dest_killed() {
     check_intact killed 60
 }
 run_case destination-killed-mid-stream 60 case_dest_killed
+
+# n2's migrd (killed above) comes back acting as if its CPU lacked sse2,
+# which every x86-64 source has: the move is refused at the offer, naming
+# the feature, and the process goes on at n1
+case_cpu_features() {
+    "$V" migrd-restart n2 --hide-cpu-feature sse2 >/dev/null || { echo "cannot restart n2's migrd"; return 1; }
+    start_run cpu "$COUNTER" 30 50 5 || return 1
+    if move n1 "$PID" n2 >"$SCRATCH/cpu.move" 2>&1; then
+        echo "moved to a node without sse2"; return 1
+    fi
+    grep -q "the CPU of n2 lacks sse2" "$SCRATCH/cpu.move" || { echo "reason: $(cat "$SCRATCH/cpu.move")"; return 1; }
+    check_intact cpu 30
+}
+run_case refused-cpu-features 60 case_cpu_features
 
