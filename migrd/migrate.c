@@ -37,10 +37,15 @@
 #define STREAM_TIMEOUT_MS  30000
 #define MEM_HEADROOM       (64ull << 20)
 
+#define SETTLE_STEP        (32ull << 20)
+
+struct settle_job;
+
 struct migrate {
     int lfd;
     struct event *lev, *chld;
     struct mproc *procs;
+    struct settle_job *settles;
 };
 
 static uint64_t now_us(void)
@@ -341,6 +346,67 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------ settling */
+
+/* The pages a restored process took over from the receive buffer are
+ * settled (engine.h) a step per turn of the event loop, after the
+ * acknowledgement: the relay and the forwarding go on in between. */
+struct settle_job {
+    struct settle_job *next;
+    struct migrd *d;
+    struct event *ev;
+    struct engine_settle *s;
+};
+
+static void settle_job_free(struct migrd *d, struct settle_job *j)
+{
+    for (struct settle_job **pp = &d->migrate->settles; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    event_free(j->ev);
+    engine_settle_free(j->s);
+    free(j);
+}
+
+static void settle_step(evutil_socket_t unused, short what, void *arg)
+{
+    static const struct timeval zero = {0, 0};
+    struct settle_job *j = arg;
+    (void)unused;
+    (void)what;
+    if (engine_settle_step(j->s, SETTLE_STEP) == 1 && event_add(j->ev, &zero) == 0)
+        return;
+    settle_job_free(j->d, j);
+}
+
+/* The receive buffer goes now; the settling is scheduled (skipped if it
+ * cannot be: it only saves time at the next capture). */
+static void settle_later(struct migrd *d, struct engine_image *img, pid_t pid)
+{
+    static const struct timeval zero = {0, 0};
+    struct engine_settle *s = engine_settle_begin(img, pid);
+    struct settle_job *j;
+    if (!s)
+        return;
+    j = calloc(1, sizeof *j);
+    if (j)
+        j->ev = evtimer_new(d->base, settle_step, j);
+    if (!j || !j->ev || event_add(j->ev, &zero) < 0) {
+        log_warn("pid %d: cannot schedule settling its pages: out of memory", pid);
+        if (j && j->ev)
+            event_free(j->ev);
+        free(j);
+        engine_settle_free(s);
+        return;
+    }
+    j->d = d;
+    j->s = s;
+    j->next = d->migrate->settles;
+    d->migrate->settles = j;
+}
+
 /* ------------------------------------------------------------ destination */
 
 static uint64_t mem_available(void)
@@ -542,10 +608,10 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     close(fd);
     free(buf);
     engine_pagebuf_release(&pb);
-    engine_image_settle(img, restored);
+    settle_later(d, img, restored);
     engine_image_free(img);
     log_info("pid %d restored here (%llu image bytes, move %u, home %s; read %.1f ms, restore %.1f ms, "
-             "settle %.1f ms)", p->pid, (unsigned long long)bytes, p->moves, d->map.nodes[p->home].name,
+             "free %.1f ms)", p->pid, (unsigned long long)bytes, p->moves, d->map.nodes[p->home].name,
              (double)(t_read1 - t_read0) / 1000, (double)(t_rest1 - t_read1) / 1000,
              (double)(now_us() - t_rest1) / 1000);
     return;
@@ -706,6 +772,8 @@ void migrate_fini(struct migrd *d)
         return;
     while (m->procs)
         mproc_free(d, m->procs);
+    while (m->settles)
+        settle_job_free(d, m->settles);
     if (m->lev)
         event_free(m->lev);
     if (m->chld)

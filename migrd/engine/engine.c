@@ -132,9 +132,19 @@ int engine_image_read_into(int in_fd, struct engine_pagebuf *buf, struct engine_
 	return eng_image_parse(in_fd, NULL, 0, buf, out, bytes);
 }
 
-void engine_image_settle(struct engine_image *img, pid_t pid)
+struct engine_settle *engine_settle_begin(struct engine_image *img, pid_t pid)
 {
-	eng_restore_settle(img, pid);
+	return eng_settle_begin(img, pid);
+}
+
+int engine_settle_step(struct engine_settle *s, uint64_t max_bytes)
+{
+	return eng_settle_step(s, max_bytes);
+}
+
+void engine_settle_free(struct engine_settle *s)
+{
+	eng_settle_free(s);
 }
 
 int engine_image_restore(struct engine_image *img, const struct engine_restore_opts *opts,

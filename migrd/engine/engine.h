@@ -120,8 +120,11 @@ int  engine_image_read(int in_fd, struct engine_image **out, uint64_t *bytes);
  * is left as it was and a buffer is made), and engine_image_restore() gives
  * whole regions their pages by moving pieces of it into the new process
  * instead of copying them (ENGINE.md, "taking pages over").  After such a
- * restore, once the process runs, engine_image_settle() lets the buffer go
- * (engine_image_free() does too, without settling). */
+ * restore, once the process runs, engine_settle_begin() lets the buffer go
+ * and returns the work of settling the taken pages (NULL: none), done by
+ * engine_settle_step() calls of at most max_bytes each (1: more to do,
+ * 0: done) so that a daemon can do other work in between; it stays valid
+ * after engine_image_free(img). */
 struct engine_pagebuf {
 	uint8_t *mem;
 	uint64_t len;
@@ -130,7 +133,10 @@ int  engine_pagebuf_prepare(uint64_t len, struct engine_pagebuf *buf);
 void engine_pagebuf_release(struct engine_pagebuf *buf);
 int  engine_image_read_into(int in_fd, struct engine_pagebuf *buf,
                             struct engine_image **out, uint64_t *bytes);
-void engine_image_settle(struct engine_image *img, pid_t pid);
+struct engine_settle;
+struct engine_settle *engine_settle_begin(struct engine_image *img, pid_t pid);
+int  engine_settle_step(struct engine_settle *s, uint64_t max_bytes);
+void engine_settle_free(struct engine_settle *s);
 int  engine_image_restore(struct engine_image *img,
                           const struct engine_restore_opts *opts,
                           pid_t *restored);

@@ -345,8 +345,12 @@ int  eng_restore_prepare(struct engine_image *img, const struct engine_restore_o
 int  eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats *st);
 void eng_restore_abort(struct eng_restore *rs);
 /* after a restore that took pieces of the page buffer, once the process
- * runs: let the buffer go and settle the taken pages (see restore.c) */
+ * runs: let the buffer go and settle the taken pages (see restore.c), at
+ * once or in steps */
 void eng_restore_settle(struct engine_image *img, pid_t pid);
+struct engine_settle *eng_settle_begin(struct engine_image *img, pid_t pid);
+int  eng_settle_step(struct engine_settle *s, uint64_t max_bytes);
+void eng_settle_free(struct engine_settle *s);
 
 /* ------------------------------------------------------------ trampoline.c */
 #define TRAMP_SIZE       4096
