@@ -92,6 +92,14 @@ static int failf(struct migrate_result *res, const char *fmt, ...)
     return -1;
 }
 
+/* Timeouts and options of a move's connection (both sides): a failure only
+ * makes a dead link slower to notice. */
+static void stream_opts(int fd)
+{
+    if (mig_set_timeouts(fd, STREAM_TIMEOUT_MS) < 0 || mig_stream_opts(fd) < 0)
+        log_warn("migration connection fd %d: setting its timeouts: %s", fd, strerror(errno));
+}
+
 /* ------------------------------------------------------------ source */
 
 static uint64_t resident_bytes(pid_t pid)
@@ -254,8 +262,7 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
         failf(res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
         goto out;
     }
-    mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
-    mig_stream_opts(fd);
+    stream_opts(fd);
     p->state = MP_MOVING;
     if (engine_freeze(p->pid, 5000, &fz) < 0) {
         failf(res, "freezing: %s", engine_strerror());
@@ -493,8 +500,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     free(in);
     if (fd < 0)
         return;
-    mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
-    mig_stream_opts(fd);
+    stream_opts(fd);
     if (check_offer(d, o, why, sizeof why) < 0) {
         log_info("refusing pid %d from its source: %s", o->pid, why);
         mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
