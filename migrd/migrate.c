@@ -34,6 +34,7 @@
 #include "migrd.h"
 
 #define OFFER_TIMEOUT_MS   10000
+#define OFFER_MS_PER_MIB   4     /* the destination faults its buffer in first */
 #define STREAM_TIMEOUT_MS  30000
 #define MEM_HEADROOM       (64ull << 20)
 
@@ -254,8 +255,12 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
     snprintf(offer.kernel, sizeof offer.kernel, "%s", d->kernel);
     snprintf(offer.cmd, sizeof offer.cmd, "%s", p->cmd);
     memset(reason, 0, sizeof reason);
-    if (mig_send(fd, MIG_OFFER, 0, &offer, sizeof offer) < 0 || mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
-        failf(res, "%s did not answer the offer: %s", dn->name, strerror(errno));
+    /* the answer comes once the destination's page buffer is faulted in:
+     * the wait grows with the size (a first touch of memory can be slow) */
+    if (mig_set_timeouts(fd, OFFER_TIMEOUT_MS + (int)((offer.mem_bytes >> 20) * OFFER_MS_PER_MIB)) < 0 ||
+        mig_send(fd, MIG_OFFER, 0, &offer, sizeof offer) < 0 || mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
+        failf(res, "%s did not answer the offer: %s", dn->name,
+              errno == EAGAIN ? "timed out" : strerror(errno));
         goto out;
     }
     if (h.type != MIG_ACCEPT) {
