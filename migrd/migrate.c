@@ -2,7 +2,7 @@
  * migrate.c -- see migrate.h.  A move, as the code runs it:
  *   migrctl migrate -> ctl.c -> migrate_ctl_migrate (here, or FWD_MOVE via the
  *   home's anchor to where the process runs) -> migrate_out -> [destination]
- *   accept_frame(OFFER) -> incoming() -> engine_image_read/restore ->
+ *   accept_frame(OFFER) -> incoming() -> engine_image_read_into/restore ->
  *   RESTORED -> [source] engine_release(KILL), fwd_ep_detach / anchor.
  */
 #include "migrate.h"
@@ -34,13 +34,19 @@
 #include "migrd.h"
 
 #define OFFER_TIMEOUT_MS   10000
+#define OFFER_MS_PER_MIB   4     /* the destination faults its buffer in first */
 #define STREAM_TIMEOUT_MS  30000
 #define MEM_HEADROOM       (64ull << 20)
+
+#define SETTLE_STEP        (32ull << 20)
+
+struct settle_job;
 
 struct migrate {
     int lfd;
     struct event *lev, *chld;
     struct mproc *procs;
+    struct settle_job *settles;
 };
 
 static uint64_t now_us(void)
@@ -85,6 +91,14 @@ static int failf(struct migrate_result *res, const char *fmt, ...)
     vsnprintf(res->message, sizeof res->message, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* Timeouts and options of a move's connection (both sides): a failure only
+ * makes a dead link slower to notice. */
+static void stream_opts(int fd)
+{
+    if (mig_set_timeouts(fd, STREAM_TIMEOUT_MS) < 0 || mig_stream_opts(fd) < 0)
+        log_warn("migration connection fd %d: setting its timeouts: %s", fd, strerror(errno));
 }
 
 /* ------------------------------------------------------------ source */
@@ -242,34 +256,29 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
     snprintf(offer.cmd, sizeof offer.cmd, "%s", p->cmd);
     offer.cpu = d->cpu;
     memset(reason, 0, sizeof reason);
-    if (mig_send(fd, MIG_OFFER, 0, &offer, sizeof offer) < 0 || mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
-        failf(res, "%s did not answer the offer: %s", dn->name, strerror(errno));
+    /* the answer comes once the destination's page buffer is faulted in:
+     * the wait grows with the size (a first touch of memory can be slow) */
+    if (mig_set_timeouts(fd, OFFER_TIMEOUT_MS + (int)((offer.mem_bytes >> 20) * OFFER_MS_PER_MIB)) < 0 ||
+        mig_send(fd, MIG_OFFER, 0, &offer, sizeof offer) < 0 || mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
+        failf(res, "%s did not answer the offer: %s", dn->name,
+              errno == EAGAIN ? "timed out" : strerror(errno));
         goto out;
     }
     if (h.type != MIG_ACCEPT) {
         failf(res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
         goto out;
     }
-    mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
-    mig_stream_opts(fd);
+    stream_opts(fd);
     p->state = MP_MOVING;
-    /* The page buffer is allocated and faulted in before the freeze: for a
-     * big process that is the slowest part of the capture, and it need not
-     * be inside the frozen time (the engine's own dump does the same). */
-    uint64_t est = eng_estimate_pages(p->pid);
-    uint8_t *prebuf = est ? eng_page_buffer(est, false) : NULL;
     if (engine_freeze(p->pid, 5000, &fz) < 0) {
-        if (prebuf)
-            munmap(prebuf, est);
         failf(res, "freezing: %s", engine_strerror());
         goto out;
     }
-    fz->prebuf = prebuf;
-    fz->prebuf_len = prebuf ? est : 0;
-    fz->prebuf_movable = false;
     t_freeze = fz->t_freeze0 / 1000;
     t_frozen = now_us();
-    if (engine_capture(fz, &img) < 0) {
+    /* the pages are read from the frozen process while the image streams:
+     * reading and sending overlap, and no buffer of its size is needed */
+    if (engine_capture_lazy(fz, &img) < 0) {
         failf(res, "capturing: %s", engine_strerror());
         goto out;
     }
@@ -350,6 +359,67 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------ settling */
+
+/* The pages a restored process took over from the receive buffer are
+ * settled (engine.h) a step per turn of the event loop, after the
+ * acknowledgement: the relay and the forwarding go on in between. */
+struct settle_job {
+    struct settle_job *next;
+    struct migrd *d;
+    struct event *ev;
+    struct engine_settle *s;
+};
+
+static void settle_job_free(struct migrd *d, struct settle_job *j)
+{
+    for (struct settle_job **pp = &d->migrate->settles; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    event_free(j->ev);
+    engine_settle_free(j->s);
+    free(j);
+}
+
+static void settle_step(evutil_socket_t unused, short what, void *arg)
+{
+    static const struct timeval zero = {0, 0};
+    struct settle_job *j = arg;
+    (void)unused;
+    (void)what;
+    if (engine_settle_step(j->s, SETTLE_STEP) == 1 && event_add(j->ev, &zero) == 0)
+        return;
+    settle_job_free(j->d, j);
+}
+
+/* The receive buffer goes now; the settling is scheduled (skipped if it
+ * cannot be: it only saves time at the next capture). */
+static void settle_later(struct migrd *d, struct engine_image *img, pid_t pid)
+{
+    static const struct timeval zero = {0, 0};
+    struct engine_settle *s = engine_settle_begin(img, pid);
+    struct settle_job *j;
+    if (!s)
+        return;
+    j = calloc(1, sizeof *j);
+    if (j)
+        j->ev = evtimer_new(d->base, settle_step, j);
+    if (!j || !j->ev || event_add(j->ev, &zero) < 0) {
+        log_warn("pid %d: cannot schedule settling its pages: out of memory", pid);
+        if (j && j->ev)
+            event_free(j->ev);
+        free(j);
+        engine_settle_free(s);
+        return;
+    }
+    j->d = d;
+    j->s = s;
+    j->next = d->migrate->settles;
+    d->migrate->settles = j;
+}
+
 /* ------------------------------------------------------------ destination */
 
 static uint64_t mem_available(void)
@@ -395,6 +465,27 @@ struct incoming {
     struct mig_offer offer;
 };
 
+/* The buffer the pages are received into, made ready before the offer is
+ * accepted (the source freezes only then): allocating and faulting in
+ * memory for a big process is the slowest part of a restore, and the
+ * restore takes whole regions over from it instead of copying them.  Its
+ * size is the process's resident memory (which counts every page that
+ * travels but swapped ones) with some slack; an image whose pages do not
+ * fit gets a buffer while the source is frozen (slower, still correct). */
+static int prepare_pages(struct migrd *d, const struct mig_offer *o, struct engine_pagebuf *pb,
+                         char *why, size_t len)
+{
+    uint64_t want = o->mem_bytes + o->mem_bytes / 16 + (2u << 20), t0 = now_us();
+    if (engine_pagebuf_prepare(want, pb) < 0) {
+        snprintf(why, len, "cannot make room for the %llu MiB of pid %d on %s: %s",
+                 (unsigned long long)(want >> 20), o->pid, migrd_node_name(d), engine_strerror());
+        return -1;
+    }
+    log_debug("pid %d: %llu MiB page buffer ready in %.1f ms", o->pid,
+              (unsigned long long)(want >> 20), (double)(now_us() - t0) / 1000);
+    return 0;
+}
+
 static void incoming(evutil_socket_t unused, short what, void *arg)
 {
     struct incoming *in = arg;
@@ -410,6 +501,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     bool new_rec = false;
     uint64_t bytes = 0;
     uint8_t *buf = NULL;
+    struct engine_pagebuf pb = {0};
     struct mig_hdr h;
     pid_t restored;
     (void)unused;
@@ -418,8 +510,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     free(in);
     if (fd < 0)
         return;
-    mig_set_timeouts(fd, STREAM_TIMEOUT_MS);
-    mig_stream_opts(fd);
+    stream_opts(fd);
     if (check_offer(d, o, why, sizeof why) < 0) {
         log_info("refusing pid %d from its source: %s", o->pid, why);
         mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
@@ -449,8 +540,12 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         }
     }
     buf = malloc(MIG_MAX_BODY);
-    if (!p || !buf || !(p->ep = fwd_ep_new(d, p))) {
+    if (!p || !buf || !(p->ep = fwd_ep_new(d, p)))
         snprintf(why, sizeof why, "out of memory on %s", migrd_node_name(d));
+    else
+        prepare_pages(d, o, &pb, why, sizeof why);
+    if (why[0]) {
+        log_info("refusing pid %d from its source: %s", o->pid, why);
         mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
         goto fail_quiet;
     }
@@ -486,7 +581,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         }
     }
     uint64_t t_read0 = now_us(), t_read1, t_rest1;
-    if (engine_image_read(fd, &img, &bytes) < 0) {
+    if (engine_image_read_into(fd, &pb, &img, &bytes) < 0) {
         snprintf(why, sizeof why, "image refused: %s", engine_strerror());
         goto fail;
     }
@@ -518,21 +613,23 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     for (uint32_t i = 0; i < nmap; i++)
         close(proc_end[i]);
     nmap = 0;
-    engine_image_free(img);
-    img = NULL;
     p->here = p->child = true;
     p->at = d->self;
     p->moves = o->gen + 1;
     p->state = MP_RUNNING;
+    /* acknowledged first: the source's frozen time ends here */
     if (mig_send(fd, MIG_RESTORED, 0, NULL, 0) < 0)
         log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
+    fwd_ep_start(p->ep, p->moves);
+    close(fd);
+    free(buf);
+    engine_pagebuf_release(&pb);
+    settle_later(d, img, restored);
+    engine_image_free(img);
     log_info("pid %d restored here (%llu image bytes, move %u, home %s; read %.1f ms, restore %.1f ms, "
              "free %.1f ms)", p->pid, (unsigned long long)bytes, p->moves, d->map.nodes[p->home].name,
              (double)(t_read1 - t_read0) / 1000, (double)(t_rest1 - t_read1) / 1000,
              (double)(now_us() - t_rest1) / 1000);
-    fwd_ep_start(p->ep, p->moves);
-    close(fd);
-    free(buf);
     return;
 fail:
     log_warn("pid %d: incoming move failed: %s", o->pid, why);
@@ -548,6 +645,7 @@ fail_quiet:
     }
     if (p && new_rec)
         mproc_free(d, p);
+    engine_pagebuf_release(&pb);
     free(buf);
     close(fd);
 }
@@ -642,6 +740,12 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* the engine's lines go to migrd's log (same levels) */
+static void engine_line(int level, const char *line)
+{
+    mlog(level >= LOG_ERROR && level <= LOG_DEBUG ? (enum log_level)level : LOG_WARN, "engine: %s", line);
+}
+
 int migrate_init(struct migrd *d)
 {
     struct migrate *m = calloc(1, sizeof *m);
@@ -672,7 +776,7 @@ int migrate_init(struct migrd *d)
     m->chld = evsignal_new(d->base, SIGCHLD, on_sigchld, d);
     if (!m->chld || event_add(m->chld, NULL) < 0)
         return -ENOMEM;
-    engine_set_log(ENGINE_LOG_WARN, NULL);
+    engine_set_log(log_enabled(LOG_DEBUG) ? ENGINE_LOG_DEBUG : ENGINE_LOG_WARN, engine_line);
     log_info("migration port %s:%u", self->addr, migrate_port(d, d->self));
     return 0;
 }
@@ -684,6 +788,8 @@ void migrate_fini(struct migrd *d)
         return;
     while (m->procs)
         mproc_free(d, m->procs);
+    while (m->settles)
+        settle_job_free(d, m->settles);
     if (m->lev)
         event_free(m->lev);
     if (m->chld)

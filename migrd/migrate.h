@@ -3,12 +3,14 @@
  *
  * Owns: the migration port (listening on the node's link port + 1), the
  * table of migratable processes (migrate_proc.h), both sides of a move
- * (migrate_out: negotiate, freeze, capture, stream, wait for the
- * destination's acknowledgement, then end the source -- or thaw it on any
- * failure; the incoming side: check room, kernel and pid, read the image,
- * restore it as migrd's child with relay endpoints, acknowledge), reaping
- * processes restored here, and the control requests of `migrctl run`,
- * `migrate` and `ps`.
+ * (migrate_out: negotiate, freeze, capture, stream the image with the pages
+ * read from the frozen process as they are sent, wait for the destination's
+ * acknowledgement, then end the source -- or thaw it on any failure; the
+ * incoming side: check room, kernel and pid, make the page buffer ready,
+ * accept, read the image into it, restore it as migrd's child with relay
+ * endpoints taking the pages over, acknowledge, settle the pages in steps),
+ * reaping processes restored here, and the control requests of `migrctl
+ * run`, `migrate` and `ps`.
  */
 #ifndef MIGRD_MIGRATE_H
 #define MIGRD_MIGRATE_H

@@ -104,24 +104,30 @@ int mig_set_timeouts(int fd, int io_timeout_ms)
     return 0;
 }
 
-void mig_stream_opts(int fd)
+int mig_stream_opts(int fd)
 {
-    /* 8 MiB: the engine writes the pages in 8 MiB pieces; SO_*BUFFORCE
+    /* 8 MiB: the engine writes the pages in 2 MiB pieces; SO_*BUFFORCE
      * (root) goes past net.core.[rw]mem_max, the plain one is the fallback */
     int sz = 8 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-    /* No TCP_USER_TIMEOUT: it also ends a connection whose receiver keeps a
-     * zero window that long, and a destination may take seconds to make
-     * room for a big image.  Unacknowledged data is bounded by the I/O
-     * timeouts (mig_set_timeouts). */
+    /* Keepalive notices a dead peer or link while nothing is in flight
+     * (the source waiting for the restore, the destination for the
+     * image); TCP_USER_TIMEOUT while data is (a cut link in mid-stream:
+     * retransmissions would otherwise go on until the I/O timeouts).  A
+     * receiver that is alive but keeps a zero window answers the window
+     * probes, which does not count as unacknowledged (Linux >= 5.10). */
+    unsigned user_timeout = MIG_DEAD_PEER_MS;
     int one = 1, idle = 2, intvl = 1, cnt = MIG_DEAD_PEER_MS / 1000 - 2;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout) < 0)
+        return -1;
+    return 0;
 }
 
 int mig_connect(const char *addr, unsigned port, int timeout_ms, int io_timeout_ms)

@@ -102,11 +102,12 @@ int mig_read_all(int fd, void *buf, size_t len);
  * and receive timeouts of io_timeout_ms.  fd or -errno. */
 int mig_connect(const char *addr, unsigned port, int timeout_ms, int io_timeout_ms);
 int mig_set_timeouts(int fd, int io_timeout_ms);
-/* Options of a move's connection (best effort): large socket buffers, and
- * keepalive: a dead peer or link is noticed within MIG_DEAD_PEER_MS while
- * this side waits with nothing unacknowledged (the source waiting for the
- * restore, the destination for the image), not only at the I/O timeouts. */
+/* Options of a move's connection: large socket buffers (best effort), and
+ * a dead peer or link is noticed within MIG_DEAD_PEER_MS, whether data is
+ * in flight (TCP_USER_TIMEOUT) or not (keepalive: the source waiting for
+ * the restore, the destination for the image), not only at the I/O
+ * timeouts.  0, or -1 with errno when that cannot be set. */
 #define MIG_DEAD_PEER_MS 5000
-void mig_stream_opts(int fd);
+int mig_stream_opts(int fd);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +52,8 @@ void engine_image_free(struct engine_image *img)
 	eng_image_free(img);
 }
 
-static int capture(struct engine_frozen *fz, bool leaves_host, struct engine_image **out,
-                   struct engine_stats *st)
+static int capture(struct engine_frozen *fz, bool leaves_host, bool lazy,
+                   struct engine_image **out, struct engine_stats *st)
 {
 	struct engine_image *img = eng_xcalloc(1, sizeof(*img));
 	uint64_t t0 = eng_now_ns(), t1;
@@ -63,7 +64,7 @@ static int capture(struct engine_frozen *fz, bool leaves_host, struct engine_ima
 	    eng_capture_process(fz, img) < 0 || eng_capture_fds(fz, img) < 0)
 		goto fail;
 	t1 = eng_now_ns();
-	if (eng_capture_pages(fz, img) < 0)
+	if (eng_capture_pages(fz, img, lazy) < 0)
 		goto fail;
 	if (st) {
 		st->capture_ns = t1 - t0;
@@ -82,7 +83,12 @@ fail:
 
 int engine_capture(struct engine_frozen *fz, struct engine_image **out)
 {
-	return capture(fz, true, out, NULL);
+	return capture(fz, true, false, out, NULL);
+}
+
+int engine_capture_lazy(struct engine_frozen *fz, struct engine_image **out)
+{
+	return capture(fz, true, true, out, NULL);
 }
 
 int engine_image_write(const struct engine_image *img, int out_fd, uint64_t *bytes)
@@ -100,7 +106,45 @@ int engine_image_write(const struct engine_image *img, int out_fd, uint64_t *byt
 
 int engine_image_read(int in_fd, struct engine_image **out, uint64_t *bytes)
 {
-	return eng_image_parse(in_fd, NULL, 0, out, bytes);
+	return eng_image_parse(in_fd, NULL, 0, NULL, out, bytes);
+}
+
+int engine_pagebuf_prepare(uint64_t len, struct engine_pagebuf *buf)
+{
+	len = (len + ENG_PAGE - 1) & ~(ENG_PAGE - 1);
+	buf->mem = len ? eng_page_buffer(len, true) : NULL;
+	buf->len = buf->mem ? len : 0;
+	return len && !buf->mem ? -1 : 0;
+}
+
+void engine_pagebuf_release(struct engine_pagebuf *buf)
+{
+	if (buf->mem && munmap(buf->mem, buf->len) < 0)
+		eng_warn("munmap page buffer %p (%" PRIu64 " bytes): %s", (void *)buf->mem, buf->len,
+		         strerror(errno));
+	buf->mem = NULL;
+	buf->len = 0;
+}
+
+int engine_image_read_into(int in_fd, struct engine_pagebuf *buf, struct engine_image **out,
+                           uint64_t *bytes)
+{
+	return eng_image_parse(in_fd, NULL, 0, buf, out, bytes);
+}
+
+struct engine_settle *engine_settle_begin(struct engine_image *img, pid_t pid)
+{
+	return eng_settle_begin(img, pid);
+}
+
+int engine_settle_step(struct engine_settle *s, uint64_t max_bytes)
+{
+	return eng_settle_step(s, max_bytes);
+}
+
+void engine_settle_free(struct engine_settle *s)
+{
+	eng_settle_free(s);
 }
 
 int engine_image_restore(struct engine_image *img, const struct engine_restore_opts *opts,
@@ -127,7 +171,7 @@ int engine_dump(pid_t pid, int out_fd, const struct engine_dump_opts *opts,
 		return -1;
 	t0 = fz->t_freeze0;
 	st->freeze_ns = fz->t_frozen - fz->t_freeze0;
-	if (capture(fz, true, &img, st) < 0) {
+	if (capture(fz, true, false, &img, st) < 0) {
 		eng_wrap("dump pid %d", pid);
 		eng_release(fz, ENGINE_LEAVE_RUNNING);
 		return -1;
@@ -163,7 +207,7 @@ int engine_restore(int in_fd, const struct engine_restore_opts *opts, pid_t *res
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof(*st));
-	if (eng_image_parse(in_fd, NULL, 0, &img, &st->image_bytes) < 0)
+	if (eng_image_parse(in_fd, NULL, 0, NULL, &img, &st->image_bytes) < 0)
 		return -1;
 	st->threads = img->nthreads;
 	st->vmas = img->nvmas;
@@ -188,7 +232,7 @@ static int roundtrip(struct engine_image *img, struct engine_image **out)
 		free(o.buf);
 		return -1;
 	}
-	rc = eng_image_parse(-1, o.buf, o.len, &back, NULL);
+	rc = eng_image_parse(-1, o.buf, o.len, NULL, &back, NULL);
 	free(o.buf);
 	if (rc < 0)
 		return -1;
@@ -231,7 +275,7 @@ int engine_reincarnate(pid_t pid, const struct engine_restore_opts *opts,
 		return -1;
 	t_freeze = fz->t_freeze0;
 	st->freeze_ns = fz->t_frozen - fz->t_freeze0;
-	if (capture(fz, false, &img, st) < 0 || roundtrip(img, &back) < 0 ||
+	if (capture(fz, false, false, &img, st) < 0 || roundtrip(img, &back) < 0 ||
 	    eng_fds_handover(back, fz->pidfd, ro.keep_files) < 0 ||
 	    eng_vmas_handover(back, pid) < 0 || eng_restore_prepare(back, &ro, &rs) < 0) {
 		eng_wrap("reincarnate pid %d", pid);
@@ -267,7 +311,7 @@ int engine_info(int in_fd, FILE *out)
 	struct engine_image *img = NULL;
 	int rc;
 
-	if (eng_image_parse(in_fd, NULL, 0, &img, NULL) < 0)
+	if (eng_image_parse(in_fd, NULL, 0, NULL, &img, NULL) < 0)
 		return -1;
 	rc = eng_image_info(img, out);
 	eng_image_free(img);

@@ -104,9 +104,39 @@ struct engine_image;           /* a captured process, in memory           */
 
 int  engine_freeze(pid_t pid, int timeout_ms, struct engine_frozen **out);
 int  engine_capture(struct engine_frozen *fz, struct engine_image **out);
+/* The same without reading the page contents: engine_image_write() reads
+ * them from the process in pieces as it writes them, so that capture and
+ * stream overlap and no buffer of the process's size is needed.  fz must
+ * stay frozen until the image is written. */
+int  engine_capture_lazy(struct engine_frozen *fz, struct engine_image **out);
 int  engine_image_write(const struct engine_image *img, int out_fd,
                         uint64_t *bytes);
 int  engine_image_read(int in_fd, struct engine_image **out, uint64_t *bytes);
+
+/* Receiving an image to restore on this host.  A page buffer allocated and
+ * faulted in beforehand (before the source freezes: for a big process that
+ * is the slowest part of a restore); engine_image_read_into() reads the
+ * pages straight into it when they fit (buf is then emptied; otherwise it
+ * is left as it was and a buffer is made), and engine_image_restore() gives
+ * whole regions their pages by moving pieces of it into the new process
+ * instead of copying them (ENGINE.md, "taking pages over").  After such a
+ * restore, once the process runs, engine_settle_begin() lets the buffer go
+ * and returns the work of settling the taken pages (NULL: none), done by
+ * engine_settle_step() calls of at most max_bytes each (1: more to do,
+ * 0: done) so that a daemon can do other work in between; it stays valid
+ * after engine_image_free(img). */
+struct engine_pagebuf {
+	uint8_t *mem;
+	uint64_t len;
+};
+int  engine_pagebuf_prepare(uint64_t len, struct engine_pagebuf *buf);
+void engine_pagebuf_release(struct engine_pagebuf *buf);
+int  engine_image_read_into(int in_fd, struct engine_pagebuf *buf,
+                            struct engine_image **out, uint64_t *bytes);
+struct engine_settle;
+struct engine_settle *engine_settle_begin(struct engine_image *img, pid_t pid);
+int  engine_settle_step(struct engine_settle *s, uint64_t max_bytes);
+void engine_settle_free(struct engine_settle *s);
 int  engine_image_restore(struct engine_image *img,
                           const struct engine_restore_opts *opts,
                           pid_t *restored);

@@ -220,6 +220,9 @@ struct engine_image {
 	uint64_t pages_map_len;    /* size of that mapping (not serialized) */
 	bool     pages_movable;    /* eng_page_buffer(movable): restore may move
 	                              whole pieces into the process (not serialized) */
+	pid_t    pages_from;       /* pages == NULL: the frozen process they are
+	                              read from while the image is written (not
+	                              serialized) */
 	/* not serialized */
 	bool     handover;         /* src fds hold the original objects */
 };
@@ -280,7 +283,17 @@ int eng_capture_process(struct engine_frozen *fz, struct engine_image *img);
 
 /* ------------------------------------------------------------ mempolicy.c */
 int eng_capture_vmas(struct engine_frozen *fz, struct engine_image *img, bool snapshot_shared);
-int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img);
+/* lazy: only choose the runs; the bytes are read when the image is written */
+int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img, bool lazy);
+/* the saved page bytes, in image order, read from the frozen process */
+struct eng_page_reader {
+	pid_t    pid;
+	const struct engine_image *img;
+	uint32_t run;              /* next run to read */
+	uint64_t in_run;           /* bytes of it already read */
+};
+void eng_page_reader_init(struct eng_page_reader *r, pid_t pid, const struct engine_image *img);
+int  eng_page_reader_read(struct eng_page_reader *r, uint8_t *dst, uint64_t len);
 /* populated, not inherited by fork; huge pages unless movable */
 uint8_t *eng_page_buffer(uint64_t len, bool movable);
 uint64_t eng_estimate_pages(pid_t pid);
@@ -315,8 +328,10 @@ struct eng_out {
 	uint32_t crc;
 };
 int eng_image_write(const struct engine_image *img, struct eng_out *out, bool with_pages);
-int eng_image_parse(int fd, const uint8_t *mem, size_t memlen, struct engine_image **out,
-                    uint64_t *bytes);
+/* buf: a prepared page buffer the pages are read into when they fit (it is
+ * then emptied), else a movable one is made; NULL: an ordinary buffer */
+int eng_image_parse(int fd, const uint8_t *mem, size_t memlen, struct engine_pagebuf *buf,
+                    struct engine_image **out, uint64_t *bytes);
 uint32_t eng_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* ------------------------------------------------------------ restore.c */
@@ -330,8 +345,12 @@ int  eng_restore_prepare(struct engine_image *img, const struct engine_restore_o
 int  eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats *st);
 void eng_restore_abort(struct eng_restore *rs);
 /* after a restore that took pieces of the page buffer, once the process
- * runs: let the buffer go and settle the taken pages (see restore.c) */
+ * runs: let the buffer go and settle the taken pages (see restore.c), at
+ * once or in steps */
 void eng_restore_settle(struct engine_image *img, pid_t pid);
+struct engine_settle *eng_settle_begin(struct engine_image *img, pid_t pid);
+int  eng_settle_step(struct engine_settle *s, uint64_t max_bytes);
+void eng_settle_free(struct engine_settle *s);
 
 /* ------------------------------------------------------------ trampoline.c */
 #define TRAMP_SIZE       4096

@@ -324,6 +324,37 @@ static void enc_fds(struct ebuf *b, const struct engine_image *img)
 	}
 }
 
+/* The page bytes, in pieces small enough to stay in the cache between the
+ * checksum and the write: from the capture buffer, or read piece by piece
+ * from the frozen process (lazy capture), so that reading and sending
+ * overlap. */
+#define PAGE_PIECE (2u << 20)
+
+static int write_page_bytes(const struct engine_image *img, struct eng_out *o)
+{
+	struct eng_page_reader rd;
+	uint8_t *piece = NULL;
+	int rc = 0;
+
+	if (!img->pages) {
+		if (img->pages_from <= 0)
+			return eng_fail("image of pid %d: no page contents to write", img->pid);
+		piece = malloc(PAGE_PIECE);
+		if (!piece)
+			return eng_fail("out of memory (%u bytes to read pages through)", PAGE_PIECE);
+		eng_page_reader_init(&rd, img->pages_from, img);
+	}
+	for (uint64_t off = 0; off < img->pages_len && rc == 0; off += PAGE_PIECE) {
+		uint64_t n = img->pages_len - off < PAGE_PIECE ? img->pages_len - off : PAGE_PIECE;
+		if (piece)
+			rc = eng_page_reader_read(&rd, piece, n) < 0 ? -1 : out_write(o, piece, n);
+		else
+			rc = out_write(o, img->pages + off, n);
+	}
+	free(piece);
+	return rc;
+}
+
 int eng_image_write(const struct engine_image *img, struct eng_out *o, bool with_pages)
 {
 	uint8_t hdr[24];
@@ -367,11 +398,8 @@ int eng_image_write(const struct engine_image *img, struct eng_out *o, bool with
 			if (out_write(o, r, 16) < 0)
 				return -1;
 		}
-		for (uint64_t off = 0; off < pages_len; off += 8u << 20) {
-			uint64_t n = pages_len - off < (8u << 20) ? pages_len - off : (8u << 20);
-			if (out_write(o, img->pages + off, n) < 0)
-				return -1;
-		}
+		if (pages_len && write_page_bytes(img, o) < 0)
+			return -1;
 		if (sec_end(o) < 0)
 			return -1;
 		nsec++;
@@ -634,6 +662,7 @@ struct ein {
 	const uint8_t *mem;
 	size_t memlen, pos;
 	uint64_t total;
+	struct engine_pagebuf *buf;   /* prepared page buffer, or NULL */
 };
 
 static int in_read(struct ein *in, void *dst, size_t n)
@@ -727,13 +756,45 @@ static int validate(const struct engine_image *img)
 	return 0;
 }
 
-static int read_pages(struct ein *in, uint64_t len, struct engine_image *img)
+/* Where the page bytes go: the prepared buffer when they fit, else a new
+ * buffer (movable when a prepared one was offered: the restore on this
+ * host may take pieces of it over). */
+static int page_buffer_for(struct ein *in, struct engine_image *img)
+{
+	struct engine_pagebuf *b = in->buf;
+
+	if (b && b->mem && b->len >= img->pages_len) {
+		img->pages = b->mem;
+		img->pages_map_len = b->len;
+		img->pages_movable = true;
+		b->mem = NULL;
+		b->len = 0;
+		return 0;
+	}
+	if (b)
+		eng_debug("image of pid %d: %" PRIu64 " page bytes, prepared buffer %" PRIu64
+		          ": allocating one now", img->pid, img->pages_len, b->len);
+	img->pages = eng_page_buffer(img->pages_len, b != NULL);
+	if (!img->pages)
+		return -1;
+	img->pages_map_len = img->pages_len;
+	img->pages_movable = b != NULL;
+	return 0;
+}
+
+/* The PAGES section after its header sh: the run table, then the page
+ * bytes.  *crc gets the section's checksum as computed, the page bytes
+ * piece by piece as they arrive (while they are in the cache). */
+static int read_pages(struct ein *in, const uint8_t *sh, uint64_t len, struct engine_image *img,
+                      uint32_t *crc)
 {
 	uint32_t nruns;
 	uint64_t pages = 0;
 
+	*crc = eng_crc32c(0, sh, 16);
 	if (len < 4 || in_read(in, &nruns, 4) < 0)
 		return eng_fail("image: PAGES section malformed");
+	*crc = eng_crc32c(*crc, &nruns, 4);
 	if ((uint64_t)nruns * 16 > len - 4)
 		return eng_fail("image: PAGES: %u runs do not fit in %" PRIu64 " bytes", nruns, len);
 	img->runs = calloc(nruns ? nruns : 1, sizeof(*img->runs));
@@ -744,6 +805,7 @@ static int read_pages(struct ein *in, uint64_t len, struct engine_image *img)
 		uint64_t r[2];
 		if (in_read(in, r, 16) < 0)
 			return -1;
+		*crc = eng_crc32c(*crc, r, 16);
 		if (!r[1] || r[1] > (ENG_TASK_SIZE / ENG_PAGE) || pages + r[1] > (ENG_TASK_SIZE / ENG_PAGE))
 			return eng_fail("image: PAGES: bad run %u", i);
 		img->runs[i].addr = r[0];
@@ -755,24 +817,21 @@ static int read_pages(struct ein *in, uint64_t len, struct engine_image *img)
 		return eng_fail("image: PAGES: length %" PRIu64 " does not match %u runs of %" PRIu64
 		                " pages", len, nruns, pages);
 	img->pages_len = pages * ENG_PAGE;
-	if (img->pages_len) {
-		img->pages = eng_page_buffer(img->pages_len, false);
-		if (!img->pages)
+	if (img->pages_len && page_buffer_for(in, img) < 0)
+		return -1;
+	for (uint64_t off = 0; off < img->pages_len; off += PAGE_PIECE) {
+		uint64_t n = img->pages_len - off < PAGE_PIECE ? img->pages_len - off : PAGE_PIECE;
+		if (in_read(in, img->pages + off, n) < 0)
 			return -1;
-		img->pages_map_len = img->pages_len;
-		for (uint64_t off = 0; off < img->pages_len; off += 8u << 20) {
-			uint64_t n = img->pages_len - off < (8u << 20) ? img->pages_len - off : (8u << 20);
-			if (in_read(in, img->pages + off, n) < 0)
-				return -1;
-		}
+		*crc = eng_crc32c(*crc, img->pages + off, n);
 	}
 	return 0;
 }
 
-int eng_image_parse(int fd, const uint8_t *mem, size_t memlen, struct engine_image **out,
-                    uint64_t *bytes)
+int eng_image_parse(int fd, const uint8_t *mem, size_t memlen, struct engine_pagebuf *buf,
+                    struct engine_image **out, uint64_t *bytes)
 {
-	struct ein in = { fd, mem, memlen, 0, 0 };
+	struct ein in = { fd, mem, memlen, 0, 0, buf };
 	struct engine_image *img = eng_xcalloc(1, sizeof(*img));
 	uint8_t hdr[24];
 	uint32_t v, arch, c, nsec = 0, nproc = 0, nv = 0, nf = 0, np = 0;
@@ -824,18 +883,8 @@ int eng_image_parse(int fd, const uint8_t *mem, size_t memlen, struct engine_ima
 				eng_fail("image: two PAGES sections");
 				goto fail;
 			}
-			if (read_pages(&in, len, img) < 0)
+			if (read_pages(&in, sh, len, img, &crc_calc) < 0)
 				goto fail;
-			crc_calc = eng_crc32c(0, sh, sizeof(sh));
-			{
-				uint32_t nr = img->nruns;
-				crc_calc = eng_crc32c(crc_calc, &nr, 4);
-				for (uint32_t i = 0; i < img->nruns; i++) {
-					uint64_t r[2] = { img->runs[i].addr, img->runs[i].npages };
-					crc_calc = eng_crc32c(crc_calc, r, 16);
-				}
-				crc_calc = eng_crc32c(crc_calc, img->pages, img->pages_len);
-			}
 			if (in_read(&in, &crc, 4) < 0)
 				goto fail;
 			if (crc != crc_calc) {

@@ -355,39 +355,58 @@ static int select_by_object(pid_t pid, const struct eng_vma *e, struct runvec *r
 	return 0;
 }
 
-/* read runs [first,last) of one region into img->pages */
-static int read_runs(pid_t pid, struct engine_image *img, const struct eng_vma *e,
-                     uint32_t first, uint32_t last)
+/* Page bytes of an image, read in order from the process they were
+ * captured from (frozen).  A batch of runs goes in one process_vm_readv;
+ * if that comes up short (a region not readable), each piece of the batch
+ * is read again by itself (/proc/PID/mem when needed). */
+void eng_page_reader_init(struct eng_page_reader *r, pid_t pid, const struct engine_image *img)
 {
-	struct iovec lio[1024], rio[1024];
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	r->img = img;
+}
 
-	if (!(e->prot & 1)) {  /* not readable: /proc/PID/mem can still read it */
-		for (uint32_t i = first; i < last; i++)
-			if (eng_mem_read(pid, img->runs[i].addr, img->pages + img->runs[i].off,
-			                 img->runs[i].npages * ENG_PAGE) < 0)
-				return -1;
-		return 0;
-	}
-	for (uint32_t i = first; i < last;) {
+int eng_page_reader_read(struct eng_page_reader *r, uint8_t *dst, uint64_t len)
+{
+	enum { NIOV = 1024 };
+	const uint64_t max_batch = 1ull << 30;
+	const struct engine_image *img = r->img;
+	struct iovec lio[NIOV], rio[NIOV];
+
+	while (len) {
 		uint32_t k = 0;
-		size_t want = 0;
+		uint64_t want = 0;
 		ssize_t got;
-		for (; i < last && k < 1024; i++, k++) {
-			size_t len = img->runs[i].npages * ENG_PAGE;
-			lio[k].iov_base = img->pages + img->runs[i].off;
-			lio[k].iov_len = len;
-			rio[k].iov_base = (void *)(uintptr_t)img->runs[i].addr;
-			rio[k].iov_len = len;
-			want += len;
+		for (; len && k < NIOV && want < max_batch && r->run < img->nruns; k++) {
+			const struct eng_run *run = &img->runs[r->run];
+			uint64_t n = run->npages * ENG_PAGE - r->in_run;
+			if (n > len)
+				n = len;
+			if (n > max_batch - want)
+				n = max_batch - want;
+			lio[k].iov_base = dst;
+			lio[k].iov_len = n;
+			rio[k].iov_base = (void *)(uintptr_t)(run->addr + r->in_run);
+			rio[k].iov_len = n;
+			dst += n;
+			len -= n;
+			want += n;
+			r->in_run += n;
+			if (r->in_run == run->npages * ENG_PAGE) {
+				r->run++;
+				r->in_run = 0;
+			}
 		}
-		got = process_vm_readv(pid, lio, k, rio, k, 0);
+		if (!k)
+			return eng_fail("pid %d: %" PRIu64 " page bytes asked past the last saved run",
+			                r->pid, len);
+		got = process_vm_readv(r->pid, lio, k, rio, k, 0);
 		if (got == (ssize_t)want)
 			continue;
-		/* partial: fall back run by run */
-		for (uint32_t j = i - k; j < i; j++)
-			if (eng_mem_read(pid, img->runs[j].addr, img->pages + img->runs[j].off,
-			                 img->runs[j].npages * ENG_PAGE) < 0)
-				return -1;
+		for (uint32_t j = 0; j < k; j++)
+			if (eng_mem_read(r->pid, (uint64_t)(uintptr_t)rio[j].iov_base, lio[j].iov_base,
+			                 lio[j].iov_len) < 0)
+				return eng_wrap("pid %d: read saved pages", r->pid);
 	}
 	return 0;
 }
@@ -411,8 +430,13 @@ uint8_t *eng_page_buffer(uint64_t len, bool movable)
 	if (!movable)
 		madvise(p, len, MADV_HUGEPAGE);
 	madvise(p, len, MADV_DONTFORK);
-	/* fault it all in now: faults inside process_vm_readv are slow */
-	madvise(p, len, MADV_POPULATE_WRITE);
+	/* fault it all in now: faults while it is filled are slow (and a
+	 * shortage of memory shows here, not later) */
+	if (madvise(p, len, MADV_POPULATE_WRITE) < 0 && errno != EINVAL) {
+		eng_fail_errno("fault in %" PRIu64 " bytes for page contents", len);
+		munmap(p, len);
+		return NULL;
+	}
 	return p;
 }
 
@@ -433,10 +457,10 @@ uint64_t eng_estimate_pages(pid_t pid)
 	return kb ? (kb * 1024 + kb * 1024 / 8 + (8u << 20)) & ~(ENG_PAGE - 1) : 0;
 }
 
-int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img)
+int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img, bool lazy)
 {
 	struct runvec rv = { 0 };
-	uint32_t *vfirst = NULL;
+	struct eng_page_reader rd;
 	char path[64];
 	int pmfd;
 
@@ -444,13 +468,9 @@ int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img)
 	pmfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pmfd < 0)
 		return eng_fail_errno("open %s", path);
-	vfirst = eng_xcalloc(img->nvmas + 1, sizeof(*vfirst));
-	if (!vfirst)
-		goto fail;
 	for (uint32_t i = 0; i < img->nvmas; i++) {
 		struct eng_vma *e = &img->vmas[i];
 		int rc = 0;
-		vfirst[i] = rv.n;
 		rv.barrier = rv.n;     /* never merge runs across regions */
 		if (e->content == VMC_PAGES)
 			rc = select_by_pagemap(pmfd, e, &rv, fz->pid);
@@ -461,12 +481,16 @@ int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img)
 		if (rc < 0)
 			goto fail;
 	}
-	vfirst[img->nvmas] = rv.n;
 	close(pmfd);
 	pmfd = -1;
 	img->runs = rv.r;
 	img->nruns = rv.n;
 	img->pages_len = rv.pages * ENG_PAGE;
+	if (lazy) {
+		/* read while the image is written: the process stays frozen */
+		img->pages_from = fz->pid;
+		return 0;
+	}
 	if (img->pages_len) {
 		if (fz->prebuf && fz->prebuf_len >= img->pages_len) {
 			/* filled before the freeze: no page allocation while frozen */
@@ -478,23 +502,20 @@ int eng_capture_pages(struct engine_frozen *fz, struct engine_image *img)
 		} else {
 			img->pages = eng_page_buffer(img->pages_len, fz->prebuf_movable);
 			if (!img->pages)
-				goto fail_nofree;
+				goto fail_out;
 			img->pages_map_len = img->pages_len;
 			img->pages_movable = fz->prebuf_movable;
 		}
 	}
-	for (uint32_t i = 0; i < img->nvmas; i++)
-		if (vfirst[i + 1] > vfirst[i] &&
-		    read_runs(fz->pid, img, &img->vmas[i], vfirst[i], vfirst[i + 1]) < 0)
-			goto fail_nofree;
-	free(vfirst);
+	eng_page_reader_init(&rd, fz->pid, img);
+	if (eng_page_reader_read(&rd, img->pages, img->pages_len) < 0)
+		goto fail_out;
 	return 0;
 fail:
 	free(rv.r);
-fail_nofree:
-	free(vfirst);
 	if (pmfd >= 0)
 		close(pmfd);
+fail_out:
 	return eng_wrap("capture memory of pid %d", fz->pid);
 }
 

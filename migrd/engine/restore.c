@@ -832,8 +832,12 @@ static int plan_helpers(struct eng_restore *rs)
 /* A region can take its piece of a movable page buffer as it is when one
  * saved run covers it whole and it is mapped as the buffer is: private
  * anonymous, accounted, not growing down, without huge page advice (the
- * advice set after the move could not undo the buffer's).  Small regions
- * are cheaper to write. */
+ * advice set after the move could not undo the buffer's).  Only regions of
+ * 2 MiB or more: below that writing costs about as much, and it keeps small
+ * regions (libraries' .bss) on the long-tested copy path (see ENGINE.md,
+ * open question). */
+#define TAKE_MIN_PAGES 512
+
 static bool can_move(const struct eng_restore *rs, const struct eng_vma *e,
                      const struct eng_run *run)
 {
@@ -841,7 +845,7 @@ static bool can_move(const struct eng_restore *rs, const struct eng_vma *e,
 	       (e->vmflags & VMF_ACCOUNT) &&
 	       !(e->vmflags & (VMF_NORESERVE | VMF_GROWSDOWN | VMF_HUGEPAGE)) &&
 	       run->addr == e->start && run->addr + run->npages * ENG_PAGE == e->end &&
-	       run->npages >= 16;
+	       run->npages >= TAKE_MIN_PAGES;
 }
 
 static void plan_fill(struct eng_restore *rs)
@@ -1175,45 +1179,102 @@ out:
  * next capture (process_vm_readv pins them) would clear the marks page by
  * page while the process is frozen.  Done here instead, while it runs: the
  * restorer unmaps its copy, then reads the taken pages once into a small
- * scratch area.  Only an optimization: failures are logged, not errors. */
-void eng_restore_settle(struct engine_image *img, pid_t pid)
+ * scratch area, in steps so that a daemon can do other work in between.
+ * Only an optimization: failures are logged, not errors. */
+enum { SETTLE_SCRATCH = 256 << 10, SETTLE_NIOV = 16 };
+
+struct engine_settle {
+	pid_t    pid;
+	uint32_t n, next;              /* taken readable regions, the one being read */
+	uint64_t at;                   /* next address in it */
+	uint64_t settled, t_ns;        /* bytes read, time spent */
+	struct { uint64_t start, end; } *regions;
+	uint8_t  scratch[SETTLE_SCRATCH];
+};
+
+void eng_settle_free(struct engine_settle *s)
 {
-	enum { SCRATCH = 256 << 10, NLOCAL = 16 };
-	static uint8_t scratch[SCRATCH];
-	struct iovec lio[NLOCAL];
-	bool any = false;
+	if (!s)
+		return;
+	free(s->regions);
+	free(s);
+}
+
+struct engine_settle *eng_settle_begin(struct engine_image *img, pid_t pid)
+{
+	struct engine_settle *s;
+	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < img->nvmas; i++)
-		any |= img->vmas[i].taken;
-	if (!any || !img->pages)
-		return;
+		n += img->vmas[i].taken && (img->vmas[i].prot & PROT_READ);
+	if (!img->pages)
+		return NULL;
 	if (munmap(img->pages, img->pages_map_len) < 0) {
 		eng_debug("pid %d: munmap page buffer %p: %s", pid, (void *)img->pages, strerror(errno));
-		return;
+		return NULL;
 	}
 	img->pages = NULL;
-	for (int k = 0; k < NLOCAL; k++) {
-		lio[k].iov_base = scratch;
-		lio[k].iov_len = SCRATCH;
+	if (!n)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (s)
+		s->regions = calloc(n, sizeof(*s->regions));
+	if (!s || !s->regions) {
+		eng_debug("pid %d: settle taken pages: out of memory", pid);
+		eng_settle_free(s);
+		return NULL;
 	}
-	for (uint32_t i = 0; i < img->nvmas; i++) {
-		const struct eng_vma *e = &img->vmas[i];
-		if (!e->taken || !(e->prot & PROT_READ))
-			continue;
-		for (uint64_t at = e->start; at < e->end; at += (uint64_t)SCRATCH * NLOCAL) {
-			struct iovec rio;
-			ssize_t got;
-			rio.iov_base = (void *)(uintptr_t)at;
-			rio.iov_len = e->end - at < (uint64_t)SCRATCH * NLOCAL ? e->end - at
-			                                                      : (size_t)SCRATCH * NLOCAL;
-			got = process_vm_readv(pid, lio, NLOCAL, &rio, 1, 0);
-			if (got != (ssize_t)rio.iov_len) {
-				eng_debug("pid %d: settle pages at %#" PRIx64 ": %s", pid, at,
-				          got < 0 ? strerror(errno) : "short read");
-				return;
-			}
+	s->pid = pid;
+	for (uint32_t i = 0; i < img->nvmas; i++)
+		if (img->vmas[i].taken && (img->vmas[i].prot & PROT_READ)) {
+			s->regions[s->n].start = img->vmas[i].start;
+			s->regions[s->n++].end = img->vmas[i].end;
 		}
+	s->at = s->regions[0].start;
+	return s;
+}
+
+int eng_settle_step(struct engine_settle *s, uint64_t max_bytes)
+{
+	const uint64_t chunk = (uint64_t)SETTLE_SCRATCH * SETTLE_NIOV;
+	struct iovec lio[SETTLE_NIOV];
+	uint64_t t0 = eng_now_ns(), done = 0;
+
+	for (int k = 0; k < SETTLE_NIOV; k++) {
+		lio[k].iov_base = s->scratch;
+		lio[k].iov_len = SETTLE_SCRATCH;
 	}
+	while (s->next < s->n && done < max_bytes) {
+		uint64_t end = s->regions[s->next].end;
+		struct iovec rio = { (void *)(uintptr_t)s->at, end - s->at < chunk ? end - s->at : chunk };
+		ssize_t got = process_vm_readv(s->pid, lio, SETTLE_NIOV, &rio, 1, 0);
+		if (got != (ssize_t)rio.iov_len) {
+			eng_debug("pid %d: settle taken pages at %#" PRIx64 ": %s", s->pid, s->at,
+			          got < 0 ? strerror(errno) : "short read");
+			s->next = s->n;
+			break;
+		}
+		s->at += rio.iov_len;
+		done += rio.iov_len;
+		if (s->at == end && ++s->next < s->n)
+			s->at = s->regions[s->next].start;
+	}
+	s->settled += done;
+	s->t_ns += eng_now_ns() - t0;
+	if (s->next < s->n)
+		return 1;
+	eng_debug("pid %d: %" PRIu64 " taken bytes settled in %.3f ms", s->pid, s->settled,
+	          s->t_ns / 1e6);
+	return 0;
+}
+
+void eng_restore_settle(struct engine_image *img, pid_t pid)
+{
+	struct engine_settle *s = eng_settle_begin(img, pid);
+
+	if (s)
+		eng_settle_step(s, UINT64_MAX);
+	eng_settle_free(s);
 }
 
 int eng_restore(struct engine_image *img, const struct engine_restore_opts *opts,
