@@ -3,6 +3,7 @@
 # the home stub (migrctl run), moves n1->n2->n3->n1 with forwarded stdio,
 # stdin after a move, signals through the stub, a zoo (threads, timers, a
 # pipe to its child at home) A->B->C->A, a seeded random tour of 20 moves,
+# 48 MiB of memory that keeps changing moved four times,
 # and refused or broken moves (pid taken, corrupt stream, link cut,
 # destination killed, a CPU feature missing at the destination)
 # that must leave the process running at its source with its output intact.
@@ -24,6 +25,11 @@ fi
 ZOO=$SCRATCH/zoo
 if ! cc -O2 -pthread -o "$ZOO" "$TOP/test/migrate/zoo.c" 2>"$SCRATCH/cc.out"; then
     fail build-zoo "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
+    exit 0
+fi
+TOUCH=$SCRATCH/touch
+if ! cc -O2 -o "$TOUCH" "$TOP/test/migrate/touch.c" 2>"$SCRATCH/cc.out"; then
+    fail build-touch "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
     exit 0
 fi
 if ! vcluster_up 3; then
@@ -130,6 +136,22 @@ case_signal() {
     [[ $rc == 143 ]] || { echo "status $rc, not 143"; return 1; }
 }
 run_case signal-through-stub 30 case_signal
+
+# --- 48 MiB that keep changing (five rounds a second, every page checked
+# each round), moved A -> B -> C -> A -> B: whole regions take their pages
+# over from the receive buffer on each destination, and are settled while
+# the process writes to them
+case_churn() {
+    local rc
+    start_run churn "$TOUCH" 48 8 churn || return 1
+    with_timeout 20 sh -c "until grep -q ready '$SCRATCH/churn.out'; do sleep 0.1; done" || { echo "not ready"; return 1; }
+    move n1 "$PID" n2 && sleep 0.5 && move n1 "$PID" n3 && sleep 0.5 && move n1 "$PID" n1 && sleep 0.5 &&
+        move n1 "$PID" n2 || return 1
+    rc=$(wait_run churn 30)
+    [[ $rc == 0 ]] || { echo "status $rc: $(grep -m1 -e CORRUPT -e intact "$SCRATCH/churn.out")"; return 1; }
+    grep -q '^intact$' "$SCRATCH/churn.out" || { echo "no 'intact' line"; return 1; }
+}
+run_case churning-48mib-tour 90 case_churn
 
 # --- faults: the process stays at its source with its output intact
 # fault_run NAME ARGS-OF-migrctl-migrate: run a counter, try a move to n2
