@@ -100,10 +100,13 @@ void postal_drain(struct mbox *m)
                 mbox_maybe_free(m);
                 return;
             }
+            if (m->d->polling)
+                return; /* relay.c looks again soon: no doorbell needed */
             if (ring_arm_consumer(&m->outbox))
                 return; /* asleep until the owner rings */
             continue;
         }
+        m->d->relay_work++;
         if (!mbox_record_ok(&m->outbox, k)) {
             log_error("mailbox %u:%u (pid %d): malformed outbox record (slot %u, len %u, kind %u): "
                       "closing the mailbox",
