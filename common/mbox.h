@@ -37,9 +37,10 @@ struct mbox_shared {
 };
 
 /* The node page: one per migrd, mapped read-only by every registered
- * process.  `relay_busy` is non-zero while migrd is relaying: a process
- * that busy-polls with nothing to do then yields its CPU, so that the
- * daemon -- which may share the core -- gets it (see dicom_relay_pending). */
+ * process.  `relay_busy` is non-zero while migrd is relaying, or polling
+ * for traffic after relaying (migrd/relay.h): a process that busy-polls
+ * with nothing to do then yields its CPU, so that the daemon -- which may
+ * share the core -- gets it (see dicom_relay_pending). */
 #define NODE_PAGE_MAGIC 0x4d4947524e4f4445ull /* "MIGRNODE" */
 struct node_shared {
     uint64_t magic;

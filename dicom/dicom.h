@@ -170,7 +170,7 @@ int dicom_poll_event(dicom_mbox_t *mb, dicom_event_t *ev);
 
 /* Non-zero while the local migrd has work that a polling process should
  * not compete with: packets of ours still in the outbox, or the daemon
- * relaying right now.  A process that busy-polls and finds nothing should
+ * relaying right now (or polling for traffic, shortly after relaying).  A process that busy-polls and finds nothing should
  * then yield its CPU (sched_yield), so that the daemon -- which may share
  * the core -- gets it.  Two memory loads, no system call. */
 int dicom_relay_pending(const dicom_mbox_t *mb);

@@ -77,6 +77,10 @@ struct conn {
      * read() for many; large payloads are read straight into the inbox. */
     char rbuf[65536];
     size_t rpos, rlen;
+    /* The last read() returned less than asked: the socket is empty until
+     * the event loop says it is readable again (saves a read() that would
+     * fail with EAGAIN at the end of every burst). */
+    bool drained;
     struct waiter rx_wait;
     struct mbox *stalled_on;     /* RX_STALLED: whose inbox we wait for  */
     bool flushing, dead;
@@ -316,9 +320,13 @@ static int read_some(struct conn *c, void *dst, size_t want)
             c->rgot += n;
             continue;
         }
+        if (c->drained)
+            return 0;
         bool direct = need >= sizeof c->rbuf / 4;
-        ssize_t n = direct ? read(c->fd, (char *)dst + c->rgot, need) : read(c->fd, c->rbuf, sizeof c->rbuf);
+        size_t ask = direct ? need : sizeof c->rbuf;
+        ssize_t n = read(c->fd, direct ? (char *)dst + c->rgot : c->rbuf, ask);
         if (n > 0) {
+            c->drained = (size_t)n < ask;
             c->bytes_in += (size_t)n;
             if (direct) {
                 c->rgot += (size_t)n;
@@ -523,6 +531,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     migrd_busy(c->set->d);
+    c->drained = false;
     if (c->dead) {
         snprintf(why, sizeof why, "%s", c->dead_why);
         conn_close(c, why);

@@ -5,14 +5,12 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +25,7 @@
 #include "mbox.h"
 #include "migrd.h"
 #include "migrate.h"
+#include "relay.h"
 
 #ifndef MIGR_VERSION
 #define MIGR_VERSION "dev"
@@ -36,11 +35,12 @@ struct options {
     const char *config, *node, *socket, *log, *pidfile;
     enum log_level level;
     int foreground;
-    enum sched_mode { SCHED_MODE_NORMAL, SCHED_MODE_LATENCY, SCHED_MODE_REALTIME } sched;
+    enum relay_sched sched;
     long port;
     unsigned long max_ring;
     const char *hide_cpu[16];  /* --hide-cpu-feature */
     int nhide_cpu;
+    unsigned long poll_us;
 };
 
 static void usage(FILE *f)
@@ -60,10 +60,18 @@ static void usage(FILE *f)
             "  -L, --log-level LVL   error, warn, info (default) or debug\n"
             "  -P, --pidfile FILE    write the daemon's pid to FILE\n"
             "      --max-ring BYTES  largest ring a process may ask for (default 64M)\n"
-            "      --sched MODE      latency (default): normal policy with a 0.1 ms time\n"
-            "                        slice, so that relaying preempts busy-polling ranks\n"
-            "                        when a packet arrives; realtime: SCHED_FIFO 1;\n"
-            "                        normal: no change\n"
+            "      --sched MODE      policy while asleep: latency (default): normal\n"
+            "                        policy with a 0.1 ms time slice, so that relaying\n"
+            "                        preempts busy-polling ranks when a packet arrives;\n"
+            "                        realtime: SCHED_FIFO 1; normal: no change.  While\n"
+            "                        polling (--poll-us) migrd runs with the normal\n"
+            "                        policy and time slice\n"
+            "      --poll-us N       after relaying, poll the links and outboxes for up\n"
+            "                        to N microseconds without traffic (yielding the CPU\n"
+            "                        to busy-polling ranks between rounds) before going\n"
+            "                        back to sleep; saves the wake-up of the daemon on\n"
+            "                        every packet while traffic flows (default %u,\n"
+            "                        at most 1000000; 0: always sleep)\n"
             "      --hide-cpu-feature NAME\n"
             "                        act as if this CPU lacked NAME (a /proc/cpuinfo flag\n"
             "                        such as avx2; repeatable): processes from nodes with\n"
@@ -73,7 +81,7 @@ static void usage(FILE *f)
             "  -V, --version         version\n"
             "\n"
             "Signals: SIGTERM or SIGINT shut down cleanly.\n",
-            DICOM_DEFAULT_SOCKET, LINK_DEFAULT_PORT);
+            DICOM_DEFAULT_SOCKET, LINK_DEFAULT_PORT, RELAY_POLL_US_DEFAULT);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -86,7 +94,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"max-ring", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, 'S'},
         {"hide-cpu-feature", required_argument, 0, 'H'},
-        {0, 0, 0, 0}};
+        {"poll-us", required_argument, 0, 'U'},  {0, 0, 0, 0}};
     int ch;
     char *end;
     while ((ch = getopt_long(argc, argv, "c:n:s:p:fl:L:P:hV", longopts, NULL)) != -1) {
@@ -111,13 +119,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         }
         case 'S':
-            if (!strcmp(optarg, "latency"))
-                o->sched = SCHED_MODE_LATENCY;
-            else if (!strcmp(optarg, "realtime"))
-                o->sched = SCHED_MODE_REALTIME;
-            else if (!strcmp(optarg, "normal"))
-                o->sched = SCHED_MODE_NORMAL;
-            else {
+            if (relay_parse_sched(optarg, &o->sched) < 0) {
                 fprintf(stderr, "migrd: --sched: '%s' is not latency, realtime or normal\n", optarg);
                 return 2;
             }
@@ -128,6 +130,14 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->port = strtol(optarg, &end, 10);
             if (*end || o->port < 1 || o->port > 65535) {
                 fprintf(stderr, "migrd: --port: '%s' is not a port number (1-65535)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'U':
+            o->poll_us = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || o->poll_us > 1000000) {
+                fprintf(stderr, "migrd: --poll-us: '%s' is not a number of microseconds (0-1000000)\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -212,41 +222,6 @@ static int write_pidfile(const char *path)
     return fclose(f) == 0 ? 0 : -errno;
 }
 
-/* MPI ranks busy-poll; a relay that waits for the end of their time slice
- * adds milliseconds to every packet.  `latency` asks the kernel (EEVDF,
- * Linux >= 6.12) for a short slice: the daemon then preempts a busy rank
- * when it wakes, and gets no more CPU than its fair share.  `realtime` is
- * SCHED_FIFO 1 (subject to the kernel's RT throttling). */
-struct migrd_sched_attr {
-    uint32_t size, sched_policy;
-    uint64_t sched_flags;
-    int32_t sched_nice;
-    uint32_t sched_priority;
-    uint64_t sched_runtime, sched_deadline, sched_period;
-};
-
-static void set_scheduling(int mode)
-{
-    if (mode == SCHED_MODE_LATENCY) {
-        struct migrd_sched_attr a = {.size = sizeof a, .sched_policy = SCHED_OTHER,
-                                     .sched_runtime = 100000 /* ns */};
-        if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
-            log_warn("cannot shorten the time slice (sched_setattr: %s): relaying may wait for busy "
-                     "ranks' time slices",
-                     strerror(errno));
-        else
-            log_info("relaying with a 0.1 ms time slice (wakes ahead of busy ranks)");
-    } else if (mode == SCHED_MODE_REALTIME) {
-        struct sched_param sp = {.sched_priority = 1};
-        if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
-            log_warn("cannot run at real-time priority (%s): relaying may wait for busy ranks' time "
-                     "slices",
-                     strerror(errno));
-        else
-            log_info("relaying at real-time priority SCHED_FIFO 1");
-    }
-}
-
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct migrd *d = arg;
@@ -279,29 +254,19 @@ static int node_page_create(struct migrd *d)
     return 0;
 }
 
-/* The event loop; the node page says whether we are relaying or asleep. */
-static void run_loop(struct migrd *d)
-{
-    while (!d->stopping) {
-        atomic_store_explicit(&d->node_sh->relay_busy, 0, memory_order_relaxed);
-        if (event_base_loop(d->base, EVLOOP_ONCE) < 0) {
-            log_error("event loop failed");
-            return;
-        }
-    }
-}
-
-uint64_t migrd_now_ms(void)
+uint64_t migrd_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
+
+uint64_t migrd_now_ms(void) { return migrd_now_us() / 1000; }
 
 int main(int argc, char **argv)
 {
     struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20,
-                        .sched = SCHED_MODE_LATENCY};
+                        .sched = RELAY_SCHED_LATENCY, .poll_us = RELAY_POLL_US_DEFAULT};
     static struct migrd d;
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -328,7 +293,7 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    set_scheduling(o.sched);
+    relay_init(&d, o.sched, (uint32_t)o.poll_us);
     d.start_ms = migrd_now_ms();
     d.base = event_base_new();
     if (!d.base) {
@@ -355,7 +320,7 @@ int main(int argc, char **argv)
         const struct cfg_node *n = &d.map.nodes[d.self];
         log_info("migrd %s up: node %s (%d of %d), link %s:%u, socket %s, kernel %s", MIGR_VERSION,
                  n->name, d.self + 1, d.map.nnodes, n->addr, n->port, sock, d.kernel);
-        run_loop(&d);
+        relay_run(&d);
     }
     ctl_fini(&d);
     migrate_fini(&d);

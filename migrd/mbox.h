@@ -47,6 +47,7 @@ struct mbox {
     bool closing;                  /* owner gone: drain outbox, then free */
     /* postal.c state */
     bool tx_busy;                  /* an outbox record is being relayed */
+    bool draining, drain_again;    /* postal_drain() is on the stack    */
     struct waiter tx_wait;         /* how postal resumes this outbox    */
     struct waiter *inbox_waiters;  /* waiting for room in our inbox     */
     struct kept *kept, **kept_tail;/* copies waiting for room, in order */

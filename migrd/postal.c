@@ -91,19 +91,21 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
     }
 }
 
-void postal_drain(struct mbox *m)
+/* Relay records until the outbox is empty or m must wait.  A link write
+ * that completes at once calls postal_drain(m) again from below us (see
+ * postal_drain), which only asks us to go on. */
+static void drain(struct mbox *m)
 {
     while (!m->tx_busy) {
         struct dicom_pkt *k = ring_peek(&m->outbox);
         if (!k) {
-            if (m->closing) {
-                mbox_maybe_free(m);
-                return;
-            }
+            if (m->closing || m->d->polling)
+                return; /* freed by postal_drain / relay.c looks again soon */
             if (ring_arm_consumer(&m->outbox))
                 return; /* asleep until the owner rings */
             continue;
         }
+        m->d->relay_work++;
         if (!mbox_record_ok(&m->outbox, k)) {
             log_error("mailbox %u:%u (pid %d): malformed outbox record (slot %u, len %u, kind %u): "
                       "closing the mailbox",
@@ -117,9 +119,28 @@ void postal_drain(struct mbox *m)
         k->src_rank = m->rank;
         if (route(m, k))
             consume_outbox(m, k);
-        else if (!m->tx_busy)
-            return;
+        else
+            return; /* m waits, or the link took k (drain_again says if it is written) */
     }
+}
+
+void postal_drain(struct mbox *m)
+{
+    if (m->draining) {
+        /* Re-entered from below (the link wrote the record we handed it and
+         * consumed it): the call up the stack goes on.  Only the outermost
+         * call may free m. */
+        m->drain_again = true;
+        return;
+    }
+    m->draining = true;
+    do {
+        m->drain_again = false;
+        drain(m);
+    } while (m->drain_again && !m->tx_busy);
+    m->draining = false;
+    if (m->closing)
+        mbox_maybe_free(m); /* once nothing is left to relay */
 }
 
 void postal_send_copy(struct migrd *d, struct dicom_pkt *c)

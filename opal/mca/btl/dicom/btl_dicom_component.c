@@ -139,9 +139,10 @@ static int mca_btl_dicom_component_register(void)
     c->yield_to_relay = true;
     (void) mca_base_component_var_register(v, "yield_to_relay",
                                            "When progress finds nothing to do while migrd is "
-                                           "relaying (or still holds packets of ours), yield the "
-                                           "CPU so that the daemon, which may share this core "
-                                           "with busy-polling ranks, gets it (false: always spin)",
+                                           "relaying or polling for traffic (or still holds "
+                                           "packets of ours), yield the CPU so that the daemon, "
+                                           "which may share this core with busy-polling ranks, "
+                                           "gets it (false: always spin)",
                                            MCA_BASE_VAR_TYPE_BOOL, NULL, 0, MCA_BASE_VAR_FLAG_SETTABLE,
                                            OPAL_INFO_LVL_5, MCA_BASE_VAR_SCOPE_LOCAL,
                                            &c->yield_to_relay);

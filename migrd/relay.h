@@ -1,0 +1,44 @@
+/*
+ * relay.h -- how migrd waits for relay work: asleep in the event loop, or
+ * polling for a bounded time while packets flow; and its CPU scheduling.
+ *
+ * Owns: the daemon's main loop, its scheduling policy (--sched) and the
+ * node page's `relay_busy` word.  A packet that arrives on a link while
+ * migrd sleeps costs a wake-up of the daemon, which on another CPU is the
+ * most expensive step of a cross-node packet.  So after relay work migrd
+ * keeps polling its links and outboxes (outboxes stay unarmed: senders ring
+ * no doorbell) for up to `poll_us`, yielding the CPU after every round;
+ * busy-polling ranks on the same core see `relay_busy` and yield to it in
+ * turn, so each hands the CPU to the other instead of waiting for a time
+ * slice to end.  While polling, migrd runs with the normal policy and time
+ * slice (a short slice or a real-time policy would make it win every
+ * yield); asleep, the --sched mode applies, for the wake-up.  When nothing
+ * has moved for `poll_us`, the outboxes are armed again and migrd sleeps:
+ * an idle node has no busy daemon.
+ */
+#ifndef MIGRD_RELAY_H
+#define MIGRD_RELAY_H
+
+#include <stdint.h>
+
+struct migrd;
+
+enum relay_sched {
+    RELAY_SCHED_NORMAL,   /* leave the policy alone                      */
+    RELAY_SCHED_LATENCY,  /* SCHED_OTHER with a 0.1 ms slice while asleep */
+    RELAY_SCHED_REALTIME, /* SCHED_FIFO 1 while asleep                   */
+};
+
+/* Default of migrd --poll-us. */
+#define RELAY_POLL_US_DEFAULT 2000u
+
+/* "latency", "realtime" or "normal"; -1 otherwise. */
+int relay_parse_sched(const char *name, enum relay_sched *out);
+
+/* Apply the scheduling mode (logged) and remember the poll window. */
+void relay_init(struct migrd *d, enum relay_sched mode, uint32_t poll_us);
+
+/* Run until d->stopping. */
+void relay_run(struct migrd *d);
+
+#endif
