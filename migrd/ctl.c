@@ -37,7 +37,7 @@ struct ctl_server {
     struct migrd *d;
     int lfd;
     struct event *lev;
-    char path[108];
+    char path[sizeof ((struct sockaddr_un *)0)->sun_path];
     struct ctl_client *clients;
     char buf[CTL_MAX_MSG];
 };
@@ -317,8 +317,8 @@ int ctl_init(struct migrd *d, const char *path)
         log_error("control socket path too long: %s", path);
         return -ENAMETOOLONG;
     }
-    snprintf(srv->path, sizeof srv->path, "%s", path);
-    strcpy(sa.sun_path, path);
+    memcpy(srv->path, path, strlen(path) + 1); /* both sun_path-sized, length checked */
+    memcpy(sa.sun_path, path, strlen(path) + 1);
     if (socket_alive(path)) {
         log_error("another migrd already answers on %s", path);
         return -EADDRINUSE;
