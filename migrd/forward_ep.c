@@ -290,7 +290,7 @@ int fwd_ep_start(struct fwd_ep *ep, uint32_t gen)
 {
     struct migrd *d = ep->d;
     const struct cfg_node *home = &d->map.nodes[ep->p->home];
-    int fd = mig_connect(home->addr, migrate_port(d, ep->p->home), 3000, 10000);
+    int fd = mig_connect(home, migrate_port(d, ep->p->home), 3000, 10000);
     if (fd < 0) {
         log_error("pid %d: cannot reach its home %s (%s:%u): %s: its descriptors are not forwarded",
                   ep->pid, home->name, home->addr, migrate_port(d, ep->p->home), strerror(-fd));

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "mbox.h"
 #include "migrd.h"
+#include "node_addr.h"
 #include "postal.h"
 
 /* A node unreachable this long has its waiting packets refused. */
@@ -703,20 +704,6 @@ static void send_hello(struct conn *c)
     enqueue(c, it);
 }
 
-static int resolve(const struct cfg_node *n, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-    char port[8];
-    snprintf(port, sizeof port, "%u", n->port);
-    int rc = getaddrinfo(n->addr, port, &hints, &res);
-    if (rc)
-        return rc;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 
 static void schedule_retry(struct migrd *d, int node)
@@ -773,7 +760,7 @@ static void start_connect(struct migrd *d, int node)
     if (p->connecting || p->c)
         return;
     p->connecting = true;
-    int rc = resolve(n, &ss, &sl);
+    int rc = node_sockaddr(n, n->port, &ss, &sl);
     if (rc) {
         log_error("address of node %s (%s): %s", n->name, n->addr, gai_strerror(rc));
         schedule_retry(d, node);
@@ -865,23 +852,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static int listen_on(struct migrd *d)
 {
     const struct cfg_node *n = &d->map.nodes[d->self];
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int rc = resolve(n, &ss, &sl);
-    if (rc) {
-        log_error("address of this node %s (%s): %s", n->name, n->addr, gai_strerror(rc));
-        return -EINVAL;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 64) < 0) {
-        rc = -errno;
-        log_error("cannot listen on %s:%u (node %s): %s", n->addr, n->port, n->name, strerror(-rc));
-        close(fd);
-        return rc;
-    }
+    int fd = node_listen(n, n->port);
+    if (fd < 0 && fd != -EINVAL)
+        log_error("cannot listen on %s:%u (node %s): %s", n->addr, n->port, n->name, strerror(-fd));
     return fd;
 }
 

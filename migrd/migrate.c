@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #include "log.h"
 #include "migrate_proc.h"
 #include "migrd.h"
+#include "node_addr.h"
 
 #define OFFER_TIMEOUT_MS   10000
 #define OFFER_MS_PER_MIB   4     /* the destination faults its buffer in first */
@@ -246,7 +248,7 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
     if (!p->here || p->state != MP_RUNNING)
         return failf(res, "pid %d does not run on %s now", p->pid, migrd_node_name(d));
     const struct cfg_node *dn = &d->map.nodes[dest];
-    fd = mig_connect(dn->addr, migrate_port(d, dest), 3000, OFFER_TIMEOUT_MS);
+    fd = mig_connect(dn, migrate_port(d, dest), 3000, OFFER_TIMEOUT_MS);
     if (fd < 0)
         return failf(res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(d, dest),
                      strerror(-fd));
@@ -704,16 +706,17 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     struct migrd *d = arg;
     (void)what;
     for (;;) {
-        struct sockaddr_in sa;
-        socklen_t sl = sizeof sa;
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
         char addr[64];
-        int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 log_warn("migration port: accept: %s", strerror(errno));
             return;
         }
-        inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof addr);
+        if (getnameinfo((struct sockaddr *)&ss, sl, addr, sizeof addr, NULL, 0, NI_NUMERICHOST))
+            snprintf(addr, sizeof addr, "?");
         if (!fconn_new(d, fd, addr, accept_frame, accept_close, NULL))
             close(fd);
     }
@@ -750,22 +753,14 @@ int migrate_init(struct migrd *d)
 {
     struct migrate *m = calloc(1, sizeof *m);
     const struct cfg_node *self = &d->map.nodes[d->self];
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)migrate_port(d, d->self))};
-    int one = 1;
     if (!m)
         return -ENOMEM;
     d->migrate = m;
-    m->lfd = -1;
-    if (inet_pton(AF_INET, self->addr, &sa.sin_addr) != 1)
-        sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (m->lfd < 0 || setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(m->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(m->lfd, 64) < 0) {
+    m->lfd = node_listen(self, migrate_port(d, d->self));
+    if (m->lfd < 0) {
         /* another daemon on this host (tests): no moves in or out here */
         log_warn("migration port %s:%u: %s: processes cannot move to or from this node",
-                 self->addr, migrate_port(d, d->self), strerror(errno));
-        if (m->lfd >= 0)
-            close(m->lfd);
+                 self->addr, migrate_port(d, d->self), strerror(-m->lfd));
         m->lfd = -1;
     }
     if (m->lfd >= 0) {

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "node_addr.h"
+
 int mig_hdr_check(const struct mig_hdr *h, const char **why)
 {
     if (h->magic != MIG_MAGIC)
@@ -130,16 +132,17 @@ int mig_stream_opts(int fd)
     return 0;
 }
 
-int mig_connect(const char *addr, unsigned port, int timeout_ms, int io_timeout_ms)
+int mig_connect(const struct cfg_node *n, unsigned port, int timeout_ms, int io_timeout_ms)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (node_sockaddr(n, port, &ss, &sl))
         return -EINVAL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int err = 0;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
         if (errno != EINPROGRESS) {
             err = errno;
         } else {

@@ -98,9 +98,11 @@ int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap);
 int mig_write_all(int fd, const void *buf, size_t len);
 int mig_read_all(int fd, void *buf, size_t len);
 
-/* Connect to addr:port within timeout_ms; the socket is blocking with send
- * and receive timeouts of io_timeout_ms.  fd or -errno. */
-int mig_connect(const char *addr, unsigned port, int timeout_ms, int io_timeout_ms);
+/* Connect to port of node n (its map address, node_addr.h) within
+ * timeout_ms; the socket is blocking with send and receive timeouts of
+ * io_timeout_ms.  fd, or -errno (-EINVAL: the address does not resolve). */
+struct cfg_node;
+int mig_connect(const struct cfg_node *n, unsigned port, int timeout_ms, int io_timeout_ms);
 int mig_set_timeouts(int fd, int io_timeout_ms);
 /* Options of a move's connection: large socket buffers (best effort), and
  * a dead peer or link is noticed within MIG_DEAD_PEER_MS, whether data is
