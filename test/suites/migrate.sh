@@ -17,21 +17,17 @@ if [[ $(id -u) != 0 ]]; then
     skip migrate "needs root (namespaces, ptrace, clone3 set_tid)"
     exit 0
 fi
-COUNTER=$SCRATCH/counter
-if ! cc -O2 -o "$COUNTER" "$TOP/test/migrate/counter.c" 2>"$SCRATCH/cc.out"; then
-    fail build-counter "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
-    exit 0
-fi
-ZOO=$SCRATCH/zoo
-if ! cc -O2 -pthread -o "$ZOO" "$TOP/test/migrate/zoo.c" 2>"$SCRATCH/cc.out"; then
-    fail build-zoo "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
-    exit 0
-fi
-TOUCH=$SCRATCH/touch
-if ! cc -O2 -o "$TOUCH" "$TOP/test/migrate/touch.c" 2>"$SCRATCH/cc.out"; then
-    fail build-touch "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
-    exit 0
-fi
+# build NAME [CC-FLAGS...]: test/migrate/NAME.c -> $SCRATCH/NAME, or a
+# failed case build-NAME
+build() {
+    local name=$1
+    shift
+    cc -O2 "$@" -o "$SCRATCH/$name" "$TOP/test/migrate/$name.c" 2>"$SCRATCH/cc.out" && return 0
+    fail "build-$name" "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
+    return 1
+}
+build counter && build zoo -pthread && build touch || exit 0
+COUNTER=$SCRATCH/counter ZOO=$SCRATCH/zoo TOUCH=$SCRATCH/touch
 if ! vcluster_up 3; then
     fail vcluster "cannot bring up 3 nodes (see above)"
     exit 0
