@@ -38,7 +38,7 @@ struct mbox_shared {
 
 /* The node page: one per migrd, mapped read-only by every registered
  * process.  `relay_busy` is non-zero while migrd is relaying, or polling
- * for traffic after relaying (migrd/relay.h): a process that busy-polls
+ * for traffic after relaying (migrd/postal/relay.h): a process that busy-polls
  * with nothing to do then yields its CPU, so that the daemon -- which may
  * share the core -- gets it (see dicom_relay_pending). */
 #define NODE_PAGE_MAGIC 0x4d4947524e4f4445ull /* "MIGRNODE" */

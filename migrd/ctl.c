@@ -16,12 +16,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../common/ctlmsg.h"
-#include "link.h"
-#include "log.h"
-#include "mbox.h"
+#include "common/ctlmsg.h"
+#include "migrd/move/migrate.h"
+#include "migrd/postal/link.h"
+#include "migrd/postal/mbox.h"
+#include "migrd/util/clock.h"
+#include "migrd/util/log.h"
 #include "migrd.h"
-#include "migrate.h"
 
 struct ctl_client {
     struct ctl_server *srv;
@@ -70,8 +71,10 @@ static void client_free(struct ctl_client *c)
     free(c);
 }
 
-void ctl_drop_client(struct ctl_client *c, const char *why)
+/* postal_ops: the owner of a mailbox broke the protocol. */
+static void ctl_drop_client(void *owner, const char *why)
 {
+    struct ctl_client *c = owner;
     log_warn("dropping client pid %d: %s", c->pid, why);
     client_free(c);
 }
@@ -86,16 +89,16 @@ static void do_register(struct ctl_client *c, const struct ctl_hdr *h)
         return;
     }
     struct mbox *m;
-    int rc = mbox_create(d, r->job, r->rank, c->pid, c->uid, r->inbox_size, r->outbox_size, c, &m);
+    int rc = mbox_create(&d->postal, r->job, r->rank, c->pid, c->uid, r->inbox_size, r->outbox_size, c, &m);
     if (rc == -EADDRINUSE) {
         reply_error(c, h->reqid, EADDRINUSE, "job %u rank %u already has a mailbox on node %s", r->job,
-                    r->rank, migrd_node_name(d));
+                    r->rank, cluster_self_name(&d->cl));
         return;
     }
     if (rc == -EINVAL) {
         reply_error(c, h->reqid, EINVAL,
                     "ring sizes %u/%u: each must be a power of two from %u to %u bytes", r->inbox_size,
-                    r->outbox_size, RING_MIN_SIZE, d->max_ring);
+                    r->outbox_size, RING_MIN_SIZE, d->postal.max_ring);
         return;
     }
     if (rc < 0) {
@@ -106,8 +109,8 @@ static void do_register(struct ctl_client *c, const struct ctl_hdr *h)
     struct ctl_registered rep = {.map_size = m->map_len,
                                  .inbox_off = m->sh->inbox_off, .inbox_size = m->sh->inbox_size,
                                  .outbox_off = m->sh->outbox_off, .outbox_size = m->sh->outbox_size};
-    snprintf(rep.node, sizeof rep.node, "%s", migrd_node_name(d));
-    int fds[4] = {m->memfd, m->proc_bell, m->daemon_bell, d->node_fd};
+    snprintf(rep.node, sizeof rep.node, "%s", cluster_self_name(&d->cl));
+    int fds[4] = {m->memfd, m->proc_bell, m->daemon_bell, d->postal.node_fd};
     rc = ctl_send(c->fd, CTL_REGISTERED, h->reqid, &rep, sizeof rep, fds, 4);
     if (rc < 0) {
         log_warn("answering the registration of pid %d: %s", c->pid, strerror(-rc));
@@ -120,7 +123,7 @@ static void do_register(struct ctl_client *c, const struct ctl_hdr *h)
 static void do_lookup(struct ctl_client *c, const struct ctl_hdr *h)
 {
     const struct ctl_lookup *q = (const void *)(h + 1);
-    struct mbox *m = mbox_find(c->srv->d, q->job, q->rank);
+    struct mbox *m = mbox_find(&c->srv->d->postal, q->job, q->rank);
     struct ctl_lookup_reply rep = {.where = LOOKUP_REMOTE};
     if (m && !m->closing && (c->uid == 0 || c->uid == m->uid)) {
         rep.where = LOOKUP_LOCAL;
@@ -155,24 +158,24 @@ static int status_proc(struct mbox *m, void *arg)
 static void do_status(struct ctl_client *c, const struct ctl_hdr *h)
 {
     struct migrd *d = c->srv->d;
-    for (int k = 0; k < d->map.nnodes; k++) {
+    for (int k = 0; k < d->cl.map.nnodes; k++) {
         /* This node first. */
-        int i = k == 0 ? d->self : (k <= d->self ? k - 1 : k);
-        struct ctl_status_node n = {.port = d->map.nodes[i].port, .self = i == d->self};
-        snprintf(n.name, sizeof n.name, "%s", d->map.nodes[i].name);
-        snprintf(n.addr, sizeof n.addr, "%s", d->map.nodes[i].addr);
-        if (i == d->self) {
+        int i = k == 0 ? d->cl.self : (k <= d->cl.self ? k - 1 : k);
+        struct ctl_status_node n = {.port = d->cl.map.nodes[i].port, .self = i == d->cl.self};
+        snprintf(n.name, sizeof n.name, "%s", d->cl.map.nodes[i].name);
+        snprintf(n.addr, sizeof n.addr, "%s", d->cl.map.nodes[i].addr);
+        if (i == d->cl.self) {
             n.connected = 1;
-            n.nprocs = mbox_count(d);
+            n.nprocs = mbox_count(&d->postal);
             n.uptime_ms = migrd_now_ms() - d->start_ms;
         } else {
-            link_status(d, i, &n);
+            link_status(&d->postal, i, &n);
         }
         if (ctl_send(c->fd, CTL_STATUS_NODE, h->reqid, &n, sizeof n, NULL, 0) < 0)
             return;
     }
     struct status_ctx s = {c, h->reqid};
-    if (mbox_foreach(d, status_proc, &s) == 0)
+    if (mbox_foreach(&d->postal, status_proc, &s) == 0)
         ctl_send(c->fd, CTL_END, h->reqid, NULL, 0, NULL, 0);
 }
 
@@ -269,8 +272,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-void ctl_notify_unreachable(struct ctl_client *c, uint32_t job, uint32_t rank, const char *why)
+/* postal_ops: a packet the owner of a mailbox sent cannot be delivered. */
+static void ctl_notify_unreachable(void *owner, uint32_t job, uint32_t rank, const char *why)
 {
+    struct ctl_client *c = owner;
     struct ctl_event ev = {.type = CTL_EV_UNREACHABLE, .job = job, .rank = rank};
     snprintf(ev.reason, sizeof ev.reason, "%s", why);
     int rc = ctl_send(c->fd, CTL_EVENT, 0, &ev, sizeof ev, NULL, 0);
@@ -312,6 +317,7 @@ int ctl_init(struct migrd *d, const char *path)
         return -ENOMEM;
     d->ctl = srv;
     srv->d = d;
+    d->postal.ops = (struct postal_ops){.unreachable = ctl_notify_unreachable, .drop_owner = ctl_drop_client};
     srv->lfd = -1;
     if (strlen(path) >= sizeof sa.sun_path) {
         log_error("control socket path too long: %s", path);
@@ -363,25 +369,25 @@ void ctl_fini(struct migrd *d)
 
 static void do_proc_register(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_register(c->srv->d, c->fd, c->pid, h->reqid, (const void *)(h + 1));
+    migrate_ctl_register(&c->srv->d->move, c->fd, c->pid, h->reqid, (const void *)(h + 1));
 }
 
 static void do_proc_signal(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_signal(c->srv->d, c->fd, h->reqid, (const void *)(h + 1));
+    migrate_ctl_signal(&c->srv->d->move, c->fd, h->reqid, (const void *)(h + 1));
 }
 
 static void do_proc_done(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_done(c->srv->d, c->fd, h->reqid, (const void *)(h + 1));
+    migrate_ctl_done(&c->srv->d->move, c->fd, h->reqid, (const void *)(h + 1));
 }
 
 static void do_migrate(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_migrate(c->srv->d, c->fd, h->reqid, (const void *)(h + 1));
+    migrate_ctl_migrate(&c->srv->d->move, c->fd, h->reqid, (const void *)(h + 1));
 }
 
 static void do_ps(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_ps(c->srv->d, c->fd, h->reqid);
+    migrate_ctl_ps(&c->srv->d->move, c->fd, h->reqid);
 }

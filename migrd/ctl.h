@@ -10,15 +10,12 @@
 #ifndef MIGRD_CTL_H
 #define MIGRD_CTL_H
 
-#include <stdint.h>
-
 struct migrd;
-struct ctl_client;
 
-int ctl_init(struct migrd *d, const char *path);   /* 0 or -errno (logged) */
+/* Listen on `path`; also registers, as the postal office's postal_ops, how
+ * the owner of a mailbox (a control client) hears of undeliverable packets
+ * and is dropped.  0 or -errno (logged). */
+int ctl_init(struct migrd *d, const char *path);
 void ctl_fini(struct migrd *d);
-
-void ctl_notify_unreachable(struct ctl_client *c, uint32_t job, uint32_t rank, const char *why);
-void ctl_drop_client(struct ctl_client *c, const char *why);
 
 #endif

@@ -15,17 +15,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/ring.h"
-#include "../common/wire.h"
-#include "../dicom/dicom.h"
+#include "common/ring.h"
+#include "common/wire.h"
+#include "dicom/dicom.h"
+#include "migrd/move/migrate.h"
+#include "migrd/postal/link.h"
+#include "migrd/postal/location.h"
+#include "migrd/postal/mbox.h"
+#include "migrd/postal/relay.h"
+#include "migrd/util/clock.h"
+#include "migrd/util/log.h"
 #include "ctl.h"
-#include "link.h"
-#include "location.h"
-#include "log.h"
-#include "mbox.h"
 #include "migrd.h"
-#include "migrate.h"
-#include "relay.h"
 
 #ifndef MIGR_VERSION
 #define MIGR_VERSION "dev"
@@ -177,16 +178,16 @@ static int load_map(struct migrd *d, const struct options *o)
     host[sizeof host - 1] = 0;
     const char *me = o->node ? o->node : host;
     if (!o->config) {
-        config_single(&d->map, me, (uint16_t)o->port);
-        d->self = 0;
+        config_single(&d->cl.map, me, (uint16_t)o->port);
+        d->cl.self = 0;
         return 0;
     }
-    if (config_load(o->config, &d->map, err, sizeof err) < 0) {
+    if (config_load(o->config, &d->cl.map, err, sizeof err) < 0) {
         fprintf(stderr, "migrd: %s\n", err);
         return -1;
     }
-    d->self = config_find(&d->map, me);
-    if (d->self < 0) {
+    d->cl.self = config_find(&d->cl.map, me);
+    if (d->cl.self < 0) {
         fprintf(stderr, "migrd: this node (%s) is not in the cluster map %s; name it with --node\n", me,
                 o->config);
         return -1;
@@ -231,38 +232,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->base);
 }
 
-static int node_page_create(struct migrd *d)
-{
-    int fd = memfd_create("migr-node", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0 || ftruncate(fd, MBOX_PAGE) < 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-        log_error("creating the node page: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    void *p = mmap(NULL, MBOX_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-        log_error("mapping the node page (fd %d): %s", fd, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    d->node_fd = fd;
-    d->node_sh = p;
-    d->node_sh->version = 1;
-    d->node_sh->magic = NODE_PAGE_MAGIC;
-    return 0;
-}
-
-uint64_t migrd_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-uint64_t migrd_now_ms(void) { return migrd_now_us() / 1000; }
-
 int main(int argc, char **argv)
 {
     struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20,
@@ -276,14 +245,14 @@ int main(int argc, char **argv)
         sock = DICOM_DEFAULT_SOCKET;
     if (load_map(&d, &o) < 0)
         return 1;
-    d.max_ring = (uint32_t)o.max_ring;
+    d.postal.max_ring = (uint32_t)o.max_ring;
     struct utsname u;
     if (uname(&u) == 0)
-        snprintf(d.kernel, sizeof d.kernel, "%.63s", u.release);
-    cpuf_read(&d.cpu);
+        snprintf(d.cl.kernel, sizeof d.cl.kernel, "%.63s", u.release);
+    cpuf_read(&d.cl.cpu);
     for (int i = 0; i < o.nhide_cpu; i++)
-        cpuf_hide(&d.cpu, o.hide_cpu[i]);
-    rc = log_open(o.log, o.level, migrd_node_name(&d));
+        cpuf_hide(&d.cl.cpu, o.hide_cpu[i]);
+    rc = log_open(o.log, o.level, cluster_self_name(&d.cl));
     if (rc < 0) {
         fprintf(stderr, "migrd: --log %s: %s\n", o.log, strerror(-rc));
         return 1;
@@ -293,47 +262,48 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    relay_init(&d, o.sched, (uint32_t)o.poll_us);
+    relay_init(&d.postal, o.sched, (uint32_t)o.poll_us);
     d.start_ms = migrd_now_ms();
     d.base = event_base_new();
     if (!d.base) {
         log_error("cannot create the event loop");
         return 1;
     }
-    d.mboxes = mbox_table_new(&d);
-    if (node_page_create(&d) < 0)
+    d.postal.base = d.base;
+    d.postal.cl = &d.cl;
+    d.move.base = d.base;
+    d.move.cl = &d.cl;
+    d.postal.mboxes = mbox_table_new(&d.postal);
+    if (node_page_create(&d.postal) < 0)
         return 1;
     struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-    if (!d.mboxes || !sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
-        location_init(&d) < 0) {
+    if (!d.postal.mboxes || !sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
+        location_init(&d.postal) < 0) {
         log_error("out of memory at start-up");
         return 1;
     }
-    if (ctl_init(&d, sock) < 0 || link_init(&d) < 0 || migrate_init(&d) < 0)
+    if (ctl_init(&d, sock) < 0 || link_init(&d.postal) < 0 || migrate_init(&d.move) < 0)
         rc = 1;
     if (rc == 0 && o.pidfile && (rc = write_pidfile(o.pidfile)) < 0) {
         log_error("pidfile %s: %s", o.pidfile, strerror(-rc));
         rc = 1;
     }
     if (rc == 0) {
-        const struct cfg_node *n = &d.map.nodes[d.self];
+        const struct cfg_node *n = cluster_self(&d.cl);
         log_info("migrd %s up: node %s (%d of %d), link %s:%u, socket %s, kernel %s", MIGR_VERSION,
-                 n->name, d.self + 1, d.map.nnodes, n->addr, n->port, sock, d.kernel);
-        relay_run(&d);
+                 n->name, d.cl.self + 1, d.cl.map.nnodes, n->addr, n->port, sock, d.cl.kernel);
+        relay_run(&d.postal, &d.stopping);
     }
     ctl_fini(&d);
-    migrate_fini(&d);
-    link_fini(&d);
-    mbox_close_all(&d);
-    location_fini(&d);
+    migrate_fini(&d.move);
+    link_fini(&d.postal);
+    mbox_close_all(&d.postal);
+    location_fini(&d.postal);
     event_free(sigterm);
     event_free(sigint);
     event_base_free(d.base);
-    if (d.node_sh) {
-        munmap(d.node_sh, MBOX_PAGE);
-        close(d.node_fd);
-    }
+    node_page_free(&d.postal);
     if (o.pidfile && rc == 0)
         unlink(o.pidfile);
     log_info("migrd stopped");

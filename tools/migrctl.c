@@ -17,7 +17,7 @@
 #include "../common/ctlmsg.h"
 #include "../common/wire.h"
 #include "../dicom/dicom.h"
-#include "../migrd/deputy.h"
+#include "../migrd/move/deputy.h"
 
 #define REPLY_TIMEOUT_MS 5000
 #define MOVE_TIMEOUT_MS 120000

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/wire.h"
+#include "common/wire.h"
 
 #define MAX_WORDS 8
 

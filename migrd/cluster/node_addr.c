@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "migrd/util/log.h"
 
 int node_sockaddr(const struct cfg_node *n, unsigned port, struct sockaddr_storage *ss, socklen_t *len)
 {

@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../common/ctlmsg.h"
-#include "../common/wire.h"
+#include "common/ctlmsg.h"
+#include "common/wire.h"
 
 static int connect_migrd(const char *path)
 {

@@ -25,7 +25,7 @@
 
 #include "migrate_proto.h"
 
-struct migrd;
+struct move;
 struct mproc;
 struct fconn;
 struct fwd_anchor;
@@ -33,7 +33,7 @@ struct fwd_ep;
 struct evbuffer;
 
 /* ---- home: the anchor ---- */
-struct fwd_anchor *fwd_anchor_new(struct migrd *d, struct mproc *p);
+struct fwd_anchor *fwd_anchor_new(struct move *d, struct mproc *p);
 /* Take ownership of orig_fd as channel chan (dir: enum mig_dir bits). */
 int fwd_anchor_add(struct fwd_anchor *a, uint32_t chan, int orig_fd, uint32_t dir);
 /* Start reading the input originals (after the first move succeeded). */
@@ -50,7 +50,7 @@ int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t
                     const char *node);
 
 /* ---- where the process runs: the endpoint ---- */
-struct fwd_ep *fwd_ep_new(struct migrd *d, struct mproc *p);
+struct fwd_ep *fwd_ep_new(struct move *d, struct mproc *p);
 /* Create channel chan; *proc_end gets the descriptor to install in the
  * process (the caller closes it after the restore). */
 int fwd_ep_add(struct fwd_ep *ep, uint32_t chan, uint32_t dir, int *proc_end);

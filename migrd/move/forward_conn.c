@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "migrd.h"
+#include "migrd/util/log.h"
+#include "move.h"
 
 static void conn_closed(struct fconn *c, const char *why)
 {
@@ -72,7 +72,7 @@ static void on_flushed(struct bufferevent *bev, void *arg)
     conn_closed(c, "done");
 }
 
-struct fconn *fconn_new(struct migrd *d, int fd, const char *peer, fconn_frame_fn on_frame,
+struct fconn *fconn_new(struct move *d, int fd, const char *peer, fconn_frame_fn on_frame,
                         fconn_close_fn on_close, void *owner)
 {
     struct fconn *c = calloc(1, sizeof *c);

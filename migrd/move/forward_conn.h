@@ -14,14 +14,14 @@
 
 #include "migrate_proto.h"
 
-struct migrd;
+struct move;
 struct fconn;
 
 typedef void (*fconn_frame_fn)(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
 typedef void (*fconn_close_fn)(struct fconn *c, const char *why);
 
 struct fconn {
-    struct migrd *d;
+    struct move *d;
     struct bufferevent *bev;
     int fd;
     char peer[64];
@@ -33,7 +33,7 @@ struct fconn {
     int stop;            /* owner asked to stop parsing frames   */
 };
 
-struct fconn *fconn_new(struct migrd *d, int fd, const char *peer, fconn_frame_fn on_frame,
+struct fconn *fconn_new(struct move *d, int fd, const char *peer, fconn_frame_fn on_frame,
                         fconn_close_fn on_close, void *owner);
 int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, uint32_t len);
 /* Close after everything queued has been written. */

@@ -15,12 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "migrd/cluster/cluster.h"
+#include "migrd/util/log.h"
 #include "forward.h"
 #include "forward_conn.h"
-#include "log.h"
 #include "migrate.h"
 #include "migrate_proc.h"
-#include "migrd.h"
+#include "move.h"
 
 #define RELAY_PIPE_SIZE (1 << 20)
 
@@ -36,7 +37,7 @@ struct echan {
 };
 
 struct fwd_ep {
-    struct migrd *d;
+    struct move *d;
     struct mproc *p;
     pid_t pid;
     uint32_t n;
@@ -48,7 +49,7 @@ struct fwd_ep {
 static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
 static void ep_close(struct fconn *c, const char *why);
 
-struct fwd_ep *fwd_ep_new(struct migrd *d, struct mproc *p)
+struct fwd_ep *fwd_ep_new(struct move *d, struct mproc *p)
 {
     struct fwd_ep *ep = calloc(1, sizeof *ep);
     if (!ep)
@@ -288,8 +289,8 @@ int fwd_ep_drain_output(struct fwd_ep *ep)
 
 int fwd_ep_start(struct fwd_ep *ep, uint32_t gen)
 {
-    struct migrd *d = ep->d;
-    const struct cfg_node *home = &d->map.nodes[ep->p->home];
+    struct move *d = ep->d;
+    const struct cfg_node *home = &d->cl->map.nodes[ep->p->home];
     int fd = mig_connect(home, migrate_port(d, ep->p->home), 3000, 10000);
     if (fd < 0) {
         log_error("pid %d: cannot reach its home %s (%s:%u): %s: its descriptors are not forwarded",
@@ -297,7 +298,7 @@ int fwd_ep_start(struct fwd_ep *ep, uint32_t gen)
         return -1;
     }
     struct mig_hello hello = {.pid = ep->pid, .gen = gen, .home = (uint32_t)ep->p->home,
-                              .node = (uint32_t)d->self};
+                              .node = (uint32_t)d->cl->self};
     ep->c = fconn_new(d, fd, home->name, ep_frame, ep_close, ep);
     if (!ep->c) {
         close(fd);

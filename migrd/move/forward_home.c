@@ -13,13 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../common/ctlmsg.h"
+#include "common/ctlmsg.h"
+#include "migrd/cluster/cluster.h"
+#include "migrd/util/log.h"
 #include "forward.h"
 #include "forward_conn.h"
-#include "log.h"
 #include "migrate.h"
 #include "migrate_proc.h"
-#include "migrd.h"
+#include "move.h"
 
 struct achan {
     uint32_t id, dir;
@@ -32,7 +33,7 @@ struct achan {
 };
 
 struct fwd_anchor {
-    struct migrd *d;
+    struct move *d;
     struct mproc *p;
     uint32_t n;
     struct achan ch[MIG_MAX_CHAN];
@@ -47,7 +48,7 @@ struct fwd_anchor {
 
 static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
 
-struct fwd_anchor *fwd_anchor_new(struct migrd *d, struct mproc *p)
+struct fwd_anchor *fwd_anchor_new(struct move *d, struct mproc *p)
 {
     struct fwd_anchor *a = calloc(1, sizeof *a);
     if (!a || !(a->held = evbuffer_new())) {
@@ -209,8 +210,8 @@ static void process_exited(struct fwd_anchor *a, int status)
     for (uint32_t i = 0; i < a->n; i++)
         close_chan(&a->ch[i]);
     p->state = MP_EXITED;
-    log_info("pid %d ended on %s with status %#x", p->pid, a->d->map.nodes[p->at].name, status);
-    mproc_notify_stub(p, CTL_PEV_EXITED, status, a->d->map.nodes[p->at].name);
+    log_info("pid %d ended on %s with status %#x", p->pid, a->d->cl->map.nodes[p->at].name, status);
+    mproc_notify_stub(p, CTL_PEV_EXITED, status, a->d->cl->map.nodes[p->at].name);
 }
 
 static void promote_next(struct fwd_anchor *a)

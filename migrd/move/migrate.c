@@ -26,14 +26,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/ctlmsg.h"
-#include "engine/engine_int.h"
+#include "common/ctlmsg.h"
+#include "migrd/cluster/cluster.h"
+#include "migrd/cluster/node_addr.h"
+#include "migrd/engine/engine_int.h"
+#include "migrd/util/log.h"
 #include "forward.h"
 #include "forward_conn.h"
-#include "log.h"
 #include "migrate_proc.h"
-#include "migrd.h"
-#include "node_addr.h"
+#include "move.h"
 
 #define OFFER_TIMEOUT_MS   10000
 #define OFFER_MS_PER_MIB   4     /* the destination faults its buffer in first */
@@ -58,25 +59,25 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-unsigned migrate_port(const struct migrd *d, int node) { return d->map.nodes[node].port + 1u; }
+unsigned migrate_port(const struct move *d, int node) { return d->cl->map.nodes[node].port + 1u; }
 
-int migrate_node_by_addr(const struct migrd *d, const char *s)
+int migrate_node_by_addr(const struct move *d, const char *s)
 {
-    for (int i = 0; i < d->map.nnodes; i++)
-        if (!strcmp(d->map.nodes[i].name, s) || !strcmp(d->map.nodes[i].addr, s))
+    for (int i = 0; i < d->cl->map.nnodes; i++)
+        if (!strcmp(d->cl->map.nodes[i].name, s) || !strcmp(d->cl->map.nodes[i].addr, s))
             return i;
     return -1;
 }
 
-struct mproc *migrate_procs(struct migrd *d) { return d->migrate->procs; }
+struct mproc *migrate_procs(struct move *d) { return d->migrate->procs; }
 
-void migrate_link_proc(struct migrd *d, struct mproc *p)
+void migrate_link_proc(struct move *d, struct mproc *p)
 {
     p->next = d->migrate->procs;
     d->migrate->procs = p;
 }
 
-void migrate_unlink_proc(struct migrd *d, struct mproc *p)
+void migrate_unlink_proc(struct move *d, struct mproc *p)
 {
     for (struct mproc **pp = &d->migrate->procs; *pp; pp = &(*pp)->next)
         if (*pp == p) {
@@ -227,7 +228,7 @@ static int send_image(int fd, const struct engine_image *img, uint32_t inject, u
     return rc;
 }
 
-int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inject,
+int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject,
                 struct migrate_result *res)
 {
     uint64_t t0 = now_us(), t_freeze = 0, t_frozen = 0, t_captured = 0, t_streamed = 0, t_acked = 0;
@@ -241,22 +242,22 @@ int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inj
     int dest = migrate_node_by_addr(d, node);
     if (dest < 0)
         return failf(res, "no node %s in the cluster map", node);
-    if (dest == d->self)
+    if (dest == d->cl->self)
         return failf(res, "pid %d already runs on %s", p->pid, node);
     if (p->flags & CTL_PROC_NO_MIGRATE)
         return failf(res, "pid %d was started with --no-migrate", p->pid);
     if (!p->here || p->state != MP_RUNNING)
-        return failf(res, "pid %d does not run on %s now", p->pid, migrd_node_name(d));
-    const struct cfg_node *dn = &d->map.nodes[dest];
+        return failf(res, "pid %d does not run on %s now", p->pid, cluster_self_name(d->cl));
+    const struct cfg_node *dn = &d->cl->map.nodes[dest];
     fd = mig_connect(dn, migrate_port(d, dest), 3000, OFFER_TIMEOUT_MS);
     if (fd < 0)
         return failf(res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(d, dest),
                      strerror(-fd));
     struct mig_offer offer = {.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves,
                               .flags = p->flags, .mem_bytes = resident_bytes(p->pid)};
-    snprintf(offer.kernel, sizeof offer.kernel, "%s", d->kernel);
+    snprintf(offer.kernel, sizeof offer.kernel, "%s", d->cl->kernel);
     snprintf(offer.cmd, sizeof offer.cmd, "%s", p->cmd);
-    offer.cpu = d->cpu;
+    offer.cpu = d->cl->cpu;
     memset(reason, 0, sizeof reason);
     /* the answer comes once the destination's page buffer is faulted in:
      * the wait grows with the size (a first touch of memory can be slow) */
@@ -348,13 +349,13 @@ out:
     if (rc == 0)
         log_info("move pid %d %s -> %s: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
                  "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
-                 p->pid, migrd_node_name(d), dn->name, (unsigned long long)res->bytes,
+                 p->pid, cluster_self_name(d->cl), dn->name, (unsigned long long)res->bytes,
                  (double)res->frozen_us / 1000, secs > 0 ? (double)res->bytes / secs / 1e6 : 0,
                  (double)res->total_us / 1000, (double)(t_freeze - t0) / 1000,
                  (double)(t_frozen - t_freeze) / 1000, (double)(t_captured - t_frozen) / 1000,
                  (double)(t_streamed - t_captured) / 1000, (double)(t_acked - t_streamed) / 1000);
     else
-        log_info("move pid %d %s -> %s: failed (%s), %s", p->pid, migrd_node_name(d), dn->name,
+        log_info("move pid %d %s -> %s: failed (%s), %s", p->pid, cluster_self_name(d->cl), dn->name,
                  res->message, t_freeze ? "thawed where it was" : "never frozen");
     if (rc == 0 && !p->is_home)
         mproc_free(d, p);
@@ -368,12 +369,12 @@ out:
  * acknowledgement: the relay and the forwarding go on in between. */
 struct settle_job {
     struct settle_job *next;
-    struct migrd *d;
+    struct move *d;
     struct event *ev;
     struct engine_settle *s;
 };
 
-static void settle_job_free(struct migrd *d, struct settle_job *j)
+static void settle_job_free(struct move *d, struct settle_job *j)
 {
     for (struct settle_job **pp = &d->migrate->settles; *pp; pp = &(*pp)->next)
         if (*pp == j) {
@@ -398,7 +399,7 @@ static void settle_step(evutil_socket_t unused, short what, void *arg)
 
 /* The receive buffer goes now; the settling is scheduled (skipped if it
  * cannot be: it only saves time at the next capture). */
-static void settle_later(struct migrd *d, struct engine_image *img, pid_t pid)
+static void settle_later(struct move *d, struct engine_image *img, pid_t pid)
 {
     static const struct timeval zero = {0, 0};
     struct engine_settle *s = engine_settle_begin(img, pid);
@@ -438,23 +439,23 @@ static uint64_t mem_available(void)
     return kb ? kb * 1024 : UINT64_MAX;
 }
 
-static int check_offer(struct migrd *d, const struct mig_offer *o, char *why, size_t len)
+static int check_offer(struct move *d, const struct mig_offer *o, char *why, size_t len)
 {
     uint64_t avail = mem_available();
-    const char *lacks = cpuf_missing(&o->cpu, &d->cpu);
-    if (o->home >= (uint32_t)d->map.nnodes)
-        snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, migrd_node_name(d));
-    else if (strncmp(o->kernel, d->kernel, sizeof o->kernel))
-        snprintf(why, len, "%s runs kernel %s, the process was frozen under %.64s", migrd_node_name(d),
-                 d->kernel, o->kernel);
+    const char *lacks = cpuf_missing(&o->cpu, &d->cl->cpu);
+    if (o->home >= (uint32_t)d->cl->map.nnodes)
+        snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, cluster_self_name(d->cl));
+    else if (strncmp(o->kernel, d->cl->kernel, sizeof o->kernel))
+        snprintf(why, len, "%s runs kernel %s, the process was frozen under %.64s", cluster_self_name(d->cl),
+                 d->cl->kernel, o->kernel);
     else if (lacks)
         snprintf(why, len, "the CPU of %s lacks %s, which the CPU of the source has (the process may "
-                 "use it)", migrd_node_name(d), lacks);
+                 "use it)", cluster_self_name(d->cl), lacks);
     else if (o->pid <= 1 || kill(o->pid, 0) == 0 || errno != ESRCH)
-        snprintf(why, len, "pid %d is taken on %s", o->pid, migrd_node_name(d));
+        snprintf(why, len, "pid %d is taken on %s", o->pid, cluster_self_name(d->cl));
     else if (avail < o->mem_bytes + MEM_HEADROOM)
         snprintf(why, len, "only %llu MiB available on %s, the process needs %llu MiB",
-                 (unsigned long long)(avail >> 20), migrd_node_name(d),
+                 (unsigned long long)(avail >> 20), cluster_self_name(d->cl),
                  (unsigned long long)(o->mem_bytes >> 20));
     else
         return 0;
@@ -462,7 +463,7 @@ static int check_offer(struct migrd *d, const struct mig_offer *o, char *why, si
 }
 
 struct incoming {
-    struct migrd *d;
+    struct move *d;
     struct fconn *c;
     struct mig_offer offer;
 };
@@ -474,13 +475,13 @@ struct incoming {
  * size is the process's resident memory (which counts every page that
  * travels but swapped ones) with some slack; an image whose pages do not
  * fit gets a buffer while the source is frozen (slower, still correct). */
-static int prepare_pages(struct migrd *d, const struct mig_offer *o, struct engine_pagebuf *pb,
+static int prepare_pages(struct move *d, const struct mig_offer *o, struct engine_pagebuf *pb,
                          char *why, size_t len)
 {
     uint64_t want = o->mem_bytes + o->mem_bytes / 16 + (2u << 20), t0 = now_us();
     if (engine_pagebuf_prepare(want, pb) < 0) {
         snprintf(why, len, "cannot make room for the %llu MiB of pid %d on %s: %s",
-                 (unsigned long long)(want >> 20), o->pid, migrd_node_name(d), engine_strerror());
+                 (unsigned long long)(want >> 20), o->pid, cluster_self_name(d->cl), engine_strerror());
         return -1;
     }
     log_debug("pid %d: %llu MiB page buffer ready in %.1f ms", o->pid,
@@ -491,7 +492,7 @@ static int prepare_pages(struct migrd *d, const struct mig_offer *o, struct engi
 static void incoming(evutil_socket_t unused, short what, void *arg)
 {
     struct incoming *in = arg;
-    struct migrd *d = in->d;
+    struct move *d = in->d;
     struct mig_offer offer = in->offer;
     const struct mig_offer *o = &offer;
     char why[MIG_REASON_MAX] = "";
@@ -522,14 +523,14 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     p = mproc_find(d, (int)o->home, o->pid);
     if (p && (p->here || !p->is_home)) {
         snprintf(why, sizeof why, "pid %d of %s is already known on %s", o->pid,
-                 d->map.nodes[o->home].name, migrd_node_name(d));
+                 d->cl->map.nodes[o->home].name, cluster_self_name(d->cl));
         mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
         close(fd);
         return;
     }
     if (!p) {
-        if ((int)o->home == d->self) {
-            snprintf(why, sizeof why, "pid %d does not belong to %s", o->pid, migrd_node_name(d));
+        if ((int)o->home == d->cl->self) {
+            snprintf(why, sizeof why, "pid %d does not belong to %s", o->pid, cluster_self_name(d->cl));
             mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
             close(fd);
             return;
@@ -543,7 +544,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     }
     buf = malloc(MIG_MAX_BODY);
     if (!p || !buf || !(p->ep = fwd_ep_new(d, p)))
-        snprintf(why, sizeof why, "out of memory on %s", migrd_node_name(d));
+        snprintf(why, sizeof why, "out of memory on %s", cluster_self_name(d->cl));
     else
         prepare_pages(d, o, &pb, why, sizeof why);
     if (why[0]) {
@@ -616,7 +617,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         close(proc_end[i]);
     nmap = 0;
     p->here = p->child = true;
-    p->at = d->self;
+    p->at = d->cl->self;
     p->moves = o->gen + 1;
     p->state = MP_RUNNING;
     /* acknowledged first: the source's frozen time ends here */
@@ -629,7 +630,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     settle_later(d, img, restored);
     engine_image_free(img);
     log_info("pid %d restored here (%llu image bytes, move %u, home %s; read %.1f ms, restore %.1f ms, "
-             "free %.1f ms)", p->pid, (unsigned long long)bytes, p->moves, d->map.nodes[p->home].name,
+             "free %.1f ms)", p->pid, (unsigned long long)bytes, p->moves, d->cl->map.nodes[p->home].name,
              (double)(t_read1 - t_read0) / 1000, (double)(t_rest1 - t_read1) / 1000,
              (double)(now_us() - t_rest1) / 1000);
     return;
@@ -662,11 +663,11 @@ static void accept_close(struct fconn *c, const char *why)
 
 static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body)
 {
-    struct migrd *d = c->d;
+    struct move *d = c->d;
     if (h->type == FWD_HELLO && h->len == sizeof(struct mig_hello)) {
         const struct mig_hello *hi = (const void *)body;
         struct mproc *p = mproc_find(d, (int)hi->home, hi->pid);
-        int at = hi->node < (uint32_t)d->map.nnodes ? (int)hi->node : -1;
+        int at = hi->node < (uint32_t)d->cl->map.nnodes ? (int)hi->node : -1;
         if (!p || !p->is_home || !p->anchor || at < 0) {
             log_warn("migration port: %s says HELLO for pid %d, which has no forwarding here", c->peer,
                      hi->pid);
@@ -674,7 +675,7 @@ static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
             fconn_free_later(c);
             return;
         }
-        snprintf(c->peer, sizeof c->peer, "%s", d->map.nodes[at].name);
+        snprintf(c->peer, sizeof c->peer, "%s", d->cl->map.nodes[at].name);
         fwd_anchor_attach(p->anchor, c, hi->gen);
         return;
     }
@@ -703,7 +704,7 @@ static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-    struct migrd *d = arg;
+    struct move *d = arg;
     (void)what;
     for (;;) {
         struct sockaddr_storage ss;
@@ -724,7 +725,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
-    struct migrd *d = arg;
+    struct move *d = arg;
     (void)sig;
     (void)what;
     for (struct mproc *p = migrate_procs(d), *next; p; p = next) {
@@ -749,18 +750,18 @@ static void engine_line(int level, const char *line)
     mlog(level >= LOG_ERROR && level <= LOG_DEBUG ? (enum log_level)level : LOG_WARN, "engine: %s", line);
 }
 
-int migrate_init(struct migrd *d)
+int migrate_init(struct move *d)
 {
     struct migrate *m = calloc(1, sizeof *m);
-    const struct cfg_node *self = &d->map.nodes[d->self];
+    const struct cfg_node *self = &d->cl->map.nodes[d->cl->self];
     if (!m)
         return -ENOMEM;
     d->migrate = m;
-    m->lfd = node_listen(self, migrate_port(d, d->self));
+    m->lfd = node_listen(self, migrate_port(d, d->cl->self));
     if (m->lfd < 0) {
         /* another daemon on this host (tests): no moves in or out here */
         log_warn("migration port %s:%u: %s: processes cannot move to or from this node",
-                 self->addr, migrate_port(d, d->self), strerror(-m->lfd));
+                 self->addr, migrate_port(d, d->cl->self), strerror(-m->lfd));
         m->lfd = -1;
     }
     if (m->lfd >= 0) {
@@ -772,11 +773,11 @@ int migrate_init(struct migrd *d)
     if (!m->chld || event_add(m->chld, NULL) < 0)
         return -ENOMEM;
     engine_set_log(log_enabled(LOG_DEBUG) ? ENGINE_LOG_DEBUG : ENGINE_LOG_WARN, engine_line);
-    log_info("migration port %s:%u", self->addr, migrate_port(d, d->self));
+    log_info("migration port %s:%u", self->addr, migrate_port(d, d->cl->self));
     return 0;
 }
 
-void migrate_fini(struct migrd *d)
+void migrate_fini(struct move *d)
 {
     struct migrate *m = d->migrate;
     if (!m)

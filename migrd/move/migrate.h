@@ -18,9 +18,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../common/wire.h"
+#include "common/wire.h"
 
-struct migrd;
+struct move;
 struct mproc;
 
 struct migrate_result {
@@ -28,26 +28,26 @@ struct migrate_result {
     char message[200];
 };
 
-int migrate_init(struct migrd *d);   /* 0 or -errno (logged) */
-void migrate_fini(struct migrd *d);
-unsigned migrate_port(const struct migrd *d, int node);
-int migrate_node_by_addr(const struct migrd *d, const char *name_or_addr);
+int migrate_init(struct move *d);   /* 0 or -errno (logged) */
+void migrate_fini(struct move *d);
+unsigned migrate_port(const struct move *d, int node);
+int migrate_node_by_addr(const struct move *d, const char *name_or_addr);
 
 /* The process table lives here; migrate_proc.c manipulates it. */
-struct mproc *migrate_procs(struct migrd *d);
-void migrate_link_proc(struct migrd *d, struct mproc *p);
-void migrate_unlink_proc(struct migrd *d, struct mproc *p);
+struct mproc *migrate_procs(struct move *d);
+void migrate_link_proc(struct move *d, struct mproc *p);
+void migrate_unlink_proc(struct move *d, struct mproc *p);
 
 /* Move p (running here) to node; blocking.  0, or -1 with res->message. */
-int migrate_out(struct migrd *d, struct mproc *p, const char *node, uint32_t inject,
+int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject,
                 struct migrate_result *res);
 
 /* Control requests (ctl.c); client_fd is the requester's connection. */
-void migrate_ctl_register(struct migrd *d, int client_fd, pid_t client_pid, uint32_t reqid,
+void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint32_t reqid,
                           const struct ctl_proc_register *r);
-void migrate_ctl_signal(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s);
-void migrate_ctl_done(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s);
-void migrate_ctl_migrate(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m);
-void migrate_ctl_ps(struct migrd *d, int client_fd, uint32_t reqid);
+void migrate_ctl_signal(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s);
+void migrate_ctl_done(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s);
+void migrate_ctl_migrate(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m);
+void migrate_ctl_ps(struct move *d, int client_fd, uint32_t reqid);
 
 #endif

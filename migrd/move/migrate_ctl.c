@@ -10,12 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/ctlmsg.h"
+#include "common/ctlmsg.h"
+#include "migrd/cluster/cluster.h"
+#include "migrd/util/log.h"
 #include "forward.h"
-#include "log.h"
 #include "migrate.h"
 #include "migrate_proc.h"
-#include "migrd.h"
+#include "move.h"
 
 static void refuse(int fd, uint32_t reqid, int err, const char *msg)
 {
@@ -47,7 +48,7 @@ static pid_t parent_of(pid_t pid)
     return ppid;
 }
 
-void migrate_ctl_register(struct migrd *d, int client_fd, pid_t client_pid, uint32_t reqid,
+void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint32_t reqid,
                           const struct ctl_proc_register *r)
 {
     char msg[200];
@@ -56,12 +57,12 @@ void migrate_ctl_register(struct migrd *d, int client_fd, pid_t client_pid, uint
         refuse(client_fd, reqid, EPERM, msg);
         return;
     }
-    if (mproc_find(d, d->self, r->pid)) {
-        snprintf(msg, sizeof msg, "pid %d is already registered on %s", r->pid, migrd_node_name(d));
+    if (mproc_find(d, d->cl->self, r->pid)) {
+        snprintf(msg, sizeof msg, "pid %d is already registered on %s", r->pid, cluster_self_name(d->cl));
         refuse(client_fd, reqid, EEXIST, msg);
         return;
     }
-    struct mproc *p = mproc_new(d, r->pid, d->self);
+    struct mproc *p = mproc_new(d, r->pid, d->cl->self);
     if (!p || (p->stub_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
         if (p)
             mproc_free(d, p);
@@ -76,12 +77,12 @@ void migrate_ctl_register(struct migrd *d, int client_fd, pid_t client_pid, uint
     ok(client_fd, reqid);
 }
 
-void migrate_ctl_signal(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s)
+void migrate_ctl_signal(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s)
 {
-    struct mproc *p = mproc_find(d, d->self, s->pid);
+    struct mproc *p = mproc_find(d, d->cl->self, s->pid);
     char msg[200];
     if (!p || !p->is_home) {
-        snprintf(msg, sizeof msg, "pid %d has no home on %s", s->pid, migrd_node_name(d));
+        snprintf(msg, sizeof msg, "pid %d has no home on %s", s->pid, cluster_self_name(d->cl));
         refuse(client_fd, reqid, ESRCH, msg);
         return;
     }
@@ -96,9 +97,9 @@ void migrate_ctl_signal(struct migrd *d, int client_fd, uint32_t reqid, const st
     ok(client_fd, reqid);
 }
 
-void migrate_ctl_done(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s)
+void migrate_ctl_done(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s)
 {
-    struct mproc *p = mproc_find(d, d->self, s->pid);
+    struct mproc *p = mproc_find(d, d->cl->self, s->pid);
     if (p && p->is_home) {
         log_debug("pid %d: its stub is done (status %#x)", p->pid, s->status);
         mproc_free(d, p);
@@ -106,14 +107,14 @@ void migrate_ctl_done(struct migrd *d, int client_fd, uint32_t reqid, const stru
     ok(client_fd, reqid);
 }
 
-void migrate_ctl_migrate(struct migrd *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m)
+void migrate_ctl_migrate(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m)
 {
     struct mproc *p = mproc_find_pid(d, m->pid);
     struct migrate_result res;
     char msg[200];
     if (!p) {
         snprintf(msg, sizeof msg, "pid %d is not a migratable process known on %s (start it with "
-                                  "migrctl run)", m->pid, migrd_node_name(d));
+                                  "migrctl run)", m->pid, cluster_self_name(d->cl));
         refuse(client_fd, reqid, ESRCH, msg);
         return;
     }
@@ -138,20 +139,20 @@ void migrate_ctl_migrate(struct migrd *d, int client_fd, uint32_t reqid, const s
         refuse(client_fd, reqid, EBUSY, msg);
         return;
     }
-    snprintf(msg, sizeof msg, "pid %d does not run on %s; ask its home %s", m->pid, migrd_node_name(d),
-             d->map.nodes[p->home].name);
+    snprintf(msg, sizeof msg, "pid %d does not run on %s; ask its home %s", m->pid, cluster_self_name(d->cl),
+             d->cl->map.nodes[p->home].name);
     refuse(client_fd, reqid, ESRCH, msg);
 }
 
-void migrate_ctl_ps(struct migrd *d, int client_fd, uint32_t reqid)
+void migrate_ctl_ps(struct move *d, int client_fd, uint32_t reqid)
 {
     for (struct mproc *p = migrate_procs(d); p; p = p->next) {
         struct ctl_ps_proc r = {.pid = p->pid, .moves = p->moves, .flags = p->flags,
                                 .last_frozen_us = p->last_frozen_us};
         r.state = p->state == MP_MOVING ? CTL_PS_MOVING : p->state == MP_EXITED ? CTL_PS_EXITED
                   : p->here ? CTL_PS_RUNNING : CTL_PS_AWAY;
-        snprintf(r.home, sizeof r.home, "%s", d->map.nodes[p->home].name);
-        snprintf(r.node, sizeof r.node, "%s", d->map.nodes[p->here ? d->self : p->at].name);
+        snprintf(r.home, sizeof r.home, "%s", d->cl->map.nodes[p->home].name);
+        snprintf(r.node, sizeof r.node, "%s", d->cl->map.nodes[p->here ? d->cl->self : p->at].name);
         snprintf(r.cmd, sizeof r.cmd, "%s", p->cmd);
         if (ctl_send(client_fd, CTL_PS_PROC, reqid, &r, sizeof r, NULL, 0) < 0)
             return;

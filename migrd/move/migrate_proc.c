@@ -9,32 +9,33 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/ctlmsg.h"
+#include "common/ctlmsg.h"
+#include "migrd/cluster/cluster.h"
+#include "migrd/util/log.h"
 #include "forward.h"
-#include "log.h"
 #include "migrate.h"
-#include "migrd.h"
+#include "move.h"
 
-struct mproc *mproc_first(struct migrd *d)
+struct mproc *mproc_first(struct move *d)
 {
     return d->migrate ? migrate_procs(d) : NULL;
 }
 
-struct mproc *mproc_new(struct migrd *d, pid_t pid, int home)
+struct mproc *mproc_new(struct move *d, pid_t pid, int home)
 {
     struct mproc *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->pid = pid;
     p->home = home;
-    p->at = d->self;
+    p->at = d->cl->self;
     p->stub_fd = -1;
     p->state = MP_RUNNING;
     migrate_link_proc(d, p);
     return p;
 }
 
-void mproc_free(struct migrd *d, struct mproc *p)
+void mproc_free(struct move *d, struct mproc *p)
 {
     migrate_unlink_proc(d, p);
     if (p->anchor)
@@ -46,7 +47,7 @@ void mproc_free(struct migrd *d, struct mproc *p)
     free(p);
 }
 
-struct mproc *mproc_find(struct migrd *d, int home, pid_t pid)
+struct mproc *mproc_find(struct move *d, int home, pid_t pid)
 {
     for (struct mproc *p = mproc_first(d); p; p = p->next)
         if (p->home == home && p->pid == pid)
@@ -54,7 +55,7 @@ struct mproc *mproc_find(struct migrd *d, int home, pid_t pid)
     return NULL;
 }
 
-struct mproc *mproc_find_pid(struct migrd *d, pid_t pid)
+struct mproc *mproc_find_pid(struct move *d, pid_t pid)
 {
     struct mproc *any = NULL;
     for (struct mproc *p = mproc_first(d); p; p = p->next) {

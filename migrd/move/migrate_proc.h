@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct migrd;
+struct move;
 struct fwd_anchor;
 struct fwd_ep;
 
@@ -42,12 +42,12 @@ struct mproc {
     struct fwd_ep *ep;
 };
 
-struct mproc *mproc_new(struct migrd *d, pid_t pid, int home);
-void mproc_free(struct migrd *d, struct mproc *p);
-struct mproc *mproc_find(struct migrd *d, int home, pid_t pid);
+struct mproc *mproc_new(struct move *d, pid_t pid, int home);
+void mproc_free(struct move *d, struct mproc *p);
+struct mproc *mproc_find(struct move *d, int home, pid_t pid);
 /* A process running here with this pid (whatever its home), else any. */
-struct mproc *mproc_find_pid(struct migrd *d, pid_t pid);
-struct mproc *mproc_first(struct migrd *d);
+struct mproc *mproc_find_pid(struct move *d, pid_t pid);
+struct mproc *mproc_first(struct move *d);
 /* Tell the stub (if any); drops the stub when it is gone. */
 void mproc_notify_stub(struct mproc *p, uint32_t type, int status, const char *node);
 

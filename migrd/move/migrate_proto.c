@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "node_addr.h"
+#include "migrd/cluster/node_addr.h"
 
 int mig_hdr_check(const struct mig_hdr *h, const char **why)
 {

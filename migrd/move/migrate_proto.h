@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cpu_features.h"
+#include "migrd/cluster/cpu_features.h"
 
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
 #define MIG_VERSION  2

@@ -27,12 +27,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../common/wire.h"
+#include "common/wire.h"
+#include "migrd/cluster/cluster.h"
+#include "migrd/cluster/node_addr.h"
+#include "migrd/util/clock.h"
+#include "migrd/util/log.h"
 #include "location.h"
-#include "log.h"
 #include "mbox.h"
-#include "migrd.h"
-#include "node_addr.h"
+#include "office.h"
 #include "postal.h"
 
 /* A node unreachable this long has its waiting packets refused. */
@@ -102,7 +104,7 @@ struct peer {
 };
 
 struct link_set {
-    struct migrd *d;
+    struct postal *d;
     int lfd;
     struct event *lev, *tick;
     struct peer *peers;          /* one per node in the map             */
@@ -110,11 +112,11 @@ struct link_set {
 
 static void conn_close(struct conn *c, const char *why);
 static void conn_flush(struct conn *c);
-static void start_connect(struct migrd *d, int node);
+static void start_connect(struct postal *d, int node);
 
 static const char *node_name(struct link_set *s, int node)
 {
-    return node >= 0 ? s->d->map.nodes[node].name : "?";
+    return node >= 0 ? s->d->cl->map.nodes[node].name : "?";
 }
 
 /* ------------------------------------------------------------ sending --- */
@@ -220,16 +222,16 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     (void)fd;
     (void)what;
-    migrd_busy(c->set->d);
+    postal_busy(c->set->d);
     conn_flush(c);
 }
 
-bool link_is_up(struct migrd *d, int node)
+bool link_is_up(struct postal *d, int node)
 {
-    return node >= 0 && node < d->map.nnodes && d->links->peers[node].c != NULL;
+    return node >= 0 && node < d->cl->map.nnodes && d->links->peers[node].c != NULL;
 }
 
-int link_send_record(struct migrd *d, int node, struct mbox *m, struct dicom_pkt *k)
+int link_send_record(struct postal *d, int node, struct mbox *m, struct dicom_pkt *k)
 {
     struct conn *c = d->links ? d->links->peers[node].c : NULL;
     if (!c)
@@ -244,7 +246,7 @@ int link_send_record(struct migrd *d, int node, struct mbox *m, struct dicom_pkt
     return 0;
 }
 
-void link_send_copy(struct migrd *d, int node, struct dicom_pkt *copy)
+void link_send_copy(struct postal *d, int node, struct dicom_pkt *copy)
 {
     if (!d->links) {
         free(copy); /* shutting down: nothing will carry it */
@@ -267,7 +269,7 @@ void link_send_copy(struct migrd *d, int node, struct dicom_pkt *copy)
     p->backlog_tail = &it->next;
 }
 
-void link_send_ctl(struct migrd *d, int node, uint8_t type, const void *body, uint32_t len)
+void link_send_ctl(struct postal *d, int node, uint8_t type, const void *body, uint32_t len)
 {
     if (!d->links)
         return; /* shutting down: the links are gone */
@@ -292,10 +294,10 @@ void link_send_ctl(struct migrd *d, int node, uint8_t type, const void *body, ui
     enqueue(c, it);
 }
 
-void link_broadcast(struct migrd *d, uint8_t type, const void *body, uint32_t len)
+void link_broadcast(struct postal *d, uint8_t type, const void *body, uint32_t len)
 {
-    for (int i = 0; i < d->map.nnodes; i++)
-        if (i != d->self)
+    for (int i = 0; i < d->cl->map.nnodes; i++)
+        if (i != d->cl->self)
             link_send_ctl(d, i, type, body, len);
 }
 
@@ -402,16 +404,16 @@ static bool hdr_ok(struct conn *c, char *why, size_t wl)
 
 static bool take_hello(struct conn *c, char *why, size_t wl)
 {
-    struct migrd *d = c->set->d;
+    struct postal *d = c->set->d;
     struct link_hello *h = (struct link_hello *)c->body;
     h->node[sizeof h->node - 1] = 0;
     h->kernel[sizeof h->kernel - 1] = 0;
-    int node = config_find(&d->map, h->node);
+    int node = config_find(&d->cl->map, h->node);
     if (c->hello_seen) {
         snprintf(why, wl, "second HELLO");
         return false;
     }
-    if (node < 0 || node == d->self) {
+    if (node < 0 || node == d->cl->self) {
         snprintf(why, wl, "HELLO from '%.63s', which is not another node of the cluster map", h->node);
         return false;
     }
@@ -419,9 +421,9 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
         snprintf(why, wl, "connected to %s but it says it is %.63s", node_name(c->set, c->node), h->node);
         return false;
     }
-    if (strcmp(h->kernel, d->kernel))
+    if (strcmp(h->kernel, d->cl->kernel))
         log_warn("node %s runs kernel %s, this node %s: moves between them will be refused", h->node,
-                 h->kernel, d->kernel);
+                 h->kernel, d->cl->kernel);
     c->hello_seen = true;
     c->node = node;
     struct peer *p = &c->set->peers[node];
@@ -443,7 +445,7 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
 
 static bool take_ctl(struct conn *c, char *why, size_t wl)
 {
-    struct migrd *d = c->set->d;
+    struct postal *d = c->set->d;
     const struct link_addr *a = (const void *)c->body;
     switch (c->rh.type) {
     case LINK_HELLO:
@@ -481,7 +483,7 @@ static void rx_resume(struct waiter *w)
  * Returns false if the link must wait for room. */
 static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
 {
-    struct migrd *d = c->set->d;
+    struct postal *d = c->set->d;
     const struct link_data *ld = &c->rd;
     *bad = false;
     if (ld->len != c->rh.len - sizeof *ld || (ld->kind != PKT_DATA && ld->kind != PKT_NOP)) {
@@ -531,7 +533,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     int r;
     (void)fd;
     (void)what;
-    migrd_busy(c->set->d);
+    postal_busy(c->set->d);
     c->drained = false;
     if (c->dead) {
         snprintf(why, sizeof why, "%s", c->dead_why);
@@ -604,7 +606,7 @@ static void conn_free(struct conn *c)
 static void conn_close(struct conn *c, const char *why)
 {
     struct link_set *s = c->set;
-    struct migrd *d = s->d;
+    struct postal *d = s->d;
     if (c->rx_mbox && c->rx == RX_PAYLOAD) {
         /* Half-read packet: publish it as a NOP would break the sender's
          * sequence, so drop it; the sender's daemon never consumed it from
@@ -642,7 +644,7 @@ static void conn_close(struct conn *c, const char *why)
             }
             it = next;
         }
-        if (c->node > d->self)
+        if (c->node > d->cl->self)
             start_connect(d, c->node);
     } else {
         log_debug("connection from %s closed: %s", c->peer, why);
@@ -684,10 +686,10 @@ static struct conn *conn_new(struct link_set *s, int fd, int node, const char *p
 
 static void send_hello(struct conn *c)
 {
-    struct migrd *d = c->set->d;
-    struct link_hello h = {.node_index = (uint32_t)d->self};
-    snprintf(h.node, sizeof h.node, "%s", migrd_node_name(d));
-    snprintf(h.kernel, sizeof h.kernel, "%s", d->kernel);
+    struct postal *d = c->set->d;
+    struct link_hello h = {.node_index = (uint32_t)d->cl->self};
+    snprintf(h.node, sizeof h.node, "%s", cluster_self_name(d->cl));
+    snprintf(h.kernel, sizeof h.kernel, "%s", d->cl->kernel);
     struct txitem *it = item_new(LINK_HELLO, sizeof h);
     void *body = malloc(sizeof h);
     if (!it || !body) {
@@ -706,7 +708,7 @@ static void send_hello(struct conn *c)
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 
-static void schedule_retry(struct migrd *d, int node)
+static void schedule_retry(struct postal *d, int node)
 {
     struct peer *p = &d->links->peers[node];
     struct timeval tv = {p->retry_ms / 1000, (p->retry_ms % 1000) * 1000};
@@ -719,7 +721,7 @@ static void schedule_retry(struct migrd *d, int node)
 }
 
 struct pending_connect {
-    struct migrd *d;
+    struct postal *d;
     int node, fd;
     struct event *ev;
 };
@@ -727,7 +729,7 @@ struct pending_connect {
 static void on_connected(evutil_socket_t fd, short what, void *arg)
 {
     struct pending_connect *pc = arg;
-    struct migrd *d = pc->d;
+    struct postal *d = pc->d;
     int node = pc->node, err = 0;
     socklen_t el = sizeof err;
     (void)what;
@@ -736,12 +738,12 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
         err = errno;
     if (err) {
-        log_debug("connect to %s (%s): %s", d->map.nodes[node].name, d->map.nodes[node].addr, strerror(err));
+        log_debug("connect to %s (%s): %s", d->cl->map.nodes[node].name, d->cl->map.nodes[node].addr, strerror(err));
         close(fd);
         schedule_retry(d, node);
         return;
     }
-    struct conn *c = conn_new(d->links, fd, node, d->map.nodes[node].addr);
+    struct conn *c = conn_new(d->links, fd, node, d->cl->map.nodes[node].addr);
     if (!c) {
         close(fd);
         schedule_retry(d, node);
@@ -751,10 +753,10 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     send_hello(c);
 }
 
-static void start_connect(struct migrd *d, int node)
+static void start_connect(struct postal *d, int node)
 {
     struct peer *p = &d->links->peers[node];
-    const struct cfg_node *n = &d->map.nodes[node];
+    const struct cfg_node *n = &d->cl->map.nodes[node];
     struct sockaddr_storage ss;
     socklen_t sl;
     if (p->connecting || p->c)
@@ -832,12 +834,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = migrd_now_ms();
     (void)fd;
     (void)what;
-    for (int i = 0; i < s->d->map.nnodes; i++) {
+    for (int i = 0; i < s->d->cl->map.nnodes; i++) {
         struct peer *p = &s->peers[i];
         if (p->c || !p->backlog || now - p->down_since_ms < LINK_DOWN_TIMEOUT_MS)
             continue;
         char why[128];
-        snprintf(why, sizeof why, "node %s unreachable for %d s", s->d->map.nodes[i].name,
+        snprintf(why, sizeof why, "node %s unreachable for %d s", s->d->cl->map.nodes[i].name,
                  LINK_DOWN_TIMEOUT_MS / 1000);
         while (p->backlog) {
             struct txitem *it = p->backlog;
@@ -849,16 +851,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int listen_on(struct migrd *d)
+static int listen_on(struct postal *d)
 {
-    const struct cfg_node *n = &d->map.nodes[d->self];
+    const struct cfg_node *n = &d->cl->map.nodes[d->cl->self];
     int fd = node_listen(n, n->port);
     if (fd < 0 && fd != -EINVAL)
         log_error("cannot listen on %s:%u (node %s): %s", n->addr, n->port, n->name, strerror(-fd));
     return fd;
 }
 
-int link_init(struct migrd *d)
+int link_init(struct postal *d)
 {
     struct link_set *s = calloc(1, sizeof *s);
     if (!s)
@@ -866,17 +868,17 @@ int link_init(struct migrd *d)
     d->links = s;
     s->d = d;
     s->lfd = -1;
-    s->peers = calloc((size_t)d->map.nnodes, sizeof *s->peers);
+    s->peers = calloc((size_t)d->cl->map.nnodes, sizeof *s->peers);
     if (!s->peers)
         return -ENOMEM;
-    for (int i = 0; i < d->map.nnodes; i++) {
+    for (int i = 0; i < d->cl->map.nnodes; i++) {
         s->peers[i].set = s;
         s->peers[i].node = i;
         s->peers[i].backlog_tail = &s->peers[i].backlog;
         s->peers[i].retry_ms = LINK_RETRY_MIN_MS;
         s->peers[i].down_since_ms = migrd_now_ms();
     }
-    if (d->map.nnodes == 1)
+    if (d->cl->map.nnodes == 1)
         return 0; /* a one-node cluster needs no link port */
     int fd = listen_on(d);
     if (fd < 0)
@@ -888,17 +890,17 @@ int link_init(struct migrd *d)
     if (!s->lev || !s->tick || event_add(s->lev, NULL) < 0 || event_add(s->tick, &tv) < 0)
         return -ENOMEM;
     /* The node listed first connects; the other one accepts. */
-    for (int i = d->self + 1; i < d->map.nnodes; i++)
+    for (int i = d->cl->self + 1; i < d->cl->map.nnodes; i++)
         start_connect(d, i);
     return 0;
 }
 
-void link_fini(struct migrd *d)
+void link_fini(struct postal *d)
 {
     struct link_set *s = d->links;
     if (!s)
         return;
-    for (int i = 0; s->peers && i < d->map.nnodes; i++) {
+    for (int i = 0; s->peers && i < d->cl->map.nnodes; i++) {
         struct peer *p = &s->peers[i];
         if (p->c) {
             struct conn *c = p->c;
@@ -925,7 +927,7 @@ void link_fini(struct migrd *d)
     d->links = NULL;
 }
 
-void link_status(struct migrd *d, int node, struct ctl_status_node *out)
+void link_status(struct postal *d, int node, struct ctl_status_node *out)
 {
     struct peer *p = &d->links->peers[node];
     out->connected = p->c != NULL;

@@ -15,31 +15,31 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../common/ring.h"
+#include "common/ring.h"
 
-struct migrd;
+struct postal;
 struct mbox;
 struct ctl_status_node;
 
-int link_init(struct migrd *d);   /* listen and start connecting; 0 or -errno */
-void link_fini(struct migrd *d);
+int link_init(struct postal *d);   /* listen and start connecting; 0 or -errno */
+void link_fini(struct postal *d);
 
-bool link_is_up(struct migrd *d, int node);
+bool link_is_up(struct postal *d, int node);
 
 /* Relay outbox record k of m to `node` without copying.  0: taken — the
  * link consumes it from the outbox when written, then calls postal_drain(m);
  * -ENOTCONN: the link is down (the caller keeps a copy instead). */
-int link_send_record(struct migrd *d, int node, struct mbox *m, struct dicom_pkt *k);
+int link_send_record(struct postal *d, int node, struct mbox *m, struct dicom_pkt *k);
 
 /* Send a kept copy (ownership passes to the link).  While the link is down
  * it waits; when the node stays unreachable too long it is refused. */
-void link_send_copy(struct migrd *d, int node, struct dicom_pkt *copy);
+void link_send_copy(struct postal *d, int node, struct dicom_pkt *copy);
 
 /* Control frames (ANNOUNCE, GONE, LOCATE, ...). */
-void link_send_ctl(struct migrd *d, int node, uint8_t type, const void *body, uint32_t len);
-void link_broadcast(struct migrd *d, uint8_t type, const void *body, uint32_t len);
+void link_send_ctl(struct postal *d, int node, uint8_t type, const void *body, uint32_t len);
+void link_broadcast(struct postal *d, uint8_t type, const void *body, uint32_t len);
 
 /* For `migrctl status`. */
-void link_status(struct migrd *d, int node, struct ctl_status_node *out);
+void link_status(struct postal *d, int node, struct ctl_status_node *out);
 
 #endif

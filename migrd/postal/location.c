@@ -7,12 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/addrmap.h"
-#include "../common/wire.h"
+#include "common/addrmap.h"
+#include "common/wire.h"
+#include "migrd/util/clock.h"
+#include "migrd/util/log.h"
 #include "link.h"
-#include "log.h"
 #include "mbox.h"
-#include "migrd.h"
+#include "office.h"
 #include "postal.h"
 
 /* How long packets for an address nobody claims are kept, and how often
@@ -39,7 +40,7 @@ struct location {
     unsigned nholding;     /* entries with held packets */
 };
 
-static struct loc_entry *entry(struct migrd *d, uint32_t job, uint32_t rank, int create)
+static struct loc_entry *entry(struct postal *d, uint32_t job, uint32_t rank, int create)
 {
     uint64_t key = addrmap_key(job, rank);
     struct loc_entry *e = addrmap_get(&d->loc->map, key);
@@ -58,7 +59,7 @@ static struct loc_entry *entry(struct migrd *d, uint32_t job, uint32_t rank, int
     return e;
 }
 
-enum loc_kind location_lookup(struct migrd *d, uint32_t job, uint32_t rank, int *node)
+enum loc_kind location_lookup(struct postal *d, uint32_t job, uint32_t rank, int *node)
 {
     struct loc_entry *e = entry(d, job, rank, 0);
     if (!e)
@@ -71,14 +72,14 @@ enum loc_kind location_lookup(struct migrd *d, uint32_t job, uint32_t rank, int 
     return e->held ? LOC_UNKNOWN : e->kind;
 }
 
-static void ask_everyone(struct migrd *d, struct loc_entry *e)
+static void ask_everyone(struct postal *d, struct loc_entry *e)
 {
     struct link_addr a = {e->job, e->rank};
     link_broadcast(d, LINK_LOCATE, &a, sizeof a);
     e->asked_ms = migrd_now_ms();
 }
 
-int location_hold(struct migrd *d, const struct dicom_pkt *k)
+int location_hold(struct postal *d, const struct dicom_pkt *k)
 {
     struct loc_entry *e = entry(d, k->dst_job, k->dst_rank, 1);
     struct held *h = malloc(sizeof *h);
@@ -102,7 +103,7 @@ int location_hold(struct migrd *d, const struct dicom_pkt *k)
 }
 
 /* Send e's held packets on (postal routes them again, in order). */
-static void release(struct migrd *d, struct loc_entry *e, const char *refuse)
+static void release(struct postal *d, struct loc_entry *e, const char *refuse)
 {
     struct held *h = e->held;
     if (!h)
@@ -123,7 +124,7 @@ static void release(struct migrd *d, struct loc_entry *e, const char *refuse)
     }
 }
 
-void location_learn(struct migrd *d, uint32_t job, uint32_t rank, int node)
+void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node)
 {
     struct loc_entry *e = entry(d, job, rank, 1);
     if (!e)
@@ -133,14 +134,14 @@ void location_learn(struct migrd *d, uint32_t job, uint32_t rank, int node)
     release(d, e, NULL);
 }
 
-void location_gone(struct migrd *d, uint32_t job, uint32_t rank, int node)
+void location_gone(struct postal *d, uint32_t job, uint32_t rank, int node)
 {
     struct loc_entry *e = entry(d, job, rank, 0);
     if (e && e->kind == LOC_NODE && e->node == node)
         e->kind = LOC_GONE;
 }
 
-void location_local_added(struct migrd *d, uint32_t job, uint32_t rank)
+void location_local_added(struct postal *d, uint32_t job, uint32_t rank)
 {
     struct link_addr a = {job, rank};
     struct loc_entry *e = entry(d, job, rank, 0);
@@ -151,7 +152,7 @@ void location_local_added(struct migrd *d, uint32_t job, uint32_t rank)
     link_broadcast(d, LINK_ANNOUNCE, &a, sizeof a);
 }
 
-void location_local_removed(struct migrd *d, uint32_t job, uint32_t rank)
+void location_local_removed(struct postal *d, uint32_t job, uint32_t rank)
 {
     struct link_addr a = {job, rank};
     struct loc_entry *e = entry(d, job, rank, 1);
@@ -161,7 +162,7 @@ void location_local_removed(struct migrd *d, uint32_t job, uint32_t rank)
 }
 
 struct link_up_ctx {
-    struct migrd *d;
+    struct postal *d;
     int node;
 };
 
@@ -186,7 +187,7 @@ static int ask_one(uint64_t key, void *val, void *arg)
     return 0;
 }
 
-void location_link_up(struct migrd *d, int node)
+void location_link_up(struct postal *d, int node)
 {
     struct link_up_ctx c = {d, node};
     mbox_foreach(d, announce_one, &c);
@@ -195,7 +196,7 @@ void location_link_up(struct migrd *d, int node)
 
 static int tick_one(uint64_t key, void *val, void *arg)
 {
-    struct migrd *d = arg;
+    struct postal *d = arg;
     struct loc_entry *e = val;
     uint64_t now = migrd_now_ms();
     (void)key;
@@ -210,14 +211,14 @@ static int tick_one(uint64_t key, void *val, void *arg)
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-    struct migrd *d = arg;
+    struct postal *d = arg;
     (void)fd;
     (void)what;
     if (d->loc->nholding)
         addrmap_foreach(&d->loc->map, tick_one, d);
 }
 
-int location_init(struct migrd *d)
+int location_init(struct postal *d)
 {
     d->loc = calloc(1, sizeof *d->loc);
     if (!d->loc || addrmap_init(&d->loc->map) < 0)
@@ -244,7 +245,7 @@ static int free_entry(uint64_t key, void *val, void *arg)
     return 0;
 }
 
-void location_fini(struct migrd *d)
+void location_fini(struct postal *d)
 {
     if (!d->loc)
         return;

@@ -11,31 +11,31 @@
 
 #include <stdint.h>
 
-#include "../common/ring.h"
+#include "common/ring.h"
 
-struct migrd;
+struct postal;
 
 enum loc_kind { LOC_UNKNOWN = 0, LOC_NODE, LOC_GONE };
 
-int location_init(struct migrd *d);
-void location_fini(struct migrd *d);
+int location_init(struct postal *d);
+void location_fini(struct postal *d);
 
 /* LOC_NODE fills *node. */
-enum loc_kind location_lookup(struct migrd *d, uint32_t job, uint32_t rank, int *node);
+enum loc_kind location_lookup(struct postal *d, uint32_t job, uint32_t rank, int *node);
 
 /* Keep a copy of packet k (for an unknown address) until it is located. */
-int location_hold(struct migrd *d, const struct dicom_pkt *k);
+int location_hold(struct postal *d, const struct dicom_pkt *k);
 
 /* What other nodes say. */
-void location_learn(struct migrd *d, uint32_t job, uint32_t rank, int node);
-void location_gone(struct migrd *d, uint32_t job, uint32_t rank, int node);
+void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node);
+void location_gone(struct postal *d, uint32_t job, uint32_t rank, int node);
 
 /* Local mailboxes opening and closing. */
-void location_local_added(struct migrd *d, uint32_t job, uint32_t rank);
-void location_local_removed(struct migrd *d, uint32_t job, uint32_t rank);
+void location_local_added(struct postal *d, uint32_t job, uint32_t rank);
+void location_local_removed(struct postal *d, uint32_t job, uint32_t rank);
 
 /* A link came up: tell that node about every local mailbox, ask it about
  * every address still unknown. */
-void location_link_up(struct migrd *d, int node);
+void location_link_up(struct postal *d, int node);
 
 #endif

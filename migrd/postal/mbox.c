@@ -13,10 +13,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../common/addrmap.h"
+#include "common/addrmap.h"
+#include "migrd/util/log.h"
 #include "location.h"
-#include "log.h"
-#include "migrd.h"
+#include "office.h"
 #include "postal.h"
 
 static void kept_flush(struct waiter *w);
@@ -26,7 +26,7 @@ struct mbox_table {
     unsigned count;
 };
 
-struct mbox_table *mbox_table_new(struct migrd *d)
+struct mbox_table *mbox_table_new(struct postal *d)
 {
     (void)d;
     struct mbox_table *t = calloc(1, sizeof *t);
@@ -47,7 +47,7 @@ static int free_one(struct mbox *m, void *arg)
     return 0;
 }
 
-struct mbox *mbox_find(struct migrd *d, uint32_t job, uint32_t rank)
+struct mbox *mbox_find(struct postal *d, uint32_t job, uint32_t rank)
 {
     return addrmap_get(&d->mboxes->map, addrmap_key(job, rank));
 }
@@ -64,13 +64,13 @@ static int foreach_tramp(uint64_t key, void *val, void *arg)
     return c->fn(val, c->arg);
 }
 
-int mbox_foreach(struct migrd *d, int (*fn)(struct mbox *m, void *arg), void *arg)
+int mbox_foreach(struct postal *d, int (*fn)(struct mbox *m, void *arg), void *arg)
 {
     struct foreach_ctx c = {fn, arg};
     return addrmap_foreach(&d->mboxes->map, foreach_tramp, &c);
 }
 
-unsigned mbox_count(struct migrd *d) { return d->mboxes->count; }
+unsigned mbox_count(struct postal *d) { return d->mboxes->count; }
 
 /* Resume everything that waited for room in m's inbox. */
 static void resume_waiters(struct mbox *m)
@@ -93,7 +93,7 @@ static void on_bell(evutil_socket_t fd, short what, void *arg)
     struct mbox *m = arg;
     (void)fd;
     (void)what;
-    migrd_busy(m->d);
+    postal_busy(m->d);
     resume_waiters(m); /* room in the inbox */
     postal_drain(m);
 }
@@ -155,8 +155,8 @@ static void mbox_destroy(struct mbox *m)
     free(m);
 }
 
-int mbox_create(struct migrd *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
-                uint32_t inbox, uint32_t outbox, struct ctl_client *owner, struct mbox **out)
+int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
+                uint32_t inbox, uint32_t outbox, void *owner, struct mbox **out)
 {
     if (mbox_find(d, job, rank))
         return -EADDRINUSE;
@@ -225,7 +225,7 @@ void mbox_maybe_free(struct mbox *m)
 {
     if (!m->closing || m->tx_busy || ring_peek(&m->outbox))
         return;
-    struct migrd *d = m->d;
+    struct postal *d = m->d;
     log_info("mailbox %u:%u (pid %d) closed: %lu packets relayed out, %lu delivered in", m->job,
              m->rank, m->pid, (unsigned long)m->relayed_out, (unsigned long)m->delivered_in);
     addrmap_put(&d->mboxes->map, addrmap_key(m->job, m->rank), NULL);
@@ -289,7 +289,7 @@ int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payloa
 }
 
 /* Used by main.c at shutdown. */
-void mbox_close_all(struct migrd *d)
+void mbox_close_all(struct postal *d)
 {
     if (!d->mboxes)
         return;

@@ -13,12 +13,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../common/mbox.h"
-#include "../common/ring.h"
+#include "common/mbox.h"
+#include "common/ring.h"
 
-struct migrd;
+struct postal;
 struct event;
-struct ctl_client;
 
 /* Something that waits for room in a mailbox's inbox. */
 struct waiter {
@@ -33,7 +32,7 @@ struct kept {
 };
 
 struct mbox {
-    struct migrd *d;
+    struct postal *d;
     uint32_t job, rank;
     pid_t pid;
     uid_t uid;
@@ -43,7 +42,7 @@ struct mbox {
     struct mbox_shared *sh;
     struct ring inbox, outbox;
     struct event *bell_ev;
-    struct ctl_client *owner;      /* NULL once the owner has gone      */
+    void *owner;                   /* postal_ops' owner; NULL once gone */
     bool closing;                  /* owner gone: drain outbox, then free */
     /* postal.c state */
     bool tx_busy;                  /* an outbox record is being relayed */
@@ -55,13 +54,13 @@ struct mbox {
     uint64_t relayed_out, delivered_in;
 };
 
-struct mbox_table *mbox_table_new(struct migrd *d);
+struct mbox_table *mbox_table_new(struct postal *d);
 
 /* Create and register a mailbox; -EADDRINUSE, -EINVAL (sizes), -errno. */
-int mbox_create(struct migrd *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
-                uint32_t inbox, uint32_t outbox, struct ctl_client *owner, struct mbox **out);
+int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
+                uint32_t inbox, uint32_t outbox, void *owner, struct mbox **out);
 
-struct mbox *mbox_find(struct migrd *d, uint32_t job, uint32_t rank);
+struct mbox *mbox_find(struct postal *d, uint32_t job, uint32_t rank);
 
 /* The owner's control connection closed. */
 void mbox_owner_gone(struct mbox *m);
@@ -69,8 +68,8 @@ void mbox_owner_gone(struct mbox *m);
 /* Free the mailbox if it is closing and nothing is left to relay. */
 void mbox_maybe_free(struct mbox *m);
 
-int mbox_foreach(struct migrd *d, int (*fn)(struct mbox *m, void *arg), void *arg);
-unsigned mbox_count(struct migrd *d);
+int mbox_foreach(struct postal *d, int (*fn)(struct mbox *m, void *arg), void *arg);
+unsigned mbox_count(struct postal *d);
 
 /* Is record k (at the head of ring r of mailbox m) well formed? */
 bool mbox_record_ok(const struct ring *r, const struct dicom_pkt *k);
@@ -85,7 +84,7 @@ void mbox_unwait(struct mbox *m, struct waiter *w);
 int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payload);
 
 /* Shutdown: free every mailbox and the table. */
-void mbox_close_all(struct migrd *d);
+void mbox_close_all(struct postal *d);
 
 /* Deliver a kept copy (ownership passes): now, or in order once the owner
  * has made room. */

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
+#include "migrd/cluster/cluster.h"
+#include "migrd/util/log.h"
 #include "link.h"
 #include "location.h"
-#include "log.h"
 #include "mbox.h"
-#include "migrd.h"
+#include "office.h"
 
 struct dicom_pkt *postal_copy(const struct dicom_pkt *k)
 {
@@ -26,13 +26,13 @@ struct dicom_pkt *postal_copy(const struct dicom_pkt *k)
     return c;
 }
 
-void postal_unreachable(struct migrd *d, const struct dicom_pkt *k, const char *why)
+void postal_unreachable(struct postal *d, const struct dicom_pkt *k, const char *why)
 {
     log_warn("packet %u:%u -> %u:%u (seq %lu, %u bytes) cannot be delivered: %s", k->src_job,
              k->src_rank, k->dst_job, k->dst_rank, (unsigned long)k->seq, k->len, why);
     struct mbox *src = mbox_find(d, k->src_job, k->src_rank);
     if (src && src->owner)
-        ctl_notify_unreachable(src->owner, k->dst_job, k->dst_rank, why);
+        d->ops.unreachable(src->owner, k->dst_job, k->dst_rank, why);
 }
 
 static void tx_resume(struct waiter *w)
@@ -52,7 +52,7 @@ static void consume_outbox(struct mbox *m, struct dicom_pkt *k)
  * false when m must wait (m->tx_busy is then set). */
 static bool route(struct mbox *m, struct dicom_pkt *k)
 {
-    struct migrd *d = m->d;
+    struct postal *d = m->d;
     struct mbox *dst = mbox_find(d, k->dst_job, k->dst_rank);
     if (dst) {
         if (dst->closing) {
@@ -74,7 +74,7 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
         struct dicom_pkt *c = postal_copy(k);
         if (!c) {
             m->tx_busy = false;
-            log_error("out of memory keeping a packet for node %s", d->map.nodes[node].name);
+            log_error("out of memory keeping a packet for node %s", d->cl->map.nodes[node].name);
             return false; /* stays in the outbox; retried on the next bell */
         }
         link_send_copy(d, node, c);
@@ -111,7 +111,7 @@ static void drain(struct mbox *m)
                       "closing the mailbox",
                       m->job, m->rank, m->pid, k->slot, k->len, k->kind);
             if (m->owner)
-                ctl_drop_client(m->owner, "malformed outbox record");
+                m->d->ops.drop_owner(m->owner, "malformed outbox record");
             return;
         }
         /* The sender is who owns the outbox, whatever the record says. */
@@ -143,7 +143,7 @@ void postal_drain(struct mbox *m)
         mbox_maybe_free(m); /* once nothing is left to relay */
 }
 
-void postal_send_copy(struct migrd *d, struct dicom_pkt *c)
+void postal_send_copy(struct postal *d, struct dicom_pkt *c)
 {
     struct mbox *dst = mbox_find(d, c->dst_job, c->dst_rank);
     int node;

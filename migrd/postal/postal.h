@@ -13,10 +13,10 @@
 
 #include <stdint.h>
 
-#include "../common/ring.h"
+#include "common/ring.h"
 
 struct mbox;
-struct migrd;
+struct postal;
 
 /* Relay whatever m's outbox holds (called on its doorbell and on resume). */
 void postal_drain(struct mbox *m);
@@ -24,10 +24,10 @@ void postal_drain(struct mbox *m);
 /* A packet held in migrd's memory (kept copy) is to be sent to `node`, or
  * delivered locally if the address is here.  Takes ownership of `copy`
  * (a malloc'd struct dicom_pkt followed by its payload). */
-void postal_send_copy(struct migrd *d, struct dicom_pkt *copy);
+void postal_send_copy(struct postal *d, struct dicom_pkt *copy);
 
 /* Tell the sender of k (if it is local) that k cannot be delivered. */
-void postal_unreachable(struct migrd *d, const struct dicom_pkt *k, const char *why);
+void postal_unreachable(struct postal *d, const struct dicom_pkt *k, const char *why);
 
 /* A malloc'd copy of record k. */
 struct dicom_pkt *postal_copy(const struct dicom_pkt *k);

@@ -11,9 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "migrd/util/clock.h"
+#include "migrd/util/log.h"
 #include "mbox.h"
-#include "migrd.h"
+#include "office.h"
 #include "postal.h"
 
 /* The kernel's struct sched_attr (glibc has no wrapper). */
@@ -42,7 +43,7 @@ int relay_parse_sched(const char *name, enum relay_sched *out)
 /* Asleep: the --sched mode, so that a wake-up preempts a busy rank (EEVDF
  * lets a task with a short slice, Linux >= 6.12, or a real-time one run at
  * once).  Polling: the normal policy and slice, so that yields alternate. */
-static int apply_sched(const struct migrd *d, bool polling)
+static int apply_sched(const struct postal *d, bool polling)
 {
     struct relay_sched_attr a = {.size = sizeof a, .sched_policy = SCHED_OTHER, .sched_nice = d->nice};
     if (!polling && d->sched == RELAY_SCHED_LATENCY)
@@ -56,7 +57,7 @@ static int apply_sched(const struct migrd *d, bool polling)
     return syscall(SYS_sched_setattr, 0, &a, 0) < 0 ? -errno : 0;
 }
 
-void relay_init(struct migrd *d, enum relay_sched mode, uint32_t poll_us)
+void relay_init(struct postal *d, enum relay_sched mode, uint32_t poll_us)
 {
     d->poll_us = poll_us;
     d->sched = mode;
@@ -91,9 +92,9 @@ static int drain_one(struct mbox *m, void *arg)
 }
 
 /* Relay what every outbox holds; outside polling this also arms them. */
-static void drain_all(struct migrd *d) { mbox_foreach(d, drain_one, NULL); }
+static void drain_all(struct postal *d) { mbox_foreach(d, drain_one, NULL); }
 
-static void set_polling(struct migrd *d, bool on)
+static void set_polling(struct postal *d, bool on)
 {
     d->polling = on;
     atomic_store_explicit(&d->node_sh->relay_busy, on, memory_order_relaxed);
@@ -106,10 +107,10 @@ static void set_polling(struct migrd *d, bool on)
         drain_all(d); /* arms the outboxes, relaying what came in meanwhile */
 }
 
-void relay_run(struct migrd *d)
+void relay_run(struct postal *d, const bool *stop)
 {
     uint64_t seen = d->relay_work, last_us = 0;
-    while (!d->stopping) {
+    while (!*stop) {
         if (!d->polling)
             atomic_store_explicit(&d->node_sh->relay_busy, 0, memory_order_relaxed);
         if (event_base_loop(d->base, d->polling ? EVLOOP_ONCE | EVLOOP_NONBLOCK : EVLOOP_ONCE) < 0) {

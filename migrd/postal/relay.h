@@ -19,9 +19,10 @@
 #ifndef MIGRD_RELAY_H
 #define MIGRD_RELAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-struct migrd;
+struct postal;
 
 enum relay_sched {
     RELAY_SCHED_NORMAL,   /* leave the policy alone                      */
@@ -36,9 +37,9 @@ enum relay_sched {
 int relay_parse_sched(const char *name, enum relay_sched *out);
 
 /* Apply the scheduling mode (logged) and remember the poll window. */
-void relay_init(struct migrd *d, enum relay_sched mode, uint32_t poll_us);
+void relay_init(struct postal *d, enum relay_sched mode, uint32_t poll_us);
 
-/* Run until d->stopping. */
-void relay_run(struct migrd *d);
+/* Run the daemon's event loop until *stop (set by a signal handler). */
+void relay_run(struct postal *d, const bool *stop);
 
 #endif
