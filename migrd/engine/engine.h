@@ -5,7 +5,7 @@
  * checkpoints a running, possibly multi-threaded Linux process with ptrace,
  * /proc and process_vm_readv, writes it as a self-describing image to any
  * file descriptor (file, pipe, socket), and restores an image into a process
- * with the same pid and tids (clone3 set_tid).  See shared/DESIGN.md §3.
+ * with the same pid and tids (clone3 set_tid).  See doc/ARCHITECTURE.md and ENGINE.md.
  *
  * Two levels are offered:
  *  - one-shot calls: engine_dump(), engine_restore(), engine_reincarnate();

@@ -1,5 +1,5 @@
 /*
- * migrate.h -- moving a running process to another node (DESIGN §2, §3).
+ * migrate.h -- moving a running process to another node (doc/ARCHITECTURE.md, "A move").
  *
  * Owns: the migration port (listening on the node's link port + 1), the
  * table of migratable processes (migrate_proc.h), both sides of a move

@@ -2,7 +2,7 @@
  * move.h -- the move subsystem: what its files share.
  *
  * The move folder moves a running process to another node and keeps what
- * it left at home working (DESIGN §2, §3):
+ * it left at home working (doc/ARCHITECTURE.md, "A move"):
  *   migrate.c        the migration port and both sides of a move
  *   migrate_proto.c  the frames of the migration port
  *   migrate_proc.c   the record of each migratable process

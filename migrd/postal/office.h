@@ -1,7 +1,7 @@
 /*
  * office.h -- the postal office of this node: what its files share.
  *
- * The postal folder carries DiCOM packets between processes (DESIGN §4):
+ * The postal folder carries DiCOM packets between processes (doc/ARCHITECTURE.md, "A packet"):
  *   mbox.c      the mailboxes of the processes registered here
  *   postal.c    routing and delivering packets
  *   location.c  where the mailboxes of other nodes are

@@ -1,5 +1,5 @@
 /*
- * deputy — test stand-in for migr's deputy (shared/DESIGN.md §2).
+ * deputy — test stand-in for migr's deputy (doc/ARCHITECTURE.md).
  *
  * Starts a program as its child and stays its parent for the program's
  * whole life, across reincarnations: on SIGUSR1 it runs

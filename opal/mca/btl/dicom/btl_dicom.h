@@ -1,7 +1,7 @@
 /* -*- Mode: C; c-basic-offset:4 ; indent-tabs-mode:nil -*- */
 /*
  * btl_dicom.h -- the BTL `dicom`: Open MPI's byte transfer layer over the
- * DiCOM postal protocol of migr (see shared/DESIGN.md, section 4).
+ * DiCOM postal protocol of migr (see doc/ARCHITECTURE.md, "A packet").
  *
  * This header owns the shapes shared by all files of the component:
  *   - the component (MCA parameters, descriptor free lists, the list of
