@@ -11,7 +11,8 @@
  *   cluster/  the cluster map, node addresses, CPU features
  *   util/     log and clock, for every part of the daemon
  * and common/ is what daemon, library and tools share.  Calls go one way:
- * core -> move -> engine; core, move -> postal -> cluster -> util.  What a
+ * core -> move -> engine; core -> postal; move, postal -> cluster -> util
+ * (move may call postal, never the reverse).  What a
  * lower part must tell a higher one goes through a callback table that the
  * higher part registers at start-up (struct postal_ops).  doc/ARCHITECTURE.md
  * has the whole map.
