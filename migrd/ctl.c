@@ -67,8 +67,36 @@ static void client_free(struct ctl_client *c)
         mbox_owner_gone(c->mbox);
     }
     event_free(c->ev);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     free(c);
+}
+
+/* postal_ops: the mailbox of this connection moved away with its process. */
+static void ctl_release_client(void *owner)
+{
+    struct ctl_client *c = owner;
+    c->mbox = NULL;
+}
+
+static int ctl_client_fd(void *owner) { return ((struct ctl_client *)owner)->fd; }
+
+static void on_client(evutil_socket_t fd, short what, void *arg);
+
+/* postal_ops: answer the requests waiting on this connection now (a move
+ * waits for its process to leave a DiCOM critical section, which may be
+ * waiting for our answer).  A connection that is closing is left to the
+ * event loop. */
+static void ctl_serve_client(void *owner)
+{
+    struct ctl_client *c = owner;
+    for (int i = 0; i < 8; i++) {
+        char b;
+        ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n <= 0)
+            return;
+        on_client(c->fd, EV_READ, c);
+    }
 }
 
 /* postal_ops: the owner of a mailbox broke the protocol. */
@@ -232,6 +260,29 @@ static void on_client(evutil_socket_t fd, short what, void *arg)
     handlers[h->type].fn(c, h);
 }
 
+/* Watch a new client's connection and list it; frees c on failure. */
+static int client_start(struct ctl_server *srv, struct ctl_client *c, int fd, pid_t pid, uid_t uid)
+{
+    c->srv = srv;
+    c->fd = fd;
+    c->pid = pid;
+    c->uid = uid;
+    c->ev = event_new(srv->d->base, fd, EV_READ | EV_PERSIST, on_client, c);
+    if (!c->ev || event_add(c->ev, NULL) < 0) {
+        log_warn("cannot watch the control connection fd %d of pid %d", fd, pid);
+        if (c->ev)
+            event_free(c->ev);
+        free(c);
+        return -1;
+    }
+    c->next = srv->clients;
+    if (c->next)
+        c->next->pprev = &c->next;
+    c->pprev = &srv->clients;
+    srv->clients = c;
+    return 0;
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct ctl_server *srv = arg;
@@ -252,24 +303,30 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             close(fd);
             continue;
         }
-        c->srv = srv;
-        c->fd = fd;
-        c->pid = cr.pid;
-        c->uid = cr.uid;
-        c->ev = event_new(srv->d->base, fd, EV_READ | EV_PERSIST, on_client, c);
-        if (!c->ev || event_add(c->ev, NULL) < 0) {
-            if (c->ev)
-                event_free(c->ev);
-            free(c);
+        if (client_start(srv, c, fd, cr.pid, cr.uid) < 0)
             close(fd);
-            continue;
-        }
-        c->next = srv->clients;
-        if (c->next)
-            c->next->pprev = &c->next;
-        c->pprev = &srv->clients;
-        srv->clients = c;
     }
+}
+
+/* move_ops: the control connection of a process that moved here, with the
+ * mailbox made from its snapshot (migrd/move/migrate_postal.c). */
+static int ctl_adopt_client(void *core, int fd, pid_t pid, uid_t uid, struct mbox *m)
+{
+    struct migrd *d = core;
+    struct ctl_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    if (client_start(d->ctl, c, fd, pid, uid) < 0)
+        return -ENOMEM;
+    int rc = mbox_register(m, c);
+    if (rc < 0) {
+        c->fd = -1; /* the caller keeps fd */
+        client_free(c);
+        return rc;
+    }
+    c->mbox = m;
+    log_info("adopted the mailbox %u:%u of pid %d (uid %u), moved here", m->job, m->rank, pid, (unsigned)uid);
+    return 0;
 }
 
 /* postal_ops: a packet the owner of a mailbox sent cannot be delivered. */
@@ -317,7 +374,10 @@ int ctl_init(struct migrd *d, const char *path)
         return -ENOMEM;
     d->ctl = srv;
     srv->d = d;
-    d->postal.ops = (struct postal_ops){.unreachable = ctl_notify_unreachable, .drop_owner = ctl_drop_client};
+    d->postal.ops = (struct postal_ops){.unreachable = ctl_notify_unreachable, .drop_owner = ctl_drop_client,
+                                        .release = ctl_release_client, .serve = ctl_serve_client,
+                                        .fd = ctl_client_fd};
+    d->move.ops = (struct move_ops){.core = d, .adopt_client = ctl_adopt_client};
     srv->lfd = -1;
     if (strlen(path) >= sizeof sa.sun_path) {
         log_error("control socket path too long: %s", path);

@@ -17,6 +17,7 @@
 #include "common/wire.h"
 #include "dicom/dicom.h"
 #include "migrd/move/migrate.h"
+#include "migrd/postal/exile.h"
 #include "migrd/postal/link.h"
 #include "migrd/postal/location.h"
 #include "migrd/postal/mbox.h"
@@ -271,13 +272,14 @@ int main(int argc, char **argv)
     d.postal.cl = &d.cl;
     d.move.base = d.base;
     d.move.cl = &d.cl;
+    d.move.postal = &d.postal;
     d.postal.mboxes = mbox_table_new(&d.postal);
     if (node_page_create(&d.postal) < 0)
         return 1;
     struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
     if (!d.postal.mboxes || !sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
-        location_init(&d.postal) < 0) {
+        location_init(&d.postal) < 0 || exile_init(&d.postal) < 0) {
         log_error("out of memory at start-up");
         return 1;
     }
@@ -296,6 +298,7 @@ int main(int argc, char **argv)
     ctl_fini(&d);
     migrate_fini(&d.move);
     link_fini(&d.postal);
+    exile_fini(&d.postal);
     mbox_close_all(&d.postal);
     location_fini(&d.postal);
     event_free(sigterm);

@@ -145,4 +145,37 @@ int  engine_image_restore(struct engine_image *img,
 int  engine_release(struct engine_frozen *fz, int how);
 void engine_image_free(struct engine_image *img);
 
+/* ---- the postal hand-over (objects.c): a process's DiCOM objects ----
+ * The daemon finds them in a captured image and makes the restore use its
+ * own objects instead of recreating, forwarding or snapshotting them. */
+struct engine_region {
+	uint64_t start, end, pgoff, ino;
+	uint32_t dev_major, dev_minor, prot;
+	int shared;                /* a shared mapping (file or anonymous)    */
+	const char *path;          /* valid while the image is                */
+};
+pid_t engine_image_pid(const struct engine_image *img);
+uint32_t engine_image_uid(const struct engine_image *img);   /* real uid */
+uint32_t engine_image_nfds(const struct engine_image *img);
+int  engine_image_fd_number(const struct engine_image *img, uint32_t i);
+/* The fd number in the image of frozen pid that is the same open file as
+ * our fd `mine`, -1 when none is (or -1 with an error: check errno). */
+int  engine_image_fd_same(const struct engine_image *img, pid_t pid, int mine);
+/* The fd number in the image of the AF_UNIX socket whose peer is our
+ * socket `mine` (a connection to us), or -1. */
+int  engine_image_fd_peer(const struct engine_image *img, int mine);
+/* Install (a dup of) src at fd number fdnum instead of what the image says. */
+int  engine_image_set_fd(struct engine_image *img, int fdnum, int src);
+uint32_t engine_image_nregions(const struct engine_image *img);
+int  engine_image_region(const struct engine_image *img, uint32_t i, struct engine_region *out);
+/* Map the shared region at start from (a dup of) src; its saved pages are
+ * not written (the caller filled the object). */
+int  engine_image_set_region_object(struct engine_image *img, uint64_t start, int src);
+/* Source side, after engine_capture_lazy(): the region at start becomes
+ * private anonymous memory with only its first `keep` bytes saved. */
+int  engine_image_region_to_anon(struct engine_image *img, uint64_t start, uint64_t keep);
+/* Saved page bytes of a received image: 0, or -1 when not all are saved. */
+int  engine_image_peek(struct engine_image *img, uint64_t addr, void *buf, uint64_t len);
+int  engine_image_poke(struct engine_image *img, uint64_t addr, const void *buf, uint64_t len);
+
 #endif /* MIGR_ENGINE_H */

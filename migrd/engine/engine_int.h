@@ -103,6 +103,12 @@ enum {
 	VMF_NORESERVE = 1u << 12,
 };
 
+/* markers of capture (not kernel flags): what the region is mapped from */
+#define VMF_DELETED (1u << 20)
+#define VMF_TMPFS   (1u << 21)
+#define VMF_SYSV    (1u << 22)
+#define VMF_DEVICE  (1u << 23)
+
 /* how a vma's contents travel */
 enum {
 	VMC_NONE = 0,          /* nothing saved (clean file pages, untouched)     */
@@ -310,6 +316,8 @@ int eng_vmas_handover(struct engine_image *img, pid_t pid);
 /* ------------------------------------------------------------ fdpolicy.c */
 int eng_capture_fds(struct engine_frozen *fz, struct engine_image *img);
 const char *eng_fd_kind_name(uint32_t kind);
+/* peer inode of the AF_UNIX socket with inode ino, seen from pid's netns */
+int eng_unix_peer(pid_t pid, uint64_t ino, uint64_t *peer, uint32_t *state);
 /* same host: take original objects of external fds (and files if keep_files) */
 int eng_fds_handover(struct engine_image *img, int pidfd, bool keep_files);
 /* restore side, in the restorer: create/open every source object */

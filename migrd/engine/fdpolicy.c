@@ -79,7 +79,7 @@ static const char *fdinfo_val(const char *info, const char *key)
 }
 
 /* peer inode of an AF_UNIX socket, through sock_diag in pid's netns */
-static int unix_peer(pid_t pid, uint64_t ino, uint64_t *peer, uint32_t *state)
+int eng_unix_peer(pid_t pid, uint64_t ino, uint64_t *peer, uint32_t *state)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -589,7 +589,7 @@ int eng_capture_fds(struct engine_frozen *fz, struct engine_image *img)
 		int copy;
 		if (f->kind != FD_UNIX || f->same_as >= 0)
 			continue;
-		if (unix_peer(pid, f->ino, &peer, &state) < 0)
+		if (eng_unix_peer(pid, f->ino, &peer, &state) < 0)
 			goto fail;
 		for (uint32_t j = 0; peer && j < n; j++) {
 			if (img->fds[j].kind == FD_UNIX && img->fds[j].ino == peer &&

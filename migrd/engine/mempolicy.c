@@ -70,12 +70,6 @@ static const struct { const char *name; uint32_t bit; } vmflag_names[] = {
 	{ "nr", VMF_NORESERVE },
 };
 
-/* our marker: the mapped file was deleted (not a kernel flag) */
-#define VMF_DELETED (1u << 20)
-#define VMF_TMPFS   (1u << 21)
-#define VMF_SYSV    (1u << 22)
-#define VMF_DEVICE  (1u << 23)
-
 static uint32_t classify(const char *perms, const char *path, uint32_t *flags)
 {
 	bool shared = perms[3] == 's';

@@ -33,6 +33,7 @@
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "forward_conn.h"
+#include "migrate_postal.h"
 #include "migrate_proc.h"
 #include "move.h"
 
@@ -135,14 +136,14 @@ static void outchans_close(struct outchans *oc)
 }
 
 /* Which channel each outside descriptor of the image goes to. */
-static int map_channels(struct mproc *p, const struct engine_image *img, struct outchans *oc,
-                        struct migrate_result *res)
+static int map_channels(struct mproc *p, const struct engine_image *img, const struct mig_postal *mp,
+                        struct outchans *oc, struct migrate_result *res)
 {
     int pidfd = -1;
     for (uint32_t i = 0; i < img->nfds; i++) {
         const struct eng_fd *f = &img->fds[i];
         uint32_t chan, dir;
-        if (f->kind != FD_EXTERNAL || f->same_as >= 0)
+        if (f->kind != FD_EXTERNAL || f->same_as >= 0 || mpostal_owns_fd(mp, f->fd))
             continue;
         if (oc->n >= MIG_MAX_CHAN)
             return failf(res, "pid %d has more than %d descriptors leading outside", p->pid, MIG_MAX_CHAN);
@@ -235,6 +236,8 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
     struct outchans oc = {0};
     struct engine_frozen *fz = NULL;
     struct engine_image *img = NULL;
+    struct mbox *pm = NULL;        /* its DiCOM mailbox, if it has one */
+    struct mig_postal mp;
     struct mig_hdr h;
     char reason[MIG_REASON_MAX + 1];
     int fd = -1, rc = -1;
@@ -278,6 +281,9 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
         goto out;
     }
     t_freeze = fz->t_freeze0 / 1000;
+    if ((pm = mpostal_mailbox(d, p->pid)) &&
+        mpostal_safe_point(d, p->pid, &fz, res->message, sizeof res->message) < 0)
+        goto out;
     t_frozen = now_us();
     /* the pages are read from the frozen process while the image streams:
      * reading and sending overlap, and no buffer of its size is needed */
@@ -286,12 +292,19 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
         goto out;
     }
     t_captured = now_us();
-    if (map_channels(p, img, &oc, res) < 0)
+    if (pm && (!(pm = mpostal_mailbox(d, p->pid)) ||
+               mpostal_describe(d, pm, img, &mp, res->message, sizeof res->message) < 0)) {
+        if (!res->message[0])
+            failf(res, "the mailbox of pid %d closed during the move", p->pid);
+        goto out;
+    }
+    if (map_channels(p, img, pm ? &mp : NULL, &oc, res) < 0)
         goto out;
     if (p->ep)
         fwd_ep_drain_output(p->ep);
     if (mig_send(fd, MIG_CHANMAP, 0, oc.map, oc.n * (uint32_t)sizeof oc.map[0]) < 0 ||
-        send_unread_input(fd, p, &oc) < 0 || mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
+        send_unread_input(fd, p, &oc) < 0 || (pm && mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0) ||
+        mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
         send_image(fd, img, inject, &res->bytes) < 0) {
         failf(res, "streaming to %s: %s", dn->name,
               errno ? strerror(errno) : engine_strerror());
@@ -323,6 +336,8 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
     p->at = dest;
     p->last_frozen_us = res->frozen_us;
     mproc_notify_stub(p, CTL_PEV_MOVED, 0, dn->name);
+    if (pm)
+        mpostal_exile(d, pm, dest); /* before the old copy's control connection closes */
     if (engine_release(fz, ENGINE_KILL) < 0)
         log_warn("pid %d: ending the source copy: %s", p->pid, engine_strerror());
     fz = NULL;
@@ -506,7 +521,11 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     uint8_t *buf = NULL;
     struct engine_pagebuf pb = {0};
     struct mig_hdr h;
+    struct mig_postal mp;
+    struct mpostal_in pin;
+    bool have_postal = false;
     pid_t restored;
+    mpostal_in_init(&pin);
     (void)unused;
     (void)what;
     int fd = fconn_take_fd(in->c);
@@ -578,6 +597,9 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
             }
         } else if (h.type == MIG_INPUT_EOF) {
             fwd_ep_prefill_eof(p->ep, h.chan);
+        } else if (h.type == MIG_POSTAL && h.len == sizeof mp && !have_postal) {
+            memcpy(&mp, buf, sizeof mp);
+            have_postal = true;
         } else {
             snprintf(why, sizeof why, "unexpected %s frame in the stream", mig_type_name(h.type));
             goto fail;
@@ -588,10 +610,12 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         snprintf(why, sizeof why, "image refused: %s", engine_strerror());
         goto fail;
     }
+    if (have_postal && mpostal_prepare(d, &mp, img, &pin, why, sizeof why) < 0)
+        goto fail;
     for (uint32_t i = 0; i < img->nfds; i++) {
         struct eng_fd *f = &img->fds[i];
         uint32_t k;
-        if (f->kind != FD_EXTERNAL || f->same_as >= 0)
+        if (f->kind != FD_EXTERNAL || f->same_as >= 0 || (have_postal && mpostal_owns_fd(&mp, f->fd)))
             continue;
         for (k = 0; k < nmap && map[k].fd != f->fd; k++)
             ;
@@ -613,6 +637,15 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         goto fail;
     }
     t_rest1 = now_us();
+    if (have_postal && mpostal_open(d, &pin, restored) < 0) {
+        /* not acknowledged: the source thaws its copy */
+        kill(restored, SIGKILL);
+        waitpid(restored, NULL, 0);
+        snprintf(why, sizeof why, "the mailbox of pid %d cannot be opened on %s", o->pid,
+                 cluster_self_name(d->cl));
+        goto fail;
+    }
+    mpostal_in_free(&pin);
     for (uint32_t i = 0; i < nmap; i++)
         close(proc_end[i]);
     nmap = 0;
@@ -638,6 +671,7 @@ fail:
     log_warn("pid %d: incoming move failed: %s", o->pid, why);
     mig_send(fd, MIG_FAILED, 0, why, (uint32_t)strlen(why) + 1);
 fail_quiet:
+    mpostal_in_free(&pin);
     for (uint32_t i = 0; i < nmap; i++)
         close(proc_end[i]);
     if (img)

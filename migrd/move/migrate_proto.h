@@ -11,7 +11,7 @@
  *
  * A move (source -> destination):
  *   OFFER -> ACCEPT | REFUSE(reason)
- *   CHANMAP, INPUT*, INPUT_EOF*, IMAGE + raw image -> RESTORED | FAILED(reason)
+ *   CHANMAP, INPUT*, INPUT_EOF*, [POSTAL], IMAGE + raw image -> RESTORED | FAILED(reason)
  * A forwarding connection (where the process runs -> its home):
  *   HELLO(pid, gen), then both ways DATA/EOF per channel; location -> home:
  *   EXIT, END (left this node), RETURN (input that came too late), MOVE_RESULT;
@@ -26,7 +26,7 @@
 #include "migrd/cluster/cpu_features.h"
 
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
-#define MIG_VERSION  2
+#define MIG_VERSION  3
 #define MIG_MAX_BODY (1u << 20)
 #define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
 
@@ -35,6 +35,7 @@ enum mig_type {
     MIG_RESTORED, MIG_FAILED,
     FWD_HELLO, FWD_DATA, FWD_EOF, FWD_EXIT, FWD_SIGNAL, FWD_END, FWD_END_ACK, FWD_RETURN,
     FWD_MOVE, FWD_MOVE_RESULT,
+    MIG_POSTAL,
     MIG_TYPE_MAX
 };
 
@@ -67,6 +68,21 @@ struct mig_chan {
     uint32_t chan;
     uint32_t dir;           /* enum mig_dir bits               */
     uint32_t pad;
+};
+
+/* The DiCOM mailbox of the process (migrate_postal.c): where its objects
+ * are in the image, so that the destination gives it its own. */
+#define MIG_MAX_PEERS 256
+struct mig_postal {
+    uint32_t job, rank;
+    int32_t ctl_fd;         /* the control connection to migrd        */
+    int32_t bell_fd;        /* its doorbell, migrd's doorbell (or -1)  */
+    int32_t dbell_fd;
+    uint32_t npeers;
+    uint64_t mbox_start, mbox_len; /* the mapping of the mailbox       */
+    uint64_t node_start;    /* the node page's mapping, 0: none        */
+    uint64_t peers[MIG_MAX_PEERS]; /* mappings of other inboxes of the
+                               node it leaves: private memory there    */
 };
 
 struct mig_hello {

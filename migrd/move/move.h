@@ -17,18 +17,36 @@
  * the source ends its copy; the home's anchor (forward_home.c) now relays
  * the process's stdio and pipes to the new node.
  *
- * It may call engine/, cluster/, util/ and common/; never the core.
+ *   migrate_postal.c the DiCOM mailbox of a moving process (hand-over)
+ * It may call engine/, postal/ (the mailbox hand-over), cluster/, util/ and
+ * common/; never the core: what it asks of the core goes through struct
+ * move_ops, which the core registers at start-up.
  */
 #ifndef MIGRD_MOVE_H
 #define MIGRD_MOVE_H
 
+#include <sys/types.h>
+
 struct event_base;
 struct cluster;
 struct migrate;
+struct mbox;
+struct postal;
+
+/* What the move subsystem asks of the core (registered by ctl_init). */
+struct move_ops {
+    void *core;
+    /* fd: migrd's end of the control connection of a process restored
+     * here; m: its mailbox, made from its snapshot.  The core takes fd and
+     * registers m for that connection (0), or leaves both (-errno). */
+    int (*adopt_client)(void *core, int fd, pid_t pid, uid_t uid, struct mbox *m);
+};
 
 struct move {
     struct event_base *base;
     const struct cluster *cl;
+    struct postal *postal;     /* mailboxes travel with their processes  */
+    struct move_ops ops;
     struct migrate *migrate;   /* migrate.c: moves, forwarding, migratable processes */
 };
 

@@ -491,7 +491,8 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
         *bad = true;
         return false;
     }
-    struct mbox *m = mbox_find(d, ld->dst_job, ld->dst_rank);
+    /* An exiled mailbox still takes packets: exile.c forwards them. */
+    struct mbox *m = mbox_find_any(d, ld->dst_job, ld->dst_rank);
     c->rx_mbox = NULL;
     if (!m || m->closing || ld->len > ring_max_payload(m->inbox.size)) {
         if (!m)

@@ -11,6 +11,7 @@
 #include "common/wire.h"
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
+#include "exile.h"
 #include "link.h"
 #include "mbox.h"
 #include "office.h"
@@ -137,8 +138,10 @@ void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node)
 void location_gone(struct postal *d, uint32_t job, uint32_t rank, int node)
 {
     struct loc_entry *e = entry(d, job, rank, 0);
-    if (e && e->kind == LOC_NODE && e->node == node)
+    if (e && e->kind == LOC_NODE && e->node == node) {
         e->kind = LOC_GONE;
+        exile_gone(d, job, rank);
+    }
 }
 
 void location_local_added(struct postal *d, uint32_t job, uint32_t rank)
@@ -170,7 +173,7 @@ static int announce_one(struct mbox *m, void *arg)
 {
     struct link_up_ctx *c = arg;
     struct link_addr a = {m->job, m->rank};
-    if (!m->closing)
+    if (!m->closing && !m->exiled)
         link_send_ctl(c->d, c->node, LINK_ANNOUNCE, &a, sizeof a);
     return 0;
 }

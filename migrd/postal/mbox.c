@@ -15,6 +15,7 @@
 
 #include "common/addrmap.h"
 #include "migrd/util/log.h"
+#include "exile.h"
 #include "location.h"
 #include "office.h"
 #include "postal.h"
@@ -49,7 +50,8 @@ static int free_one(struct mbox *m, void *arg)
 
 struct mbox *mbox_find(struct postal *d, uint32_t job, uint32_t rank)
 {
-    return addrmap_get(&d->mboxes->map, addrmap_key(job, rank));
+    struct mbox *m = addrmap_get(&d->mboxes->map, addrmap_key(job, rank));
+    return m && !m->exiled ? m : NULL;
 }
 
 struct foreach_ctx {
@@ -72,8 +74,7 @@ int mbox_foreach(struct postal *d, int (*fn)(struct mbox *m, void *arg), void *a
 
 unsigned mbox_count(struct postal *d) { return d->mboxes->count; }
 
-/* Resume everything that waited for room in m's inbox. */
-static void resume_waiters(struct mbox *m)
+void mbox_room_made(struct mbox *m)
 {
     struct waiter *w = m->inbox_waiters;
     m->inbox_waiters = NULL;
@@ -94,7 +95,7 @@ static void on_bell(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     postal_busy(m->d);
-    resume_waiters(m); /* room in the inbox */
+    mbox_room_made(m); /* room in the inbox */
     postal_drain(m);
 }
 
@@ -144,6 +145,8 @@ static void mbox_destroy(struct mbox *m)
     }
     if (m->bell_ev)
         event_free(m->bell_ev);
+    if (m->exile_ev)
+        event_free(m->exile_ev);
     if (m->map)
         munmap(m->map, m->map_len);
     if (m->memfd >= 0)
@@ -155,17 +158,20 @@ static void mbox_destroy(struct mbox *m)
     free(m);
 }
 
-int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
-                uint32_t inbox, uint32_t outbox, void *owner, struct mbox **out)
+struct mbox *mbox_find_any(struct postal *d, uint32_t job, uint32_t rank)
 {
-    if (mbox_find(d, job, rank))
-        return -EADDRINUSE;
+    return addrmap_get(&d->mboxes->map, addrmap_key(job, rank));
+}
+
+int mbox_new(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid, uint32_t inbox,
+             uint32_t outbox, struct mbox **out)
+{
     if (!ring_size_valid(inbox) || !ring_size_valid(outbox) || inbox > d->max_ring || outbox > d->max_ring)
         return -EINVAL;
     struct mbox *m = calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
-    *m = (struct mbox){.d = d, .job = job, .rank = rank, .pid = pid, .uid = uid, .owner = owner,
+    *m = (struct mbox){.d = d, .job = job, .rank = rank, .pid = pid, .uid = uid,
                        .memfd = -1, .proc_bell = -1, .daemon_bell = -1};
     m->kept_tail = &m->kept;
     m->map_len = mbox_map_size(inbox, outbox);
@@ -192,19 +198,6 @@ int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t 
         goto fail;
     }
     layout(m, inbox, outbox);
-    m->bell_ev = event_new(d->base, m->daemon_bell, EV_READ | EV_PERSIST | EV_ET, on_bell, m);
-    if (!m->bell_ev || event_add(m->bell_ev, NULL) < 0) {
-        rc = -ENOMEM;
-        log_error("cannot watch doorbell fd %d of mailbox %u:%u", m->daemon_bell, job, rank);
-        goto fail;
-    }
-    rc = addrmap_put(&d->mboxes->map, addrmap_key(job, rank), m);
-    if (rc < 0)
-        goto fail;
-    d->mboxes->count++;
-    /* The outbox starts empty: sleep until the owner rings. */
-    ring_arm_consumer(&m->outbox);
-    location_local_added(d, job, rank);
     *out = m;
     return 0;
 fail:
@@ -212,12 +205,68 @@ fail:
     return rc;
 }
 
+void mbox_discard(struct mbox *m) { mbox_destroy(m); }
+
+void mbox_unlist(struct mbox *m)
+{
+    struct postal *d = m->d;
+    if (addrmap_get(&d->mboxes->map, addrmap_key(m->job, m->rank)) != m)
+        return;
+    addrmap_put(&d->mboxes->map, addrmap_key(m->job, m->rank), NULL);
+    d->mboxes->count--;
+}
+
+int mbox_register(struct mbox *m, void *owner)
+{
+    struct postal *d = m->d;
+    struct mbox *old = mbox_find_any(d, m->job, m->rank);
+    if (old && !old->exiled)
+        return -EADDRINUSE;
+    m->bell_ev = event_new(d->base, m->daemon_bell, EV_READ | EV_PERSIST | EV_ET, on_bell, m);
+    if (!m->bell_ev || event_add(m->bell_ev, NULL) < 0) {
+        log_error("cannot watch doorbell fd %d of mailbox %u:%u", m->daemon_bell, m->job, m->rank);
+        return -ENOMEM;
+    }
+    if (old)
+        exile_retire(old); /* its owner is back (or its address reused): it drains into m */
+    int rc = addrmap_put(&d->mboxes->map, addrmap_key(m->job, m->rank), m);
+    if (rc < 0)
+        return rc;
+    m->owner = owner;
+    d->mboxes->count++;
+    location_local_added(d, m->job, m->rank);
+    /* Relay what the outbox holds (a moved process's), then sleep until
+     * the owner rings; wake the owner if its inbox holds packets. */
+    postal_drain(m);
+    if (ring_used(&m->inbox))
+        mbox_ring_owner(m);
+    return 0;
+}
+
+int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
+                uint32_t inbox, uint32_t outbox, void *owner, struct mbox **out)
+{
+    struct mbox *m, *old = mbox_find_any(d, job, rank);
+    if (old && !old->exiled)
+        return -EADDRINUSE;
+    int rc = mbox_new(d, job, rank, pid, uid, inbox, outbox, &m);
+    if (rc < 0)
+        return rc;
+    rc = mbox_register(m, owner);
+    if (rc < 0) {
+        mbox_destroy(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
 void mbox_owner_gone(struct mbox *m)
 {
     m->owner = NULL;
     m->closing = true;
     atomic_store(&m->sh->state, MBOX_CLOSED);
-    resume_waiters(m); /* nobody reads this inbox any more: waiters give up */
+    mbox_room_made(m); /* nobody reads this inbox any more: waiters give up */
     postal_drain(m); /* frees m once its outbox is empty */
 }
 

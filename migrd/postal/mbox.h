@@ -52,6 +52,14 @@ struct mbox {
     struct kept *kept, **kept_tail;/* copies waiting for room, in order */
     struct waiter kept_wait;
     uint64_t relayed_out, delivered_in;
+    /* exile.c state: the owner moved to node `away`; the inbox is drained
+     * and forwarded (exile.h) */
+    bool exiled;                   /* out of reach of mbox_find()       */
+    bool retired;                  /* no longer in the table            */
+    int away;
+    struct event *exile_ev;        /* the old doorbell of the owner     */
+    uint64_t exile_end_ms;         /* freed then (0: when told)         */
+    struct mbox *exile_next;
 };
 
 struct mbox_table *mbox_table_new(struct postal *d);
@@ -60,7 +68,24 @@ struct mbox_table *mbox_table_new(struct postal *d);
 int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
                 uint32_t inbox, uint32_t outbox, void *owner, struct mbox **out);
 
+/* The mailbox of (job, rank) whose owner runs here, or NULL. */
 struct mbox *mbox_find(struct postal *d, uint32_t job, uint32_t rank);
+/* The same, also an exiled one (its inbox still takes packets). */
+struct mbox *mbox_find_any(struct postal *d, uint32_t job, uint32_t rank);
+
+/* Creating a mailbox in two steps (the hand-over fills it in between):
+ * make it, unregistered (-EINVAL: sizes, -errno); register it for its owner
+ * (retires an exiled mailbox of the same address; -EADDRINUSE when a live
+ * one has it); or discard it, unseen by anyone. */
+int mbox_new(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid, uint32_t inbox,
+             uint32_t outbox, struct mbox **out);
+int mbox_register(struct mbox *m, void *owner);
+void mbox_discard(struct mbox *m);
+/* Take m out of the table (if it is there). */
+void mbox_unlist(struct mbox *m);
+
+/* Room was made in m's inbox: resume what waited for it. */
+void mbox_room_made(struct mbox *m);
 
 /* The owner's control connection closed. */
 void mbox_owner_gone(struct mbox *m);

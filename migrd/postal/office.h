@@ -8,6 +8,7 @@
  *   link.c      the connections to the other nodes' migrd
  *   relay.c     how the daemon waits for relay work (asleep or polling)
  *   node_page.c the node page every registered process maps read-only
+ *   exile.c     the mailboxes of processes that moved away (forwarded)
  * A packet's way: a process writes into its outbox -> mbox.c rings the
  * event (or relay.c, polling, finds it) -> postal.c drains the outbox and
  * routes each packet (location.c) -> link.c writes it to the node where the
@@ -33,6 +34,7 @@ struct cluster;
 struct mbox_table;
 struct link_set;
 struct location;
+struct exile_set;
 
 /* What the postal office tells the owner of a mailbox (an opaque pointer
  * given to mbox_create(): the core's control connection of the process). */
@@ -41,6 +43,13 @@ struct postal_ops {
     void (*unreachable)(void *owner, uint32_t job, uint32_t rank, const char *why);
     /* The owner broke the protocol: end its registration. */
     void (*drop_owner)(void *owner, const char *why);
+    /* The mailbox is no longer the owner's (its process moved away). */
+    void (*release)(void *owner);
+    /* Answer what the owner has asked and not been answered yet (a move
+     * waits for the owner's safe point). */
+    void (*serve)(void *owner);
+    /* The owner's control connection (to find it in the process). */
+    int (*fd)(void *owner);
 };
 
 struct postal {
@@ -51,6 +60,7 @@ struct postal {
     struct mbox_table *mboxes;
     struct link_set *links;
     struct location *loc;
+    struct exile_set *exiles;      /* exile.c: mailboxes whose owner moved */
     int node_fd;                   /* the node page (memfd), see mbox.h */
     struct node_shared *node_sh;
     /* relay.c: scheduling, polling instead of sleeping (see relay.h) */
