@@ -171,6 +171,12 @@ int  engine_image_region(const struct engine_image *img, uint32_t i, struct engi
 /* Map the shared region at start from (a dup of) src; its saved pages are
  * not written (the caller filled the object). */
 int  engine_image_set_region_object(struct engine_image *img, uint64_t start, int src);
+/* Source side, after engine_capture_lazy(): the saved pages of the region
+ * at start become exactly the pages covering these spans (offsets in the
+ * region; sorted). */
+struct engine_span { uint64_t off, len; };
+int  engine_image_region_select(struct engine_image *img, uint64_t start,
+                                const struct engine_span *spans, uint32_t nspans);
 /* Source side, after engine_capture_lazy(): the region at start becomes
  * private anonymous memory with only its first `keep` bytes saved. */
 int  engine_image_region_to_anon(struct engine_image *img, uint64_t start, uint64_t keep);

@@ -115,42 +115,67 @@ int engine_image_set_region_object(struct engine_image *img, uint64_t start, int
 	return 0;
 }
 
-/* Source side, lazy capture (runs chosen, bytes not read yet): keep only
- * the saved pages of [start, start + keep) of the region at start, and
- * restore it as private anonymous memory. */
+/* Source side, lazy capture (runs chosen, bytes not read yet): the saved
+ * pages of the region [start, end) become exactly the page spans given
+ * (offsets in the region, sorted, not overlapping). */
+static void emit(struct eng_run *out, uint32_t *n, uint64_t *off, uint64_t a, uint64_t b)
+{
+	if (a >= b)
+		return;
+	if (*n && out[*n - 1].addr + out[*n - 1].npages * ENG_PAGE > a)
+		a = out[*n - 1].addr + out[*n - 1].npages * ENG_PAGE; /* spans may touch */
+	if (a >= b)
+		return;
+	out[*n] = (struct eng_run){a, (b - a) / ENG_PAGE, *off};
+	*off += b - a;
+	(*n)++;
+}
+
+static int region_select(struct engine_image *img, const struct eng_vma *e,
+                         const struct engine_span *spans, uint32_t nspans)
+{
+	if (img->pages)
+		return eng_fail("pid %d: region %#" PRIx64 ": pages already read", img->pid, e->start);
+	struct eng_run *out = calloc(img->nruns * 2 + nspans + 1, sizeof(*out));
+	uint32_t n = 0;
+	uint64_t off = 0;
+	if (!out)
+		return eng_fail("out of memory (page runs)");
+	for (uint32_t i = 0; i < img->nruns; i++) { /* before the region */
+		uint64_t a = img->runs[i].addr, b = a + img->runs[i].npages * ENG_PAGE;
+		emit(out, &n, &off, a, b < e->start ? b : e->start);
+	}
+	for (uint32_t k = 0; k < nspans; k++) {
+		uint64_t a = e->start + (spans[k].off & ~(ENG_PAGE - 1));
+		uint64_t b = e->start + ((spans[k].off + spans[k].len + ENG_PAGE - 1) & ~(ENG_PAGE - 1));
+		emit(out, &n, &off, a, b < e->end ? b : e->end);
+	}
+	for (uint32_t i = 0; i < img->nruns; i++) { /* after it */
+		uint64_t a = img->runs[i].addr, b = a + img->runs[i].npages * ENG_PAGE;
+		emit(out, &n, &off, a > e->end ? a : e->end, b);
+	}
+	free(img->runs);
+	img->runs = out;
+	img->nruns = n;
+	img->pages_len = off;
+	return 0;
+}
+
+int engine_image_region_select(struct engine_image *img, uint64_t start, const struct engine_span *spans,
+                               uint32_t nspans)
+{
+	struct eng_vma *e = vma_at(img, start);
+	return e ? region_select(img, e, spans, nspans) : -1;
+}
+
 int engine_image_region_to_anon(struct engine_image *img, uint64_t start, uint64_t keep)
 {
 	struct eng_vma *e = vma_at(img, start);
 	if (!e)
 		return -1;
-	if (img->pages)
-		return eng_fail("pid %d: region %#" PRIx64 ": pages already read", img->pid, start);
-	uint64_t cut = start + (keep < e->end - start ? keep : e->end - start);
-	uint32_t n = 0;
-	uint64_t off = 0;
-	for (uint32_t i = 0; i < img->nruns; i++) {
-		struct eng_run r = img->runs[i];
-		uint64_t rend = r.addr + r.npages * ENG_PAGE;
-		if (r.addr < e->end && rend > cut) {
-			/* the part in [cut, e->end) goes; what lies outside stays */
-			if (r.addr < cut) {
-				struct eng_run a = {r.addr, (cut - r.addr) / ENG_PAGE, off};
-				img->runs[n++] = a;
-				off += a.npages * ENG_PAGE;
-			}
-			if (rend > e->end) {
-				r.npages = (rend - e->end) / ENG_PAGE;
-				r.addr = e->end;
-			} else {
-				continue;
-			}
-		}
-		r.off = off;
-		img->runs[n++] = r;
-		off += r.npages * ENG_PAGE;
-	}
-	img->nruns = n;
-	img->pages_len = off;
+	struct engine_span first = {0, keep};
+	if (region_select(img, e, &first, 1) < 0)
+		return -1;
 	e->kind = VMA_ANON;
 	e->content = VMC_PAGES;
 	e->vmflags &= ~(uint32_t)(VMF_DELETED | VMF_TMPFS);

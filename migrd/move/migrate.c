@@ -303,7 +303,7 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
     if (p->ep)
         fwd_ep_drain_output(p->ep);
     if (mig_send(fd, MIG_CHANMAP, 0, oc.map, oc.n * (uint32_t)sizeof oc.map[0]) < 0 ||
-        send_unread_input(fd, p, &oc) < 0 || (pm && mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0) ||
+        send_unread_input(fd, p, &oc) < 0 || (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
         mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
         send_image(fd, img, inject, &res->bytes) < 0) {
         failf(res, "streaming to %s: %s", dn->name,
@@ -600,6 +600,11 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         } else if (h.type == MIG_POSTAL && h.len == sizeof mp && !have_postal) {
             memcpy(&mp, buf, sizeof mp);
             have_postal = true;
+            if (mpostal_begin(d, &mp, o->pid, &pin, why, sizeof why) < 0)
+                goto fail;
+        } else if (h.type == MIG_POSTAL_RING) {
+            if (mpostal_ring(&pin, buf, h.len, why, sizeof why) < 0)
+                goto fail;
         } else {
             snprintf(why, sizeof why, "unexpected %s frame in the stream", mig_type_name(h.type));
             goto fail;

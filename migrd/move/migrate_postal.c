@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -116,6 +117,8 @@ int mpostal_describe(struct move *d, struct mbox *m, struct engine_image *img, s
     memset(out, 0, sizeof *out);
     out->job = m->job;
     out->rank = m->rank;
+    out->inbox_size = (uint32_t)m->inbox.size;
+    out->outbox_size = (uint32_t)m->outbox.size;
     out->ctl_fd = engine_image_fd_peer(img, d->postal->ops.fd(m->owner));
     out->bell_fd = fd_in_process(img, m->proc_bell);
     out->dbell_fd = fd_in_process(img, m->daemon_bell);
@@ -155,7 +158,41 @@ int mpostal_describe(struct move *d, struct mbox *m, struct engine_image *img, s
         snprintf(why, wl, "pid %d does not map its mailbox %u:%u", pid, m->job, m->rank);
         return -1;
     }
+    /* Of the mailbox only its first page travels in the image; the records
+     * of its rings follow as POSTAL_RING frames (mpostal_send_rings). */
+    struct engine_span first = {0, MBOX_PAGE};
+    if (engine_image_region_select(img, out->mbox_start, &first, 1) < 0) {
+        snprintf(why, wl, "%s", engine_strerror());
+        return -1;
+    }
     return 0;
+}
+
+static int send_ring(int fd, const struct ring *r, uint32_t which, char *buf)
+{
+    struct mig_ring h = {.which = which,
+                         .consumer_waiting = atomic_load(&r->ctl->consumer_waiting) != 0};
+    mbox_ring_complete(r, &h.head, &h.total);
+    do {
+        uint64_t n = h.total - h.off < MIG_RING_CHUNK ? h.total - h.off : MIG_RING_CHUNK;
+        memcpy(buf, &h, sizeof h);
+        mbox_ring_read(r, h.head + h.off, buf + sizeof h, n);
+        if (mig_send(fd, MIG_POSTAL_RING, 0, buf, (uint32_t)(sizeof h + n)) < 0)
+            return -1;
+        h.off += n;
+    } while (h.off < h.total);
+    return 0;
+}
+
+int mpostal_send_rings(int fd, struct mbox *m)
+{
+    char *buf = malloc(MIG_MAX_BODY);
+    int rc = buf && send_ring(fd, &m->inbox, MIG_RING_INBOX, buf) == 0 &&
+                     send_ring(fd, &m->outbox, MIG_RING_OUTBOX, buf) == 0
+                 ? 0
+                 : -1;
+    free(buf);
+    return rc;
 }
 
 bool mpostal_owns_fd(const struct mig_postal *mp, int fd)
@@ -188,12 +225,55 @@ void mpostal_in_free(struct mpostal_in *in)
     mpostal_in_init(in);
 }
 
-/* The snapshot of the mailbox into m, page by page (pages never written
- * are not in the image: they stay as this node made them). */
-static void copy_snapshot(struct engine_image *img, uint64_t start, struct mbox *m)
+int mpostal_begin(struct move *d, const struct mig_postal *mp, pid_t pid, struct mpostal_in *in, char *why,
+                  size_t wl)
 {
-    for (uint64_t off = 0; off < m->map_len; off += MBOX_PAGE)
-        engine_image_peek(img, start + off, (char *)m->map + off, MBOX_PAGE);
+    if (mp->npeers > MIG_MAX_PEERS || !mp->mbox_start ||
+        mp->mbox_len != mbox_map_size(mp->inbox_size, mp->outbox_size)) {
+        snprintf(why, wl, "malformed POSTAL frame (%u peers, rings %u/%u, mapping %llu bytes)", mp->npeers,
+                 mp->inbox_size, mp->outbox_size, (unsigned long long)mp->mbox_len);
+        return -1;
+    }
+    if (mbox_find(d->postal, mp->job, mp->rank)) {
+        snprintf(why, wl, "job %u rank %u already has a mailbox here", mp->job, mp->rank);
+        return -1;
+    }
+    int rc = mbox_new(d->postal, mp->job, mp->rank, pid, 0, mp->inbox_size, mp->outbox_size, &in->m);
+    if (rc < 0) {
+        snprintf(why, wl, "cannot make the mailbox %u:%u of pid %d: %s", mp->job, mp->rank, pid,
+                 rc == -EINVAL ? "ring sizes this node does not allow" : strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+int mpostal_ring(struct mpostal_in *in, const void *body, uint32_t len, char *why, size_t wl)
+{
+    struct mig_ring h;
+    if (!in->m || len < sizeof h) {
+        snprintf(why, wl, "POSTAL_RING frame out of place");
+        return -1;
+    }
+    memcpy(&h, body, sizeof h);
+    struct ring *r = h.which == MIG_RING_INBOX ? &in->m->inbox : h.which == MIG_RING_OUTBOX ? &in->m->outbox : NULL;
+    uint64_t n = len - sizeof h;
+    bool *seen = h.which == MIG_RING_INBOX ? &in->inbox_seen : &in->outbox_seen;
+    if (!r || h.total > r->size || h.head % RING_ALIGN || h.off > h.total || n > h.total - h.off ||
+        (*seen ? h.off != in->ring_off[h.which] || h.head != in->ring_head[h.which] : h.off != 0)) {
+        snprintf(why, wl, "malformed POSTAL_RING frame (ring %u, head %llu, %llu+%llu of %llu bytes)", h.which,
+                 (unsigned long long)h.head, (unsigned long long)h.off, (unsigned long long)n,
+                 (unsigned long long)h.total);
+        return -1;
+    }
+    if (!*seen) {
+        *seen = true;
+        in->ring_head[h.which] = h.head;
+        mbox_ring_place(r, h.head, h.head + h.total);
+        atomic_store(&r->ctl->consumer_waiting, h.which == MIG_RING_INBOX ? h.consumer_waiting : 0);
+    }
+    mbox_ring_write(r, h.head + h.off, (const char *)body + sizeof h, n);
+    in->ring_off[h.which] = h.off + n;
+    return 0;
 }
 
 static int give_fd(struct engine_image *img, int fdnum, int src, char *why, size_t wl)
@@ -223,26 +303,17 @@ int mpostal_prepare(struct move *d, const struct mig_postal *mp, struct engine_i
                     struct mpostal_in *in, char *why, size_t wl)
 {
     pid_t pid = engine_image_pid(img);
-    struct mbox_shared snap;
     char path[64];
-    if (mp->npeers > MIG_MAX_PEERS || !mp->mbox_start || mp->mbox_len > (1ull << 32)) {
-        snprintf(why, wl, "malformed POSTAL frame (%u peers, mailbox %llu bytes)", mp->npeers,
-                 (unsigned long long)mp->mbox_len);
+    if (!in->m || !in->inbox_seen || !in->outbox_seen || in->ring_off[0] != in->m->inbox.ctl->tail - in->ring_head[0] ||
+        in->ring_off[1] != in->m->outbox.ctl->tail - in->ring_head[1]) {
+        snprintf(why, wl, "the rings of pid %d's mailbox did not arrive whole", pid);
         return -1;
     }
-    if (engine_image_peek(img, mp->mbox_start, &snap, sizeof snap) < 0) {
-        snprintf(why, wl, "the image of pid %d lacks the first page of its mailbox", pid);
+    if (in->m->pid != pid) {
+        snprintf(why, wl, "the mailbox is of pid %d, the image of pid %d", in->m->pid, pid);
         return -1;
     }
-    in->uid = engine_image_uid(img);
-    if (mbox_adopt_new(d->postal, &snap, mp->mbox_len, pid, in->uid, &in->m, why, wl) < 0)
-        return -1;
-    if (in->m->job != mp->job || in->m->rank != mp->rank) {
-        snprintf(why, wl, "pid %d: its mailbox says %u:%u, its source %u:%u", pid, in->m->job, in->m->rank,
-                 mp->job, mp->rank);
-        return -1;
-    }
-    copy_snapshot(img, mp->mbox_start, in->m);
+    in->uid = in->m->uid = engine_image_uid(img);
     if (mbox_adopt_check(in->m, why, wl) < 0)
         return -1;
     snprintf(path, sizeof path, "/proc/self/fd/%d", d->postal->node_fd);

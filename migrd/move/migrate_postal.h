@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "migrate_proto.h"
@@ -40,6 +41,8 @@ int mpostal_safe_point(struct move *d, pid_t pid, struct engine_frozen **fz, cha
  * inboxes' mappings become private memory of one page.  0, or -1 with why. */
 int mpostal_describe(struct move *d, struct mbox *m, struct engine_image *img, struct mig_postal *out,
                      char *why, size_t wl);
+/* The records of m's rings, as POSTAL_RING frames (after POSTAL). */
+int mpostal_send_rings(int fd, struct mbox *m);
 /* Is fd (of the process) handed over rather than forwarded? */
 bool mpostal_owns_fd(const struct mig_postal *mp, int fd);
 /* The destination acknowledged: the old mailbox forwards from now on. */
@@ -48,12 +51,19 @@ void mpostal_exile(struct move *d, struct mbox *m, int dest);
 /* ---- destination ---- */
 struct mpostal_in {
     struct mbox *m;
+    bool inbox_seen, outbox_seen;
+    uint64_t ring_head[2], ring_off[2];
     int sv[2];                 /* the process's control connection   */
     int node_ro;               /* the node page, read-only           */
     uid_t uid;
 };
 void mpostal_in_init(struct mpostal_in *in);
-/* Check mp against img and make the mailbox; img's objects are set. */
+/* POSTAL arrived (before the image): make the mailbox, unregistered. */
+int mpostal_begin(struct move *d, const struct mig_postal *mp, pid_t pid, struct mpostal_in *in, char *why,
+                  size_t wl);
+/* A POSTAL_RING frame: records into the new mailbox's rings. */
+int mpostal_ring(struct mpostal_in *in, const void *body, uint32_t len, char *why, size_t wl);
+/* The image arrived: check the mailbox and give img its objects. */
 int mpostal_prepare(struct move *d, const struct mig_postal *mp, struct engine_image *img,
                     struct mpostal_in *in, char *why, size_t wl);
 /* The process runs: open its mailbox (0, or -1 logged). */

@@ -11,7 +11,8 @@
  *
  * A move (source -> destination):
  *   OFFER -> ACCEPT | REFUSE(reason)
- *   CHANMAP, INPUT*, INPUT_EOF*, [POSTAL], IMAGE + raw image -> RESTORED | FAILED(reason)
+ *   CHANMAP, INPUT*, INPUT_EOF*, [POSTAL, POSTAL_RING+], IMAGE + raw image
+ *   -> RESTORED | FAILED(reason)
  * A forwarding connection (where the process runs -> its home):
  *   HELLO(pid, gen), then both ways DATA/EOF per channel; location -> home:
  *   EXIT, END (left this node), RETURN (input that came too late), MOVE_RESULT;
@@ -35,7 +36,7 @@ enum mig_type {
     MIG_RESTORED, MIG_FAILED,
     FWD_HELLO, FWD_DATA, FWD_EOF, FWD_EXIT, FWD_SIGNAL, FWD_END, FWD_END_ACK, FWD_RETURN,
     FWD_MOVE, FWD_MOVE_RESULT,
-    MIG_POSTAL,
+    MIG_POSTAL, MIG_POSTAL_RING,
     MIG_TYPE_MAX
 };
 
@@ -79,11 +80,24 @@ struct mig_postal {
     int32_t bell_fd;        /* its doorbell, migrd's doorbell (or -1)  */
     int32_t dbell_fd;
     uint32_t npeers;
+    uint32_t inbox_size, outbox_size; /* its rings                    */
     uint64_t mbox_start, mbox_len; /* the mapping of the mailbox       */
     uint64_t node_start;    /* the node page's mapping, 0: none        */
     uint64_t peers[MIG_MAX_PEERS]; /* mappings of other inboxes of the
                                node it leaves: private memory there    */
 };
+
+/* The records of one ring of the mailbox, as the source's daemon read them
+ * with the ring's own discipline (complete records only): a header and up
+ * to MIG_RING_CHUNK bytes, from position head + off; every ring comes in
+ * one or more frames (total 0: an empty ring at head). */
+enum mig_ring_which { MIG_RING_INBOX = 0, MIG_RING_OUTBOX = 1 };
+struct mig_ring {
+    uint32_t which;
+    uint32_t consumer_waiting; /* the consumer sleeps on its doorbell  */
+    uint64_t head, off, total;
+};
+#define MIG_RING_CHUNK (MIG_MAX_BODY - (uint32_t)sizeof(struct mig_ring))
 
 struct mig_hello {
     int32_t pid;

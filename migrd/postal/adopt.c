@@ -3,38 +3,66 @@
  */
 #include "adopt.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mbox.h"
 #include "office.h"
 
-int mbox_adopt_new(struct postal *d, const struct mbox_shared *snap, uint64_t map_len, pid_t pid,
-                   uid_t uid, struct mbox **out, char *why, size_t wl)
+/* The record at position pos of r, if it is complete and well formed. */
+static const struct dicom_pkt *complete_at(const struct ring *r, uint64_t pos, uint64_t tail)
 {
-    struct mbox_shared s;
-    memcpy(&s, snap, sizeof s); /* read once */
-    if (s.magic != MBOX_MAGIC || s.version != MBOX_VERSION || s.pid != pid) {
-        snprintf(why, wl, "the mailbox of pid %d is not one (magic %#llx, version %u, pid %d)", pid,
-                 (unsigned long long)s.magic, s.version, s.pid);
-        return -1;
+    const struct dicom_pkt *k = (const void *)(r->data + (pos & r->mask));
+    if (atomic_load_explicit(&((struct dicom_pkt *)k)->commit, memory_order_acquire) != pos + 1)
+        return NULL;
+    uint32_t slot = k->slot; /* read once */
+    uint64_t room = r->size - (pos & r->mask);
+    if (slot < RING_ALIGN || slot % RING_ALIGN || slot > room || slot > tail - pos)
+        return NULL;
+    return k;
+}
+
+void mbox_ring_complete(const struct ring *r, uint64_t *head, uint64_t *len)
+{
+    uint64_t h = atomic_load(&r->ctl->head), t = atomic_load(&r->ctl->tail), pos = h;
+    if (t - h > r->size)
+        t = h; /* nonsense: take nothing, the exile forwards what is there */
+    const struct dicom_pkt *k;
+    while (pos != t && (k = complete_at(r, pos, t)))
+        pos += k->slot;
+    *head = h;
+    *len = pos - h;
+}
+
+void mbox_ring_read(const struct ring *r, uint64_t pos, void *buf, size_t len)
+{
+    char *b = buf;
+    while (len) {
+        uint64_t at = pos & r->mask, n = r->size - at;
+        if (n > len)
+            n = len;
+        memcpy(b, r->data + at, n);
+        b += n, pos += n, len -= n;
     }
-    if (!ring_size_valid(s.inbox_size) || !ring_size_valid(s.outbox_size) || s.inbox_size > d->max_ring ||
-        s.outbox_size > d->max_ring || map_len != mbox_map_size(s.inbox_size, s.outbox_size) ||
-        s.map_size != map_len || s.inbox_off != MBOX_PAGE ||
-        s.outbox_off != MBOX_PAGE + ring_map_bytes(s.inbox_size)) {
-        snprintf(why, wl, "the mailbox %u:%u of pid %d has a shape this node does not make (rings "
-                 "%llu/%llu bytes, mapping %llu)", s.job, s.rank, pid, (unsigned long long)s.inbox_size,
-                 (unsigned long long)s.outbox_size, (unsigned long long)map_len);
-        return -1;
+}
+
+void mbox_ring_write(struct ring *r, uint64_t pos, const void *buf, size_t len)
+{
+    const char *b = buf;
+    while (len) {
+        uint64_t at = pos & r->mask, n = r->size - at;
+        if (n > len)
+            n = len;
+        memcpy(r->data + at, b, n);
+        b += n, pos += n, len -= n;
     }
-    int rc = mbox_new(d, s.job, s.rank, pid, uid, (uint32_t)s.inbox_size, (uint32_t)s.outbox_size, out);
-    if (rc < 0) {
-        snprintf(why, wl, "cannot make the mailbox %u:%u of pid %d: %s", s.job, s.rank, pid, strerror(-rc));
-        return -1;
-    }
-    return 0;
+}
+
+void mbox_ring_place(struct ring *r, uint64_t head, uint64_t tail)
+{
+    atomic_store(&r->ctl->head, head);
+    atomic_store(&r->ctl->tail, tail);
+    atomic_store(&r->head_cache, head);
 }
 
 /* Zero ring bytes [from, to) (positions; at most one lap). */
@@ -100,13 +128,8 @@ int mbox_adopt_check(struct mbox *m, char *why, size_t wl)
     sh->map_size = m->map_len;
     atomic_store(&sh->critical, 0);
     atomic_store(&sh->state, MBOX_OPEN);
-    if (check_ring(&m->inbox, "inbox", m->inbox.size, why, wl) < 0 ||
-        check_ring(&m->outbox, "outbox", m->outbox.size, why, wl) < 0)
-        return -1;
-    /* The waiters of the old node are not here. */
-    atomic_store(&m->inbox.ctl->producer_waiting, 0);
-    atomic_store(&m->outbox.ctl->consumer_waiting, 0);
-    atomic_store(&m->inbox.head_cache, atomic_load(&m->inbox.ctl->head));
-    atomic_store(&m->outbox.head_cache, atomic_load(&m->outbox.ctl->head));
-    return 0;
+    return check_ring(&m->inbox, "inbox", m->inbox.size, why, wl) < 0 ||
+                   check_ring(&m->outbox, "outbox", m->outbox.size, why, wl) < 0
+               ? -1
+               : 0;
 }

@@ -1,13 +1,12 @@
 /*
  * adopt.h -- a mailbox made from the snapshot of a process that moves here.
  *
- * Owns: making the new mailbox of a moving process in the shape its
- * snapshot says (the destination's side of the hand-over), and checking
- * and repairing the snapshot once it is copied in: the snapshot is the
- * process's own memory, so everything in it is checked; records that were
- * not complete when it was taken (a sender or a link half-way) are cut off
- * (the node the process left forwards them when they are complete), and the
- * daemon's own wake-up flags are reset.
+ * Owns: the rings' side of the hand-over: on the source, which records of
+ * a ring are complete (read as its consumer would, so that no record is
+ * taken half-written by a sender that goes on writing); on the
+ * destination, placing them at the same positions in the new mailbox's
+ * rings and checking them (they come from memory its owner can write),
+ * and writing the new mailbox's first page as this node made it.
  */
 #ifndef MIGRD_ADOPT_H
 #define MIGRD_ADOPT_H
@@ -17,14 +16,20 @@
 #include <sys/types.h>
 
 struct mbox;
-struct mbox_shared;
-struct postal;
+struct ring;
 
-/* snap: page 0 of the process's mailbox mapping of map_len bytes. */
-int mbox_adopt_new(struct postal *d, const struct mbox_shared *snap, uint64_t map_len, pid_t pid,
-                   uid_t uid, struct mbox **out, char *why, size_t wl);
+/* Source: the complete records of r from its head, read with the ring's
+ * discipline (a record counts once its commit word says so): [head,
+ * head + len).  Producers may go on: what they add is the exile's. */
+void mbox_ring_complete(const struct ring *r, uint64_t *head, uint64_t *len);
+/* Bytes of r at ring positions [pos, pos + len), out and in. */
+void mbox_ring_read(const struct ring *r, uint64_t pos, void *buf, size_t len);
+void mbox_ring_write(struct ring *r, uint64_t pos, const void *buf, size_t len);
+/* Destination: the ring holds [head, tail) (written with mbox_ring_write). */
+void mbox_ring_place(struct ring *r, uint64_t head, uint64_t tail);
 
-/* The snapshot is in m->map: 0, or -1 with why (then discard m). */
+/* The records are in m's rings: check them and write m's first page as
+ * this node made it.  0, or -1 with why (then discard m). */
 int mbox_adopt_check(struct mbox *m, char *why, size_t wl);
 
 #endif

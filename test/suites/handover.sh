@@ -1,0 +1,156 @@
+#!/bin/bash
+# test/suites/handover.sh -- DiCOM mailboxes move with their processes
+# (issue 9, parts 2 and 3): ranks of a DiCOM job stream verified packets to
+# each other (test/dicom/dicom_stream: contents, count and order per pair)
+# while they are moved between virtual nodes with `migrctl migrate`: a tour
+# back home, a rank onto its peer's node (direct path) and away again, both
+# peers of a pair at once, a seeded storm of random moves; every packet
+# arrives exactly once and in order, and the old nodes' exiled mailboxes
+# end once the job has.  Runs on its own virtual cluster (MIGR_VCLUSTER_ID=7).
+source "$(dirname "$0")/../lib.sh"
+export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-7}
+V=$VCLUSTER
+C=$MIGRCTL_BIN
+STREAM=$BUILD/test/dicom/dicom_stream
+
+if [[ $(id -u) != 0 ]]; then
+    skip handover "needs root (namespaces, ptrace, clone3 set_tid)"
+    exit 0
+fi
+[[ -x $STREAM ]] || { fail handover "no $STREAM (build first)"; exit 0; }
+if ! vcluster_up 3; then
+    fail vcluster "cannot bring up 3 nodes (see above)"
+    exit 0
+fi
+
+# start_job JOB N COUNT PAUSE_US: ranks 0..N-1 of a new job, rank r at home on
+# n((r mod 3)+1), each through `migrctl run`.  Pids are spread (the nodes
+# have their own pid namespaces, and a move keeps the pid) by running a few
+# processes first.  Sets JOB; rank r's pid in $SCRATCH/JOB.r.pid, its output
+# in .out, its status in .rc.
+start_job() {
+    local n=$2 count=$3 pause=$4 r node i
+    JOB=$1
+    for ((r = 0; r < n; r++)); do
+        node=n$((r % 3 + 1))
+        for ((i = 0; i < 7 * r + 3; i++)); do "$V" exec "$node" true; done
+        # through a pipe: the output is forwarded from wherever the rank runs
+        ( "$V" exec "$node" "$C" run --pidfile "$SCRATCH/$JOB.$r.pid" -- "$STREAM" "$JOB" "$r" "$n" "$count" "$pause" \
+            2>&1 | cat >"$SCRATCH/$JOB.$r.out"
+          echo "${PIPESTATUS[0]}" >"$SCRATCH/$JOB.$r.rc" ) &
+    done
+    for ((r = 0; r < n; r++)); do
+        for ((i = 0; i < 50; i++)); do
+            [[ -s $SCRATCH/$JOB.$r.pid ]] && break
+            sleep 0.1
+        done
+        [[ -s $SCRATCH/$JOB.$r.pid ]] || { echo "rank $r did not start"; return 1; }
+    done
+}
+
+pid_of() { cat "$SCRATCH/$JOB.$1.pid"; }
+home_of() { echo "n$(($1 % 3 + 1))"; }
+
+# move RANK NODE: ask the rank's home to move it; 0 if it moved.  A move
+# that meets another one of the same process is asked again.
+move() {
+    local try out
+    for ((try = 0; try < 10; try++)); do
+        out=$(with_timeout 60 "$V" exec "$(home_of "$1")" "$C" migrate "$(pid_of "$1")" --to "$2" 2>&1) &&
+            { echo "$out" >>"$SCRATCH/moves.log"; return 0; }
+        echo "$out" >>"$SCRATCH/moves.log"
+        [[ $out == *"try again"* ]] || return 1
+        sleep 0.2
+    done
+    return 1
+}
+
+# wait_job N SECONDS: every rank ended 0 with its verified line.
+wait_job() {
+    local n=$1 secs=$2 r i
+    for ((r = 0; r < n; r++)); do
+        for ((i = 0; i < secs * 10; i++)); do
+            [[ -s $SCRATCH/$JOB.$r.rc ]] && break
+            sleep 0.1
+        done
+        local rc
+        rc=$(cat "$SCRATCH/$JOB.$r.rc" 2>/dev/null || echo "still running after ${secs}s")
+        if [[ $rc != 0 ]]; then
+            echo "rank $r: status $rc: $(tail -n 2 "$SCRATCH/$JOB.$r.out" | tr '\n' '|')"
+            return 1
+        fi
+        grep -q "packets to and from each of $((n - 1)) peers ok" "$SCRATCH/$JOB.$r.out" ||
+            { echo "rank $r: $(tail -n 1 "$SCRATCH/$JOB.$r.out")"; return 1; }
+    done
+}
+
+# --- rank 0 tours n1 -> n2 -> n3 -> home while both stream
+case_tour() {
+    start_job 40 2 20000 500 || return 1
+    sleep 0.5
+    move 0 n2 && sleep 0.3 && move 0 n3 && sleep 0.3 && move 0 n1 || { tail -n 2 "$SCRATCH/moves.log"; return 1; }
+    wait_job 2 60
+}
+run_case stream-tour-home-and-back 90 case_tour
+
+# --- a rank onto its peer's node (direct path there) and away again; both
+# peers of a pair at once
+case_peer_node() {
+    start_job 41 2 20000 500 || return 1
+    sleep 0.5
+    move 0 n2 || { tail -n 2 "$SCRATCH/moves.log"; return 1; }
+    sleep 0.5
+    move 0 n3 || { tail -n 2 "$SCRATCH/moves.log"; return 1; }
+    sleep 0.3
+    move 0 n1 & local a=$!
+    move 1 n3 & local b=$!
+    wait $a || { tail -n 2 "$SCRATCH/moves.log"; return 1; }
+    wait $b || { tail -n 2 "$SCRATCH/moves.log"; return 1; }
+    wait_job 2 60
+}
+run_case stream-onto-peer-node-and-both-at-once 90 case_peer_node
+
+# --- a seeded storm of random moves of 4 ranks (two per node at times),
+# some of them two at once, until the job ends
+case_storm() {
+    local n=4 moved=0 tried=0 r to seed=9091
+    RANDOM=$seed
+    start_job 42 $n 12000 300 || return 1
+    while :; do
+        local live=0
+        for ((r = 0; r < n; r++)); do [[ -s $SCRATCH/$JOB.$r.rc ]] || live=1; done
+        ((live)) || break
+        r=$((RANDOM % n)) to=n$((RANDOM % 3 + 1))
+        tried=$((tried + 1))
+        if ((RANDOM % 4 == 0)); then
+            local r2=$(((r + 1) % n)) to2=n$((RANDOM % 3 + 1))
+            move $r $to & local a=$!
+            move $r2 $to2 && moved=$((moved + 1))
+            wait $a && moved=$((moved + 1))
+        else
+            move $r $to && moved=$((moved + 1))
+        fi
+        sleep 0.$((RANDOM % 3))
+    done
+    echo "$moved moves of $tried tries"
+    ((moved >= 10)) || { echo "only $moved moves succeeded: $(tail -n 3 "$SCRATCH/moves.log" | tr '\n' '|')"; return 1; }
+    wait_job $n 30
+}
+run_case stream-storm-random-moves 240 case_storm
+[[ -n ${HANDOVER_KEEP:-} ]] && cp -r "$SCRATCH" "$HANDOVER_KEEP"
+
+# --- the exiled mailboxes end once the job has (within their grace time)
+case_exiles_end() {
+    local node i left
+    for ((i = 0; i < 100; i++)); do
+        left=0
+        for node in n1 n2 n3; do
+            "$V" exec $node "$C" status | grep -q ' 0 processes registered' || left=1
+        done
+        ((left)) || return 0
+        sleep 0.1
+    done
+    for node in n1 n2 n3; do "$V" exec $node "$C" status | head -n 1; done
+    return 1
+}
+run_case exiled-mailboxes-end 30 case_exiles_end
