@@ -212,6 +212,8 @@ static void process_exited(struct fwd_anchor *a, int status)
     p->state = MP_EXITED;
     log_info("pid %d ended on %s with status %#x", p->pid, a->d->cl->map.nodes[p->at].name, status);
     mproc_notify_stub(p, CTL_PEV_EXITED, status, a->d->cl->map.nodes[p->at].name);
+    if (p->stub_gone) /* nobody will send CTL_PROC_DONE */
+        mproc_free_later(a->d, p);
 }
 
 static void promote_next(struct fwd_anchor *a)

@@ -26,7 +26,7 @@
 #include "migrd/cluster/cpu_features.h"
 
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
-#define MIG_VERSION  2
+#define MIG_VERSION  3
 #define MIG_MAX_BODY (1u << 20)
 #define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
 
@@ -51,6 +51,7 @@ struct mig_offer {
     uint32_t home;          /* node index in the cluster map   */
     uint32_t gen;           /* number of moves so far          */
     uint32_t flags;
+    uint32_t job, rank;     /* with CTL_PROC_RANK in flags     */
     uint64_t mem_bytes;     /* resident memory of the process  */
     char kernel[64];
     char cmd[64];
