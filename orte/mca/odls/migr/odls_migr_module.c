@@ -199,8 +199,8 @@ static int check_migrd(orte_odls_spawn_caddy_t *cd)
         char msg[512];
         refused = cd->child->name.jobid;
         snprintf(msg, sizeof msg, "odls migr on %s: no migrd answers on %s (%s): start migrd as root "
-                 "on every node (sbin/migrd), or run without --mca odls migr\n",
-                 orte_process_info.nodename, path, strerror(-fd));
+                 "on %s (migrd --config /etc/migr/cluster.conf), or run without --mca odls migr\n",
+                 orte_process_info.nodename, path, strerror(-fd), orte_process_info.nodename);
         orte_show_help_norender(HELP_FILE, "no-migrd", false, msg);
     }
     return ORTE_ERR_SILENT;
