@@ -185,27 +185,41 @@ case_migrate_rank() {
 }
 run_case "odls-migrate-job-rank-resolves" 60 case_migrate_rank
 
-# --- MPI_Abort(..., 3) and SIGSEGV: status and messages as without migr
-case_abort() {
-    job abort0 "${TCP[@]}" -- abort 3
-    await abort0 60 >/dev/null
-    job abort1 "${MIGR[@]}" "${TCP[@]}" -- abort 3
-    same_ending abort0 abort1 || return 1
-    grep -q 'MPI_ABORT was invoked on rank 3' "$SCRATCH/abort1.out" || { echo "no MPI_ABORT message"; return 1; }
+# --- odls_migr_migratable=false: launched with --no-migrate, listed so by
+# ps, and migrd refuses to move the rank
+case_not_migratable() {
+    job nomig "${MIGR[@]}" --mca odls_migr_migratable false "${TCP[@]}" -- sleep 2
+    started nomig || return 1
+    local job out
+    job=$(rank_job nomig)
+    "$V" exec n2 "$C" ps | grep -q "odls_job (no-migrate)$" || { echo "ps: $("$V" exec n2 "$C" ps | tr '\n' '|')"; return 1; }
+    out=$("$V" exec n2 "$C" migrate "$job" 1 --to n1 2>&1) && { echo "moved: $out"; return 1; }
+    [[ $out == *"was started with --no-migrate"* ]] || { echo "refusal: '$out'"; return 1; }
+    [[ $(await nomig 30) == 0 ]] || { echo "the job failed: $(tail -n 3 "$SCRATCH/nomig.out" | tr '\n' '|')"; return 1; }
     nothing_left
 }
-run_case "odls-mpi-abort-as-without-migr" 90 case_abort
+run_case "odls-not-migratable" 60 case_not_migratable
 
-case_segv() {
-    job segv0 "${TCP[@]}" -- segv 2
-    await segv0 60 >/dev/null
-    job segv1 "${MIGR[@]}" "${TCP[@]}" -- segv 2
-    same_ending segv0 segv1 || return 1
-    grep -q 'rank 2 with PID [0-9]* on node n3 exited on signal 11' "$SCRATCH/segv1.out" ||
-        { echo "no signal 11 message: $(grep signal "$SCRATCH/segv1.out")"; return 1; }
+# --- MPI_Abort(..., 3), a rank killed by SIGSEGV, `mpirun --timeout 5` on
+# a hanging job: mpirun's status and messages as without migr.
+# case_ending NAME PATTERN [MPIRUN-OPTION...] -- PROG-ARGS...: run without
+# and with odls migr; the output with migr must match PATTERN (grep -E).
+case_ending() {
+    local name=$1 pat=$2 opts=()
+    shift 2
+    while [[ $1 != -- ]]; do opts+=("$1"); shift; done
+    job "${name}0" "${opts[@]}" "$@"
+    await "${name}0" 60 >/dev/null
+    job "${name}1" "${MIGR[@]}" "${opts[@]}" "$@"
+    same_ending "${name}0" "${name}1" || return 1
+    grep -Eq "$pat" "$SCRATCH/${name}1.out" || { echo "no '$pat' in: $(tr '\n' '|' <"$SCRATCH/${name}1.out")"; return 1; }
     nothing_left
 }
-run_case "odls-sigsegv-as-without-migr" 90 case_segv
+run_case "odls-mpi-abort-as-without-migr" 90 case_ending abort 'MPI_ABORT was invoked on rank 3' "${TCP[@]}" -- abort 3
+run_case "odls-sigsegv-as-without-migr" 90 case_ending segv 'rank 2 with PID [0-9]+ on node n3 exited on signal 11' \
+    "${TCP[@]}" -- segv 2
+run_case "odls-mpirun-timeout" 60 case_ending to 'time limit for job execution has been reached' \
+    --timeout 5 "${TCP[@]}" -- hang
 
 # --- a signal mpirun forwards reaches each rank once (not also through the
 # deputy's process group)
@@ -231,17 +245,6 @@ case_sigint() {
     echo "status $rc"
 }
 run_case "odls-sigint-cleans-up" 60 case_sigint
-
-# --- mpirun --timeout 5 on a hanging job: as without migr
-case_timeout() {
-    job to0 --timeout 5 "${TCP[@]}" -- hang
-    await to0 30 >/dev/null
-    job to1 --timeout 5 "${MIGR[@]}" "${TCP[@]}" -- hang
-    same_ending to0 to1 || return 1
-    grep -q 'time limit for job execution has been reached' "$SCRATCH/to1.out" || { echo "no time-limit message"; return 1; }
-    nothing_left
-}
-run_case "odls-mpirun-timeout" 60 case_timeout
 
 # --- a deputy killed by SIGKILL: its migrd kills the rank; the job ends
 case_deputy_killed() {

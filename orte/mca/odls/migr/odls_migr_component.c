@@ -46,32 +46,34 @@ orte_odls_migr_component_t mca_odls_migr_component = {
     .output = -1,
 };
 
+static void param(const char *name, const char *help, mca_base_var_type_t type, mca_base_var_info_lvl_t level,
+                  mca_base_var_scope_t scope, void *storage)
+{
+    (void)mca_base_component_var_register(&mca_odls_migr_component.super.version, name, help, type, NULL, 0, 0,
+                                          level, scope, storage);
+}
+
 static int odls_migr_register(void)
 {
-    mca_base_component_t *c = &mca_odls_migr_component.super.version;
-
     mca_odls_migr_component.migratable = true;
-    (void)mca_base_component_var_register(c, "migratable",
-        "Whether the ranks may be moved to other nodes by migr (migrctl migrate); "
-        "false launches them with --no-migrate: still through their deputy, so "
-        "migrctl ps lists them, but migrd refuses to move them",
-        MCA_BASE_VAR_TYPE_BOOL, NULL, 0, 0, OPAL_INFO_LVL_4,
-        MCA_BASE_VAR_SCOPE_READONLY, &mca_odls_migr_component.migratable);
-
+    param("migratable",
+          "Whether the ranks may be moved to other nodes by migr (migrctl migrate); "
+          "false launches them with --no-migrate: still through their deputy, so "
+          "migrctl ps lists them, but migrd refuses to move them",
+          MCA_BASE_VAR_TYPE_BOOL, OPAL_INFO_LVL_4, MCA_BASE_VAR_SCOPE_READONLY,
+          &mca_odls_migr_component.migratable);
     mca_odls_migr_component.deputy = MIGR_BINDIR "/migrctl";
-    (void)mca_base_component_var_register(c, "deputy",
-        "Path of migrctl, whose 'run' command is the deputy every rank is "
-        "launched through (it registers the rank with the node's migrd and "
-        "stays its parent wherever the rank runs); must exist on every node",
-        MCA_BASE_VAR_TYPE_STRING, NULL, 0, 0, OPAL_INFO_LVL_4,
-        MCA_BASE_VAR_SCOPE_READONLY, &mca_odls_migr_component.deputy);
-
+    param("deputy",
+          "Path of migrctl, whose 'run' command is the deputy every rank is "
+          "launched through (it registers the rank with the node's migrd and "
+          "stays its parent wherever the rank runs); must exist on every node",
+          MCA_BASE_VAR_TYPE_STRING, OPAL_INFO_LVL_4, MCA_BASE_VAR_SCOPE_READONLY,
+          &mca_odls_migr_component.deputy);
     mca_odls_migr_component.verbose = 0;
-    (void)mca_base_component_var_register(c, "verbose",
-        "Verbosity of odls migr: 0 quiet, 10 every launch and signal, "
-        "20 the deputy's command line",
-        MCA_BASE_VAR_TYPE_INT, NULL, 0, 0, OPAL_INFO_LVL_9,
-        MCA_BASE_VAR_SCOPE_LOCAL, &mca_odls_migr_component.verbose);
+    param("verbose",
+          "Verbosity of odls migr: 0 quiet, 10 every launch and signal",
+          MCA_BASE_VAR_TYPE_INT, OPAL_INFO_LVL_9, MCA_BASE_VAR_SCOPE_LOCAL,
+          &mca_odls_migr_component.verbose);
     return ORTE_SUCCESS;
 }
 
