@@ -63,6 +63,14 @@ void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint3
         refuse(client_fd, reqid, EEXIST, msg);
         return;
     }
+    struct mproc *q = r->flags & CTL_PROC_RANK ? mproc_find_rank(d, r->job, r->rank) : NULL;
+    if (q && q->state != MP_EXITED) {
+        char job[JOBID_STRLEN];
+        snprintf(msg, sizeof msg, "job %s rank %u is already registered on %s (pid %d)",
+                 jobid_format(r->job, job, sizeof job), r->rank, cluster_self_name(d->cl), q->pid);
+        refuse(client_fd, reqid, EEXIST, msg);
+        return;
+    }
     struct mproc *p = mproc_new(d, r->pid, d->cl->self);
     if (!p || (p->stub_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
         if (p)

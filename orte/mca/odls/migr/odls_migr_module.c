@@ -98,10 +98,21 @@ static void child_exec(orte_odls_spawn_caddy_t *cd, int errfd)
 
     /* signals to the group reach whatever the rank forks at home */
     setpgid(0, 0);
-    if (ORTE_FLAG_TEST(cd->jdata, ORTE_JOB_FLAG_FORWARD_OUTPUT) &&
-        ORTE_SUCCESS != (rc = orte_iof_base_setup_child(&cd->opts, &cd->env))) {
-        child_fail(errfd, "iof", "odls migr on %s: cannot connect the stdio of rank %u (%s)",
-                   orte_process_info.nodename, (unsigned)cd->child->name.vpid, ORTE_ERROR_NAME(rc));
+    if (ORTE_FLAG_TEST(cd->jdata, ORTE_JOB_FLAG_FORWARD_OUTPUT)) {
+        if (ORTE_SUCCESS != (rc = orte_iof_base_setup_child(&cd->opts, &cd->env))) {
+            child_fail(errfd, "iof", "odls migr on %s: cannot connect the stdio of rank %u (%s)",
+                       orte_process_info.nodename, (unsigned)cd->child->name.vpid, ORTE_ERROR_NAME(rc));
+        }
+    } else { /* no output wanted: stdio from and to /dev/null */
+        int null = open("/dev/null", O_RDWR);
+        for (int i = 0; null >= 0 && i < 3; i++) {
+            if (i != null && i != errfd) {
+                dup2(null, i);
+            }
+        }
+        if (null > 2 && null != errfd) {
+            close(null);
+        }
     }
     /* binding: the deputy's is inherited by the rank */
     orte_rtc.set(cd->jdata, cd->child, &cd->env, errfd);
