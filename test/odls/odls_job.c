@@ -4,12 +4,12 @@
  *   odls_job MODE [RANK] [DIR]
  *
  * Every rank first writes DIR/started.RANK (when DIR is given), then checks
- * an allreduce over MPI_COMM_WORLD and prints
+ * an allreduce and an alltoall over MPI_COMM_WORLD and prints
  *   "rank R of N job J pid P sum S"
  * (J: the ORTE jobid from OMPI_MCA_ess_base_jobid, as migr registers it),
  * then, by MODE:
  *   ok       finalize and exit 0 ("odls_job ok" from rank 0 when the sum is right)
- *   sleep    sleep RANK seconds (here: a duration), then as ok
+ *   sleep    sleep RANK seconds (here: a duration), print "slept R", then as ok
  *   abort    rank RANK calls MPI_Abort(MPI_COMM_WORLD, 3); the others wait
  *   segv     rank RANK writes through a null pointer; the others wait
  *   hang     every rank sleeps forever (for SIGINT and --timeout)
@@ -47,11 +47,24 @@ int main(int argc, char **argv)
             fclose(f);
     }
     MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    /* every pair talks once: tcp connects lazily, and a rank moved later
+     * keeps the connections it has (forwarded by its home), not its address */
+    int *out = calloc((size_t)size, sizeof *out), *in = calloc((size_t)size, sizeof *in);
+    for (int i = 0; i < size; i++)
+        out[i] = rank * size + i;
+    MPI_Alltoall(out, 1, MPI_INT, in, 1, MPI_INT, MPI_COMM_WORLD);
+    for (int i = 0; i < size; i++)
+        if (in[i] != i * size + rank)
+            sum = -1;
+    free(out);
+    free(in);
     const char *job = getenv("OMPI_MCA_ess_base_jobid");
     printf("rank %d of %d job %s pid %d sum %d\n", rank, size, job ? job : "?", (int)getpid(), sum);
     fflush(stdout);
     if (!strcmp(mode, "sleep")) {
         sleep((unsigned)arg);
+        printf("slept %d\n", rank);
+        fflush(stdout);
     } else if (!strcmp(mode, "abort") || !strcmp(mode, "segv")) {
         if (rank == arg && mode[0] == 'a')
             MPI_Abort(MPI_COMM_WORLD, 3);
