@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#define MIGR_PROTO_VERSION 1
+#define MIGR_PROTO_VERSION 2
 
 /* ------------------------------------------------------ control socket --- */
 
@@ -117,11 +117,14 @@ struct ctl_error {
 };
 
 /* Migratable processes (migrctl run / migrate / ps). */
-enum ctl_proc_flags { CTL_PROC_NO_MIGRATE = 1 };
+/* CTL_PROC_RANK: job and rank are set (an MPI rank launched by odls migr;
+ * job is the Open MPI jobid, family << 16 | local, as the dicom BTL uses). */
+enum ctl_proc_flags { CTL_PROC_NO_MIGRATE = 1, CTL_PROC_RANK = 2 };
 
 struct ctl_proc_register {
     int32_t pid;             /* the stub's child                   */
     uint32_t flags;          /* enum ctl_proc_flags                */
+    uint32_t job, rank;      /* with CTL_PROC_RANK                 */
     char cmd[64];
 };
 
@@ -145,9 +148,12 @@ struct ctl_proc_done {
 
 enum ctl_migrate_inject { CTL_INJECT_NONE = 0, CTL_INJECT_CORRUPT = 1, CTL_INJECT_STALL = 2 };
 
+/* By pid, or (pid == 0) by job and rank: the migrd asked resolves them to
+ * the pid of a rank it is the home of. */
 struct ctl_migrate {
     int32_t pid;
     uint32_t inject;         /* enum ctl_migrate_inject (tests)    */
+    uint32_t job, rank;      /* when pid == 0                      */
     char node[64];           /* destination                        */
 };
 
@@ -165,6 +171,7 @@ struct ctl_ps_proc {
     uint32_t state;          /* enum ctl_ps_state                  */
     uint32_t moves;
     uint32_t flags;          /* enum ctl_proc_flags                */
+    uint32_t job, rank;      /* with CTL_PROC_RANK in flags        */
     uint64_t last_frozen_us; /* 0: never moved                     */
     char home[64];
     char node[64];           /* where it runs                      */

@@ -240,6 +240,8 @@ static void on_client(evutil_socket_t fd, short what, void *arg)
         return;
     if (eof || n == -ECONNRESET) {
         log_debug("client pid %d disconnected", c->pid);
+        /* a stub that ended before its process (killed): end the process */
+        migrate_ctl_stub_gone(&srv->d->move, c->pid);
         client_free(c);
         return;
     }

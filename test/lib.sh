@@ -128,3 +128,15 @@ vcluster_up() {
         return 1
     }
 }
+
+# ps_fields PID FIELD...: from `migrctl ps` output on stdin, the named
+# columns (by the header: PID JOB RANK HOME NODE STATE MOVES) of the row of
+# PID, blank-separated; nothing when PID is not listed.  Parse ps only
+# through this, so that new columns do not break the suites.
+ps_fields() {
+    local pid=$1
+    shift
+    awk -v pid="$pid" -v want="$*" '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; n = split(want, w, " "); next }
+        $col["PID"] == pid { s = ""; for (i = 1; i <= n; i++) s = s (i > 1 ? " " : "") $col[w[i]]; print s; exit }'
+}

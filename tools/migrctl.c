@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../common/ctlmsg.h"
+#include "../common/jobid.h"
 #include "../common/wire.h"
 #include "../dicom/dicom.h"
 #include "../migrd/move/deputy.h"
@@ -34,16 +35,21 @@ static void usage(FILE *f)
             "Commands:\n"
             "  status          this node, the nodes it knows (link state, traffic) and the\n"
             "                  processes registered here (job, rank, pid, mailbox use)\n"
-            "  run [--no-migrate] [--pidfile FILE] -- CMD [ARG...]\n"
+            "  run [--no-migrate] [--pidfile FILE] [--job JOB --rank R] -- CMD [ARG...]\n"
             "                  start CMD here (its home) under migr and stay as its deputy:\n"
-            "                  exits with CMD's status wherever it ran; SIGINT, SIGTERM and\n"
-            "                  SIGHUP reach CMD wherever it runs.  MIGR_NO_MIGRATE=1 is the\n"
-            "                  same as --no-migrate (for launchers)\n"
+            "                  exits with CMD's status wherever it ran; every signal it can\n"
+            "                  catch reaches CMD wherever it runs; if the deputy is killed,\n"
+            "                  migrd kills CMD.  --job/--rank name the MPI rank it is (odls\n"
+            "                  migr passes them).  MIGR_NO_MIGRATE=1 is the same as\n"
+            "                  --no-migrate (for launchers)\n"
             "  migrate PID --to NODE [--inject corrupt|stall]\n"
-            "                  move process PID (started by run) to NODE; ask its home or the\n"
-            "                  node where it runs.  --inject is for tests\n"
-            "  ps              migratable processes known here: home, node, state, moves,\n"
-            "                  last frozen time\n"
+            "  migrate JOB RANK --to NODE\n"
+            "                  move process PID (started by run), or rank RANK of MPI job JOB\n"
+            "                  ([20065,1] as mpirun prints it, or its number; ask its home)\n"
+            "                  to NODE; ask its home or the node where it runs.  --inject is\n"
+            "                  for tests\n"
+            "  ps              migratable processes known here: job and rank (MPI ranks),\n"
+            "                  home, node, state, moves, last frozen time\n"
             "\n"
             "Options:\n"
             "  -s, --socket PATH  migrd's control socket (default $MIGR_SOCKET or %s)\n"
@@ -180,6 +186,18 @@ static const char *ps_state(uint32_t s)
     }
 }
 
+/* JOB and RANK: "[family,local]" and the rank for an MPI rank, "-" else. */
+static void ps_rank(const struct ctl_ps_proc *p, char *job, size_t jl, char *rank, size_t rl)
+{
+    if (!(p->flags & CTL_PROC_RANK)) {
+        snprintf(job, jl, "-");
+        snprintf(rank, rl, "-");
+        return;
+    }
+    jobid_format(p->job, job, jl);
+    snprintf(rank, rl, "%u", p->rank);
+}
+
 static void ps_one(const struct ctl_hdr *h, void *arg)
 {
     int *n = arg;
@@ -187,13 +205,14 @@ static void ps_one(const struct ctl_hdr *h, void *arg)
         return;
     const struct ctl_ps_proc *p = (const void *)(h + 1);
     if (!(*n)++)
-        printf("%8s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "HOME", "NODE", "STATE", "MOVES",
-               "LAST FROZEN", "COMMAND");
-    char frozen[32] = "-";
+        printf("%8s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "JOB", "RANK", "HOME", "NODE", "STATE",
+               "MOVES", "LAST FROZEN", "COMMAND");
+    char frozen[32] = "-", job[JOBID_STRLEN], rank[16];
     if (p->last_frozen_us)
         snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
-    printf("%8d %-10s %-10s %-8s %5u %12s  %s%s\n", p->pid, p->home, p->node, ps_state(p->state),
-           p->moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
+    ps_rank(p, job, sizeof job, rank, sizeof rank);
+    printf("%8d %-13s %-5s %-10s %-10s %-8s %5u %12s  %s%s\n", p->pid, job, rank, p->home, p->node,
+           ps_state(p->state), p->moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 
 static int cmd_ps(void)
@@ -206,13 +225,46 @@ static int cmd_ps(void)
     return 0;
 }
 
+/* The process a move names: PID, or JOB RANK (JOB as [family,local] or
+ * its number).  0, or 2 after printing why not. */
+static int migrate_what(char **args, int n, struct ctl_migrate *m)
+{
+    char *end;
+    long v;
+    if (n == 1) {
+        v = strtol(args[0], &end, 10);
+        if (*end || v <= 1 || v > 4194304) {
+            fprintf(stderr, "migrctl migrate: '%s' is not a pid (or give JOB RANK)\n", args[0]);
+            return 2;
+        }
+        m->pid = (int32_t)v;
+        return 0;
+    }
+    if (n != 2) {
+        fprintf(stderr, "usage: migrctl migrate PID --to NODE, or migrctl migrate JOB RANK --to NODE\n");
+        return 2;
+    }
+    if (jobid_parse(args[0], &m->job) < 0) {
+        fprintf(stderr, "migrctl migrate: '%s' is not a job id ([family,local] as mpirun prints it, or a number)\n",
+                args[0]);
+        return 2;
+    }
+    v = strtol(args[1], &end, 10);
+    if (*end || end == args[1] || v < 0 || v > 0x7fffffffL) {
+        fprintf(stderr, "migrctl migrate: '%s' is not a rank\n", args[1]);
+        return 2;
+    }
+    m->rank = (uint32_t)v;
+    return 0;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
     static char buf[CTL_MAX_MSG];
     struct ctl_migrate m = {0};
     const char *to = NULL;
-    char *end;
-    int i;
+    char *what[3];
+    int i, nwhat = 0;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--to") && i + 1 < argc)
             to = argv[++i];
@@ -226,22 +278,19 @@ static int cmd_migrate(int argc, char **argv)
                 fprintf(stderr, "migrctl migrate: --inject: '%s' is not corrupt or stall\n", argv[i]);
                 return 2;
             }
-        } else if (!m.pid) {
-            long v = strtol(argv[i], &end, 10);
-            if (*end || v <= 1 || v > 4194304) {
-                fprintf(stderr, "migrctl migrate: '%s' is not a pid\n", argv[i]);
-                return 2;
-            }
-            m.pid = (int32_t)v;
+        } else if (nwhat < 3) {
+            what[nwhat++] = argv[i];
         } else {
             fprintf(stderr, "migrctl migrate: unexpected argument '%s'\n", argv[i]);
             return 2;
         }
     }
-    if (!m.pid || !to) {
-        fprintf(stderr, "usage: migrctl migrate PID --to NODE\n");
+    if (!to) {
+        fprintf(stderr, "usage: migrctl migrate PID --to NODE, or migrctl migrate JOB RANK --to NODE\n");
         return 2;
     }
+    if (migrate_what(what, nwhat, &m))
+        return 2;
     if (strlen(to) >= sizeof m.node) {
         fprintf(stderr, "migrctl migrate: node name too long: %s\n", to);
         return 2;
@@ -267,7 +316,12 @@ static int cmd_migrate(int argc, char **argv)
     }
     const struct ctl_migrate_done *d = (const void *)(h + 1);
     double fs = (double)d->frozen_us / 1e6;
-    printf("pid %d moved to %s: %.1f MiB, frozen %.1f ms (%.0f MB/s), total %.1f ms\n", m.pid, d->node,
+    char who[64], job[JOBID_STRLEN];
+    if (m.pid)
+        snprintf(who, sizeof who, "pid %d", m.pid);
+    else
+        snprintf(who, sizeof who, "job %s rank %u", jobid_format(m.job, job, sizeof job), m.rank);
+    printf("%s moved to %s: %.1f MiB, frozen %.1f ms (%.0f MB/s), total %.1f ms\n", who, d->node,
            (double)d->bytes / 1048576.0, (double)d->frozen_us / 1000,
            fs > 0 ? (double)d->bytes / fs / 1e6 : 0.0, (double)d->total_us / 1000);
     return 0;

@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/ctlmsg.h"
+#include "common/jobid.h"
 #include "common/wire.h"
 
 static int connect_migrd(const char *path)
@@ -40,6 +42,8 @@ static int finish(int ctl, pid_t pid, int status)
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         sigset_t s;
+        /* CMD dumped its own core if it was to; the deputy's is not wanted */
+        setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
         signal(sig, SIG_DFL);
         sigemptyset(&s);
         sigaddset(&s, sig);
@@ -104,10 +108,35 @@ static int await_registration(int ctl, pid_t pid)
     return h->type == CTL_OK ? 0 : -1;
 }
 
+/* --job JOB --rank R (both or neither) into reg.  0, or -1 (printed). */
+static int parse_rank(const char *job, const char *rank, struct ctl_proc_register *reg)
+{
+    char *end;
+    if (!job && !rank)
+        return 0;
+    if (!job || !rank) {
+        fprintf(stderr, "migrctl run: --job and --rank go together\n");
+        return -1;
+    }
+    if (jobid_parse(job, &reg->job) < 0) {
+        fprintf(stderr, "migrctl run: --job '%s' is not a job id ([family,local] or a number)\n", job);
+        return -1;
+    }
+    unsigned long r = strtoul(rank, &end, 10);
+    if (*rank < '0' || *rank > '9' || *end || r > 0x7fffffffUL) {
+        fprintf(stderr, "migrctl run: --rank '%s' is not a rank\n", rank);
+        return -1;
+    }
+    reg->rank = (uint32_t)r;
+    reg->flags = CTL_PROC_RANK;
+    return 0;
+}
+
 int migrctl_run(const char *sock_path, int argc, char **argv)
 {
-    const char *pidfile = NULL;
+    const char *pidfile = NULL, *job = NULL, *rank = NULL;
     int no_migrate = getenv("MIGR_NO_MIGRATE") && !strcmp(getenv("MIGR_NO_MIGRATE"), "1");
+    struct ctl_proc_register reg = {0};
     int i;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--"))  {
@@ -118,6 +147,10 @@ int migrctl_run(const char *sock_path, int argc, char **argv)
             no_migrate = 1;
         else if (!strcmp(argv[i], "--pidfile") && i + 1 < argc)
             pidfile = argv[++i];
+        else if (!strcmp(argv[i], "--job") && i + 1 < argc)
+            job = argv[++i];
+        else if (!strcmp(argv[i], "--rank") && i + 1 < argc)
+            rank = argv[++i];
         else if (argv[i][0] == '-') {
             fprintf(stderr, "migrctl run: unknown option '%s' (see migrctl --help)\n", argv[i]);
             return 2;
@@ -125,18 +158,17 @@ int migrctl_run(const char *sock_path, int argc, char **argv)
             break;
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: migrctl run [--no-migrate] [--pidfile FILE] -- CMD [ARG...]\n");
+        fprintf(stderr, "usage: migrctl run [--no-migrate] [--pidfile FILE] [--job JOB --rank R] -- CMD [ARG...]\n");
         return 2;
     }
+    if (parse_rank(job, rank, &reg) < 0)
+        return 2;
     int ctl = connect_migrd(sock_path);
     if (ctl < 0)
         return 1;
+    /* Every signal the deputy can catch is CMD's (SIGCHLD is the deputy's). */
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    sigfillset(&set);
     sigprocmask(SIG_BLOCK, &set, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {
@@ -154,7 +186,8 @@ int migrctl_run(const char *sock_path, int argc, char **argv)
         fprintf(stderr, "migrctl run: cannot start %s: %s\n", argv[i], strerror(errno));
         _exit(127);
     }
-    struct ctl_proc_register reg = {.pid = pid, .flags = no_migrate ? CTL_PROC_NO_MIGRATE : 0};
+    reg.pid = pid;
+    reg.flags |= no_migrate ? CTL_PROC_NO_MIGRATE : 0;
     const char *base = strrchr(argv[i], '/');
     snprintf(reg.cmd, sizeof reg.cmd, "%s", base ? base + 1 : argv[i]);
     if (ctl_send(ctl, CTL_PROC_REGISTER, 1, &reg, sizeof reg, NULL, 0) < 0 ||

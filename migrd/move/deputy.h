@@ -2,12 +2,15 @@
  * deputy.h -- the home stub of a migratable process (`migrctl run`, and what
  * the odls component will launch for each MPI rank).
  *
- * Interface: migrctl [--socket PATH] run [--no-migrate] [--pidfile FILE] -- CMD [ARG...]
+ * Interface: migrctl [--socket PATH] run [--no-migrate] [--pidfile FILE]
+ *            [--job JOB --rank R] -- CMD [ARG...]
  * or the environment MIGR_SOCKET (migrd's control socket), MIGR_NO_MIGRATE=1.
  * The stub forks CMD (which inherits stdio and the environment), registers
- * it with the home migrd, and stays its parent and deputy: it ends with
- * CMD's exit status or re-raises its signal, wherever CMD ran; SIGINT,
- * SIGTERM and SIGHUP sent to the stub are delivered to CMD wherever it runs.
+ * it with the home migrd -- as rank R of Open MPI job JOB when given (odls
+ * migr passes them) -- and stays its parent and deputy: it ends with CMD's
+ * exit status or re-raises its signal, wherever CMD ran; every signal the
+ * stub can catch is delivered to CMD wherever it runs; if the stub is
+ * killed (SIGKILL), its migrd kills CMD wherever it runs.
  */
 #ifndef MIGRD_DEPUTY_H
 #define MIGRD_DEPUTY_H

@@ -137,6 +137,9 @@ static void on_input(evutil_socket_t fd, short what, void *arg)
     flush_input(a, ch);
 }
 
+/* reads of 64 KiB: 256 MiB */
+#define UNWATCHABLE_MAX_READS 4096
+
 int fwd_anchor_start(struct fwd_anchor *a)
 {
     for (uint32_t i = 0; i < a->n; i++) {
@@ -144,9 +147,25 @@ int fwd_anchor_start(struct fwd_anchor *a)
         if (!(ch->dir & MIG_DIR_IN))
             continue;
         ch->ev = event_new(a->d->base, ch->fd, EV_READ | EV_PERSIST, on_input, a);
-        if (!ch->ev || event_add(ch->ev, NULL) < 0) {
-            log_error("pid %d: cannot watch forwarded fd %d", a->p->pid, ch->fd);
+        if (!ch->ev) {
+            log_error("pid %d: cannot watch forwarded fd %d: out of memory", a->p->pid, ch->fd);
             return -1;
+        }
+        if (event_add(ch->ev, NULL) == 0)
+            continue;
+        if (errno != EPERM) {
+            log_error("pid %d: cannot watch forwarded fd %d: %s", a->p->pid, ch->fd, strerror(errno));
+            return -1;
+        }
+        /* epoll refuses what is always readable (/dev/null, the stdin of
+         * every MPI rank but 0; a regular file): read it to its end now */
+        for (int k = 0; k < UNWATCHABLE_MAX_READS && !ch->in_eof; k++)
+            on_input(ch->fd, EV_READ, a);
+        if (!ch->in_eof) {
+            log_warn("pid %d: forwarded fd %d: more than %d MiB to read at once: the rest is dropped",
+                     a->p->pid, ch->fd, UNWATCHABLE_MAX_READS / 16);
+            ch->in_eof = true;
+            flush_input(a, ch);
         }
     }
     return 0;
@@ -212,6 +231,8 @@ static void process_exited(struct fwd_anchor *a, int status)
     p->state = MP_EXITED;
     log_info("pid %d ended on %s with status %#x", p->pid, a->d->cl->map.nodes[p->at].name, status);
     mproc_notify_stub(p, CTL_PEV_EXITED, status, a->d->cl->map.nodes[p->at].name);
+    if (p->stub_gone) /* nobody will send CTL_PROC_DONE */
+        mproc_free_later(a->d, p);
 }
 
 static void promote_next(struct fwd_anchor *a)

@@ -257,7 +257,8 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
         return failf(res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(d, dest),
                      strerror(-fd));
     struct mig_offer offer = {.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves,
-                              .flags = p->flags, .mem_bytes = resident_bytes(p->pid)};
+                              .flags = p->flags, .job = p->job, .rank = p->rank,
+                              .mem_bytes = resident_bytes(p->pid)};
     snprintf(offer.kernel, sizeof offer.kernel, "%s", d->cl->kernel);
     snprintf(offer.cmd, sizeof offer.cmd, "%s", p->cmd);
     offer.cpu = d->cl->cpu;
@@ -361,16 +362,18 @@ out:
     if (fd >= 0)
         close(fd);
     double secs = res->frozen_us ? (double)res->frozen_us / 1e6 : 0;
+    char who[80];
+    mproc_name(p, who, sizeof who);
     if (rc == 0)
-        log_info("move pid %d %s -> %s: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
+        log_info("move %s %s -> %s: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
                  "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
-                 p->pid, cluster_self_name(d->cl), dn->name, (unsigned long long)res->bytes,
+                 who, cluster_self_name(d->cl), dn->name, (unsigned long long)res->bytes,
                  (double)res->frozen_us / 1000, secs > 0 ? (double)res->bytes / secs / 1e6 : 0,
                  (double)res->total_us / 1000, (double)(t_freeze - t0) / 1000,
                  (double)(t_frozen - t_freeze) / 1000, (double)(t_captured - t_frozen) / 1000,
                  (double)(t_streamed - t_captured) / 1000, (double)(t_acked - t_streamed) / 1000);
     else
-        log_info("move pid %d %s -> %s: failed (%s), %s", p->pid, cluster_self_name(d->cl), dn->name,
+        log_info("move %s %s -> %s: failed (%s), %s", who, cluster_self_name(d->cl), dn->name,
                  res->message, t_freeze ? "thawed where it was" : "never frozen");
     if (rc == 0 && !p->is_home)
         mproc_free(d, p);
@@ -558,6 +561,8 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         new_rec = true;
         if (p) {
             p->flags = o->flags;
+            p->job = o->job;
+            p->rank = o->rank;
             snprintf(p->cmd, sizeof p->cmd, "%.63s", o->cmd);
         }
     }

@@ -46,6 +46,9 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
 void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint32_t reqid,
                           const struct ctl_proc_register *r);
 void migrate_ctl_signal(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s);
+/* The control connection of stub pid STUB_PID closed: a process it was
+ * the deputy of and that has not ended is killed wherever it runs. */
+void migrate_ctl_stub_gone(struct move *d, pid_t stub_pid);
 void migrate_ctl_done(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s);
 void migrate_ctl_migrate(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m);
 void migrate_ctl_ps(struct move *d, int client_fd, uint32_t reqid);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/ctlmsg.h"
+#include "common/jobid.h"
 #include "migrd/cluster/cluster.h"
 #include "migrd/util/log.h"
 #include "forward.h"
@@ -62,6 +63,14 @@ void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint3
         refuse(client_fd, reqid, EEXIST, msg);
         return;
     }
+    struct mproc *q = r->flags & CTL_PROC_RANK ? mproc_find_rank(d, r->job, r->rank) : NULL;
+    if (q && q->state != MP_EXITED) {
+        char job[JOBID_STRLEN];
+        snprintf(msg, sizeof msg, "job %s rank %u is already registered on %s (pid %d)",
+                 jobid_format(r->job, job, sizeof job), r->rank, cluster_self_name(d->cl), q->pid);
+        refuse(client_fd, reqid, EEXIST, msg);
+        return;
+    }
     struct mproc *p = mproc_new(d, r->pid, d->cl->self);
     if (!p || (p->stub_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
         if (p)
@@ -70,11 +79,51 @@ void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint3
         return;
     }
     p->is_home = p->here = true;
-    p->flags = r->flags;
+    p->flags = r->flags & (CTL_PROC_NO_MIGRATE | CTL_PROC_RANK);
+    p->job = r->job;
+    p->rank = r->rank;
+    p->stub_pid = client_pid;
     snprintf(p->cmd, sizeof p->cmd, "%.63s", r->cmd);
-    log_info("pid %d (%s) started here by its stub pid %d%s", p->pid, p->cmd, client_pid,
-             p->flags & CTL_PROC_NO_MIGRATE ? ", not migratable" : "");
+    log_info("%s (%s) started here by its stub pid %d%s", mproc_name(p, msg, sizeof msg), p->cmd,
+             client_pid, p->flags & CTL_PROC_NO_MIGRATE ? ", not migratable" : "");
     ok(client_fd, reqid);
+}
+
+/* A signal to a process with its home here, wherever it runs. */
+static void signal_proc(struct mproc *p, int sig)
+{
+    if (p->here && p->state != MP_MOVING) {
+        if (kill(p->pid, sig) < 0)
+            log_warn("signal %d to pid %d: %s", sig, p->pid, strerror(errno));
+    } else if (p->anchor) {
+        fwd_anchor_signal(p->anchor, sig);
+    } else if (kill(p->pid, sig) < 0) {
+        log_warn("signal %d to pid %d: %s", sig, p->pid, strerror(errno));
+    }
+}
+
+void migrate_ctl_stub_gone(struct move *d, pid_t stub_pid)
+{
+    char who[80];
+    for (struct mproc *p = mproc_first(d), *next; p; p = next) {
+        next = p->next;
+        if (!p->is_home || p->stub_pid != stub_pid || p->stub_gone)
+            continue;
+        if (p->state == MP_EXITED) {
+            mproc_free(d, p);
+            continue;
+        }
+        log_warn("%s: its stub pid %d ended first: killing it on %s", mproc_name(p, who, sizeof who),
+                 stub_pid, d->cl->map.nodes[p->here ? d->cl->self : p->at].name);
+        signal_proc(p, SIGKILL);
+        if (p->stub_fd >= 0)
+            close(p->stub_fd);
+        p->stub_fd = -1;
+        p->stub_gone = true;
+        /* Never moved: the stub's orphan, nobody here will report its end. */
+        if (p->here && !p->child && !p->anchor)
+            mproc_free(d, p);
+    }
 }
 
 void migrate_ctl_signal(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s)
@@ -86,14 +135,7 @@ void migrate_ctl_signal(struct move *d, int client_fd, uint32_t reqid, const str
         refuse(client_fd, reqid, ESRCH, msg);
         return;
     }
-    if (p->here && p->state != MP_MOVING) {
-        if (kill(p->pid, s->sig) < 0)
-            log_warn("signal %d to pid %d: %s", s->sig, p->pid, strerror(errno));
-    } else if (p->anchor) {
-        fwd_anchor_signal(p->anchor, s->sig);
-    } else if (kill(p->pid, s->sig) < 0) {
-        log_warn("signal %d to pid %d: %s", s->sig, p->pid, strerror(errno));
-    }
+    signal_proc(p, s->sig);
     ok(client_fd, reqid);
 }
 
@@ -107,17 +149,34 @@ void migrate_ctl_done(struct move *d, int client_fd, uint32_t reqid, const struc
     ok(client_fd, reqid);
 }
 
+/* The record a move request names: by pid, or by (job, rank) at its home. */
+static struct mproc *migrate_target(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m)
+{
+    struct mproc *p;
+    char msg[200], job[JOBID_STRLEN];
+    if (m->pid) {
+        if (!(p = mproc_find_pid(d, m->pid))) {
+            snprintf(msg, sizeof msg, "pid %d is not a migratable process known on %s (start it with "
+                                      "migrctl run)", m->pid, cluster_self_name(d->cl));
+            refuse(client_fd, reqid, ESRCH, msg);
+        }
+        return p;
+    }
+    if (!(p = mproc_find_rank(d, m->job, m->rank))) {
+        snprintf(msg, sizeof msg, "job %s rank %u has no home on %s (ask the node that launched it)",
+                 jobid_format(m->job, job, sizeof job), m->rank, cluster_self_name(d->cl));
+        refuse(client_fd, reqid, ESRCH, msg);
+    }
+    return p;
+}
+
 void migrate_ctl_migrate(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m)
 {
-    struct mproc *p = mproc_find_pid(d, m->pid);
+    struct mproc *p = migrate_target(d, client_fd, reqid, m);
     struct migrate_result res;
     char msg[200];
-    if (!p) {
-        snprintf(msg, sizeof msg, "pid %d is not a migratable process known on %s (start it with "
-                                  "migrctl run)", m->pid, cluster_self_name(d->cl));
-        refuse(client_fd, reqid, ESRCH, msg);
+    if (!p)
         return;
-    }
     if (p->here) {
         if (migrate_out(d, p, m->node, m->inject, &res) < 0) {
             refuse(client_fd, reqid, EAGAIN, res.message);
@@ -135,11 +194,11 @@ void migrate_ctl_migrate(struct move *d, int client_fd, uint32_t reqid, const st
             return; /* answered when the node where it runs replies */
         if (rfd >= 0)
             close(rfd);
-        snprintf(msg, sizeof msg, "pid %d is moving right now; try again", m->pid);
+        snprintf(msg, sizeof msg, "pid %d is moving right now; try again", p->pid);
         refuse(client_fd, reqid, EBUSY, msg);
         return;
     }
-    snprintf(msg, sizeof msg, "pid %d does not run on %s; ask its home %s", m->pid, cluster_self_name(d->cl),
+    snprintf(msg, sizeof msg, "pid %d does not run on %s; ask its home %s", p->pid, cluster_self_name(d->cl),
              d->cl->map.nodes[p->home].name);
     refuse(client_fd, reqid, ESRCH, msg);
 }
@@ -148,6 +207,7 @@ void migrate_ctl_ps(struct move *d, int client_fd, uint32_t reqid)
 {
     for (struct mproc *p = migrate_procs(d); p; p = p->next) {
         struct ctl_ps_proc r = {.pid = p->pid, .moves = p->moves, .flags = p->flags,
+                                .job = p->job, .rank = p->rank,
                                 .last_frozen_us = p->last_frozen_us};
         r.state = p->state == MP_MOVING ? CTL_PS_MOVING : p->state == MP_EXITED ? CTL_PS_EXITED
                   : p->here ? CTL_PS_RUNNING : CTL_PS_AWAY;

@@ -4,12 +4,14 @@
 #include "migrate_proc.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/ctlmsg.h"
+#include "common/jobid.h"
 #include "migrd/cluster/cluster.h"
 #include "migrd/util/log.h"
 #include "forward.h"
@@ -47,6 +49,29 @@ void mproc_free(struct move *d, struct mproc *p)
     free(p);
 }
 
+struct free_later {
+    struct move *d;
+    struct mproc *p;
+};
+
+static void free_now(evutil_socket_t fd, short what, void *arg)
+{
+    struct free_later *f = arg;
+    (void)fd, (void)what;
+    mproc_free(f->d, f->p);
+    free(f);
+}
+
+void mproc_free_later(struct move *d, struct mproc *p)
+{
+    struct free_later *f = malloc(sizeof *f);
+    const struct timeval now = {0, 0};
+    if (!f || (*f = (struct free_later){d, p}, event_base_once(d->base, -1, EV_TIMEOUT, free_now, f, &now) < 0)) {
+        log_warn("pid %d: cannot schedule freeing its record: it stays listed", p->pid);
+        free(f);
+    }
+}
+
 struct mproc *mproc_find(struct move *d, int home, pid_t pid)
 {
     for (struct mproc *p = mproc_first(d); p; p = p->next)
@@ -67,6 +92,24 @@ struct mproc *mproc_find_pid(struct move *d, pid_t pid)
             any = p;
     }
     return any;
+}
+
+struct mproc *mproc_find_rank(struct move *d, uint32_t job, uint32_t rank)
+{
+    for (struct mproc *p = mproc_first(d); p; p = p->next)
+        if (p->is_home && (p->flags & CTL_PROC_RANK) && p->job == job && p->rank == rank)
+            return p;
+    return NULL;
+}
+
+const char *mproc_name(const struct mproc *p, char *buf, size_t len)
+{
+    char job[JOBID_STRLEN];
+    if (p->flags & CTL_PROC_RANK)
+        snprintf(buf, len, "pid %d (job %s rank %u)", p->pid, jobid_format(p->job, job, sizeof job), p->rank);
+    else
+        snprintf(buf, len, "pid %d", p->pid);
+    return buf;
 }
 
 void mproc_notify_stub(struct mproc *p, uint32_t type, int status, const char *node)

@@ -13,6 +13,7 @@
 #define MIGRD_MIGRATE_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -28,6 +29,7 @@ struct mproc {
     int home;                /* node index                                  */
     int at;                  /* node index where it runs (home's view)      */
     uint32_t flags;          /* CTL_PROC_*                                  */
+    uint32_t job, rank;      /* with CTL_PROC_RANK (an MPI rank, odls migr) */
     uint32_t moves;
     uint64_t last_frozen_us;
     char cmd[64];
@@ -35,6 +37,9 @@ struct mproc {
     /* home side */
     bool is_home;            /* this node is its home                       */
     int stub_fd;             /* dup of the stub's control connection, or -1 */
+    pid_t stub_pid;          /* the stub (its control client)               */
+    bool stub_gone;          /* the stub ended before the process: killed,
+                                the record goes when its end is reported   */
     struct fwd_anchor *anchor;
     /* location side */
     bool here;               /* runs on this node                           */
@@ -44,10 +49,16 @@ struct mproc {
 
 struct mproc *mproc_new(struct move *d, pid_t pid, int home);
 void mproc_free(struct move *d, struct mproc *p);
+/* Free it on the next turn of the event loop (from inside its callbacks). */
+void mproc_free_later(struct move *d, struct mproc *p);
 struct mproc *mproc_find(struct move *d, int home, pid_t pid);
 /* A process running here with this pid (whatever its home), else any. */
 struct mproc *mproc_find_pid(struct move *d, pid_t pid);
 struct mproc *mproc_first(struct move *d);
+/* The home record of (job, rank), or NULL. */
+struct mproc *mproc_find_rank(struct move *d, uint32_t job, uint32_t rank);
+/* "pid P" or "pid P (job [f,l] rank R)" for log lines and errors. */
+const char *mproc_name(const struct mproc *p, char *buf, size_t len);
 /* Tell the stub (if any); drops the stub when it is gone. */
 void mproc_notify_stub(struct mproc *p, uint32_t type, int status, const char *node);
 

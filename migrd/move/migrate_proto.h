@@ -53,6 +53,7 @@ struct mig_offer {
     uint32_t home;          /* node index in the cluster map   */
     uint32_t gen;           /* number of moves so far          */
     uint32_t flags;
+    uint32_t job, rank;     /* with CTL_PROC_RANK in flags     */
     uint64_t mem_bytes;     /* resident memory of the process  */
     char kernel[64];
     char cmd[64];

@@ -70,7 +70,8 @@ case_tour() {
     start_run tour "$COUNTER" 40 50 7 || { echo "no pid"; return 1; }
     sleep 0.4
     move n1 "$PID" n2 && sleep 0.3 && move n1 "$PID" n3 && sleep 0.3 && move n1 "$PID" n1 || return 1
-    "$V" exec n1 "$C" ps | grep -Eq "^ *$PID +n1 +n1 +running +3 " || { echo "ps: $("$V" exec n1 "$C" ps)"; return 1; }
+    [[ $("$V" exec n1 "$C" ps | ps_fields "$PID" HOME NODE STATE MOVES) == "n1 n1 running 3" ]] ||
+        { echo "ps: $("$V" exec n1 "$C" ps)"; return 1; }
     local rc
     rc=$(wait_run tour 20)
     [[ $rc == 7 ]] || { echo "status $rc, not 7"; return 1; }
@@ -234,7 +235,7 @@ case_random_tour() {
             { echo "move $i $at -> $to: $(cat "$SCRATCH/rtour.move")"; return 1; }
         at=$to
     done
-    "$V" exec n1 "$C" ps | awk -v p="$PID" -v n="$at" '$1 == p && $3 == n && $5 == 20 { ok = 1 } END { exit !ok }' ||
+    [[ $("$V" exec n1 "$C" ps | ps_fields "$PID" NODE MOVES) == "$at 20" ]] ||
         { echo "ps after 20 moves (at $at): $("$V" exec n1 "$C" ps | tr '\n' '|')"; return 1; }
     rc=$(wait_run rtour 60)
     rc_ref=$(wait_run rtref 30)
@@ -268,7 +269,7 @@ case_link_cut() {
         { echo "reason: $(cat "$SCRATCH/cut.move")"; return 1; }
     [[ $(wc -l <"$SCRATCH/cut.move") == 1 ]] || { echo "reason not one line: $(tr '\n' '|' <"$SCRATCH/cut.move")"; return 1; }
     echo "reported after $took s: $(cat "$SCRATCH/cut.move")"
-    "$V" exec n1 "$C" ps | awk -v p="$PID" '$1 == p && $3 == "n1" && $4 == "running" { ok = 1 } END { exit !ok }' ||
+    [[ $("$V" exec n1 "$C" ps | ps_fields "$PID" NODE STATE) == "n1 running" ]] ||
         { echo "not running at n1: $("$V" exec n1 "$C" ps | tr '\n' '|')"; return 1; }
     check_intact cut 60
 }
