@@ -127,7 +127,7 @@ int fwd_ep_add(struct fwd_ep *ep, uint32_t chan, uint32_t dir, int *proc_end)
 int fwd_ep_chan_of(const struct fwd_ep *ep, uint64_t ino, uint32_t *chan, uint32_t *dir)
 {
     for (uint32_t i = 0; i < ep->n; i++)
-        if (ep->ch[i].ino == ino && ep->ch[i].near >= 0) {
+        if (ep->ch[i].ino == ino) { /* also once its input ended (near end closed) */
             *chan = ep->ch[i].id;
             *dir = ep->ch[i].dir;
             return 0;

@@ -6,7 +6,9 @@
 # back home, a rank onto its peer's node (direct path) and away again, both
 # peers of a pair at once, a seeded storm of random moves; every packet
 # arrives exactly once and in order, and the old nodes' exiled mailboxes
-# end once the job has.  Runs on its own virtual cluster (MIGR_VCLUSTER_ID=7).
+# end once the job has; last, an MPI job over btl dicom (np 6, odls migr)
+# whose ranks are moved 200 times at random during a verified message
+# storm.  Runs on its own virtual cluster (MIGR_VCLUSTER_ID=7).
 source "$(dirname "$0")/../lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-7}
 V=$VCLUSTER
@@ -154,3 +156,63 @@ case_exiles_end() {
     return 1
 }
 run_case exiled-mailboxes-end 30 case_exiles_end
+
+# --- an MPI job over btl dicom (np 6, two ranks per node, launched by odls
+# migr) whose ranks are moved at random while its message storm runs
+# (test/mpi/storm checks contents, count and order of every message):
+# up to 200 moves, two at once at times; the job ends 0 with storm: OK.
+MPI_STORM=$BUILD/test/mpi/storm
+read -r -a SPREAD <<<"$("$V" mpirun-args)"
+unset MIGR_SOCKET
+# spread_pids K: node nI runs K*(I-1) processes, so that the ranks of
+# different nodes do not have the same pids (a move keeps the pid).
+spread_pids() {
+    local k=0 node
+    for node in n1 n2 n3; do
+        "$V" exec $node bash -c "for ((i = 0; i < $1 * $k; i++)); do /bin/true; done"
+        k=$((k + 1))
+    done
+}
+# mmove RANK NODE: move rank RANK of MPI job MJOB, asked of its home.
+mmove() {
+    with_timeout 60 "$V" exec "n$(($1 % 3 + 1))" "$C" migrate "$MJOB" "$1" --to "$2" >>"$SCRATCH/mmoves.log" 2>&1
+}
+case_mpi_storm() {
+    local moved=0 tried=0 r to i rc
+    [[ -x $MPI_STORM ]] || { echo "no $MPI_STORM"; return 1; }
+    spread_pids 120
+    rm -f "$SCRATCH/mpi.rc"
+    ( mpirun "${SPREAD[@]}" --map-by node -np 6 --mca odls migr --mca odls_migr_deputy "$C" \
+        --mca pml ob1 --mca btl dicom,self --mca mpi_yield_when_idle 1 -x MIGR_TEST_WATCHDOG=250 "$MPI_STORM" 424242 "${MPI_STORM_MSGS:-60000}" \
+        </dev/null >"$SCRATCH/mpi.out" 2>&1
+      echo $? >"$SCRATCH/mpi.rc" ) &
+    for ((i = 0; i < 200; i++)); do
+        MJOB=$("$V" exec n1 "$C" ps 2>/dev/null | awk '$2 ~ /^\[/ {print $2; exit}')
+        [[ -n $MJOB ]] && break
+        sleep 0.1
+    done
+    [[ -n $MJOB ]] || { echo "no rank registered: $(tail -n 3 "$SCRATCH/mpi.out" | tr '\n' '|')"; return 1; }
+    RANDOM=4242
+    while [[ ! -s $SCRATCH/mpi.rc ]] && ((moved < 200)); do
+        r=$((RANDOM % 6)) to=n$((RANDOM % 3 + 1))
+        tried=$((tried + 1))
+        if ((RANDOM % 5 == 0)); then
+            mmove $(((r + 1) % 6)) n$((RANDOM % 3 + 1)) & local a=$!
+            mmove $r $to && moved=$((moved + 1))
+            wait $a && moved=$((moved + 1))
+        else
+            mmove $r $to && moved=$((moved + 1))
+        fi
+    done
+    for ((i = 0; i < 1200; i++)); do
+        [[ -s $SCRATCH/mpi.rc ]] && break
+        sleep 0.1
+    done
+    rc=$(cat "$SCRATCH/mpi.rc" 2>/dev/null || echo timeout)
+    echo "$moved moves of $tried tries; mpirun: $rc"
+    [[ $rc == 0 ]] && grep -q 'storm: OK' "$SCRATCH/mpi.out" ||
+        { echo "job: $(grep -v '^ \|^--' "$SCRATCH/mpi.out" | head -n 6 | tr '\n' '|')"; return 1; }
+    ((moved >= 30)) || { echo "too few moves: $(grep -v moved "$SCRATCH/mmoves.log" | tail -n 3 | tr '\n' '|')"; return 1; }
+}
+run_case mpi-storm-ranks-moved 300 case_mpi_storm
+grep -c 'moved to' "$SCRATCH/mmoves.log" 2>/dev/null | sed 's/^/  mpi moves: /'
