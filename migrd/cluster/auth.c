@@ -39,16 +39,26 @@ int auth_hs_peer(struct auth_hs *hs, const void *hello, char *why, size_t wl)
         snprintf(why, wl, "not a migr authentication hello (magic 0x%08x, version %u)", h.magic, h.version);
     else if (h.initiator != !hs->initiator)
         snprintf(why, wl, "authentication hello from the wrong side of the connection");
-    else if (h.purpose < AUTH_LINK || h.purpose > AUTH_FORWARD ||
-             (hs->mine.purpose && h.purpose != hs->mine.purpose))
+    else if (h.purpose > AUTH_FORWARD || (h.purpose == 0 && !hs->initiator) ||
+             (hs->mine.purpose && h.purpose && h.purpose != hs->mine.purpose))
         snprintf(why, wl, "authentication hello for purpose %u, expected %u", h.purpose, hs->mine.purpose);
     else {
-        if (!hs->mine.purpose)
-            hs->mine.purpose = h.purpose; /* the acceptor follows the initiator */
+        hs->purpose = hs->initiator ? hs->mine.purpose : h.purpose;
         hs->peer = h;
         return 0;
     }
     return -1;
+}
+
+int auth_peer_node(const struct auth_hs *hs, const struct cluster_map *m, int self, char *why, size_t wl)
+{
+    int node = config_find(m, hs->peer.name);
+    if (node < 0 || node == self || hs->peer.node != (uint32_t)node) {
+        snprintf(why, wl, "authentication hello from '%.63s' (index %u), which is not %s node of the "
+                 "cluster map", hs->peer.name, hs->peer.node, self >= 0 ? "another" : "a");
+        return -1;
+    }
+    return node;
 }
 
 /* BLAKE2b-256 keyed with the cluster key over label, role and both hellos

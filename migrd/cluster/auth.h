@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "cluster_key.h"
+#include "cluster_map.h"
 
 #define AUTH_MAGIC   0x5455414du /* "MAUT" */
 #define AUTH_VERSION 1
@@ -70,6 +71,7 @@ struct auth_hs {
     const uint8_t *key;
     struct auth_hello mine, peer;
     bool initiator;
+    uint8_t purpose;       /* agreed: the initiator's                   */
 };
 
 struct auth_session {
@@ -86,11 +88,18 @@ int auth_init(void);
 
 void auth_hs_begin(struct auth_hs *hs, const uint8_t *key, enum auth_purpose purpose, bool initiator,
                    uint32_t self, const char *self_name);
-/* The peer's hello (sizeof(struct auth_hello) bytes).  An acceptor passes
- * purpose 0 to take any (the first frame decides what it may be): 0 or -1
- * with why.  On success hs->peer holds it (name NUL-terminated). */
+/* The peer's hello (sizeof(struct auth_hello) bytes): 0 or -1 with why.
+ * An acceptor that serves several purposes on one port begins with
+ * purpose 0 and takes the initiator's (hs->purpose; the caller checks it
+ * is one of its port's); an initiator takes an acceptor's 0.  Either way
+ * the initiator's purpose is in both proofs.  On success hs->peer holds
+ * the peer's hello (name NUL-terminated). */
 int auth_hs_peer(struct auth_hs *hs, const void *hello, char *why, size_t wl);
 void auth_hs_proof(const struct auth_hs *hs, struct auth_proof *out);
+/* The node the peer's hello (after auth_hs_peer) claims to be: a node of
+ * the map other than self (-1: any), whose index and name agree.  Index,
+ * or -1 with why. */
+int auth_peer_node(const struct auth_hs *hs, const struct cluster_map *m, int self, char *why, size_t wl);
 /* 0 and the session, or -1: the peer does not hold the key. */
 int auth_hs_check(const struct auth_hs *hs, const struct auth_proof *peer, struct auth_session *s);
 

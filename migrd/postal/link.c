@@ -536,12 +536,9 @@ static bool take_auth(struct conn *c, char *why, size_t wl)
     struct auth_proof pr;
     if (auth_hs_peer(&a->hs, c->body, why, wl) < 0)
         return false;
-    int node = config_find(&d->cl->map, a->hs.peer.name);
-    if (node < 0 || node == d->cl->self || a->hs.peer.node != (uint32_t)node) {
-        snprintf(why, wl, "AUTH from '%.63s' (index %u), which is not another node of the cluster map",
-                 a->hs.peer.name, a->hs.peer.node);
+    int node = auth_peer_node(&a->hs, &d->cl->map, d->cl->self, why, wl);
+    if (node < 0)
         return false;
-    }
     if (c->node >= 0 && c->node != node) {
         snprintf(why, wl, "connected to %s but it says it is %.63s", node_name(c->set, c->node), a->hs.peer.name);
         return false;
