@@ -475,6 +475,17 @@ static bool hdr_ok(struct conn *c, char *why, size_t wl)
     return true;
 }
 
+/* An accepted connection must come from the address of the node it
+ * claims to be. */
+static bool peer_addr_ok(struct conn *c, int node, char *why, size_t wl)
+{
+    const struct cfg_node *n = &c->set->d->cl->map.nodes[node];
+    if (c->outgoing || node_addr_is(n, &c->addr))
+        return true;
+    snprintf(why, wl, "claims to be %s, whose address in the map is %s", n->name, n->addr);
+    return false;
+}
+
 static bool take_hello(struct conn *c, char *why, size_t wl)
 {
     struct postal *d = c->set->d;
@@ -498,11 +509,8 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
         snprintf(why, wl, "authenticated as %s but its HELLO says %.63s", node_name(c->set, c->auth->node), h->node);
         return false;
     }
-    if (!c->outgoing && !node_addr_is(&d->cl->map.nodes[node], &c->addr)) {
-        snprintf(why, wl, "HELLO as %.63s from an address that is not its address %s in the map", h->node,
-                 d->cl->map.nodes[node].addr);
+    if (!c->auth && !peer_addr_ok(c, node, why, wl))
         return false;
-    }
     if (strcmp(h->kernel, d->cl->kernel))
         log_warn("node %s runs kernel %s, this node %s: moves between them will be refused", h->node,
                  h->kernel, d->cl->kernel);
@@ -543,6 +551,8 @@ static bool take_auth(struct conn *c, char *why, size_t wl)
         snprintf(why, wl, "connected to %s but it says it is %.63s", node_name(c->set, c->node), a->hs.peer.name);
         return false;
     }
+    if (!peer_addr_ok(c, node, why, wl))
+        return false;
     a->node = node;
     a->phase = AP_PROOF;
     auth_hs_proof(&a->hs, &pr);
