@@ -237,18 +237,18 @@ static void mig_frame(int fd, uint16_t type, const void *body, uint32_t len)
 /* Any migration frame back (the daemon took us for a peer)?  A daemon
  * that keeps the connection open has too, unless it sent an
  * authentication hello that was never answered with a right proof (it
- * then waits for one). */
+ * then waits for one); after a right handshake (the real key), open
+ * means taken in. */
 static int mig_verdict(int fd, int hello_read)
 {
     uint8_t buf[4096];
     size_t got = 0;
+    int open = 0;
     for (;;) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         if (poll(&pf, 1, 3000) <= 0) {
-            uint32_t magic = 0;
-            if (got >= sizeof magic)
-                memcpy(&magic, buf, sizeof magic);
-            return !hello_read && magic != AUTH_MAGIC;
+            open = 1;
+            break;
         }
         ssize_t r = recv(fd, buf + got, sizeof buf - got, 0);
         if (r <= 0)
@@ -268,6 +268,13 @@ static int mig_verdict(int fd, int hello_read)
             if (magic == MIG_MAGIC)
                 return 1;
         }
+    }
+    if (open) {
+        uint32_t magic = 0;
+        if (got >= sizeof magic)
+            memcpy(&magic, buf, sizeof magic);
+        /* open after a handshake that made a session: it took us in */
+        return have_session || (!hello_read && magic != AUTH_MAGIC);
     }
     return 0;
 }
