@@ -14,8 +14,13 @@
  * Authentication (cluster/auth.h, when the cluster has a key): each side
  * sends AUTH, then PROOF once it has the peer's AUTH; only after the
  * peer's proof is right does HELLO follow, and from then on every frame
- * carries a MAC, checked before the frame is believed (a DATA record is
- * committed to the inbox only then).  A connection is taken from an
+ * carries a MAC, checked before the frame is believed.  A DATA frame has
+ * two: one after its link_data (the header: a wrong one closes the
+ * connection) and one after the payload, which is read straight into the
+ * inbox and committed only if that MAC is right; if not, the packet is
+ * dropped and the link goes on (the framing was authenticated; the bytes
+ * may have been changed in shared memory by a local process, at either
+ * end, which must not let it cut the link of everyone else).  A connection is taken from an
  * address of the map only, and the node it authenticates as must have
  * that address.  Nothing of an established link changes before a new
  * connection has proved itself.
@@ -59,17 +64,18 @@ struct txitem {
     struct txitem *next;
     struct link_hdr hdr;
     struct link_data data;       /* DATA frames                        */
-    struct iovec iov[4];
+    struct iovec base[3];        /* the frame's pieces, without MACs     */
+    int nbase;
+    struct iovec iov[5];         /* what is written: base and the MACs   */
     int niov;
-    bool tagged;                 /* iov[niov - 1] is tag (authenticated) */
-    uint8_t tag[AUTH_TAG];
+    uint8_t tag[2][AUTH_TAG];
     size_t total, done;
     struct mbox *m;              /* outbox record: consume when written */
     struct dicom_pkt *rec;
     void *heap;                  /* kept copy or control body: free     */
 };
 
-enum rx_state { RX_HDR, RX_BODY, RX_DATA_HDR, RX_PAYLOAD, RX_TAG, RX_STALLED };
+enum rx_state { RX_HDR, RX_BODY, RX_DATA_HDR, RX_HTAG, RX_TARGET, RX_PAYLOAD, RX_TAG, RX_STALLED };
 
 /* A connection's authentication (NULL in an insecure cluster). */
 enum auth_phase { AP_HELLO, AP_PROOF, AP_DONE };
@@ -163,24 +169,35 @@ static void item_done(struct txitem *it, bool written)
     free(it);
 }
 
-/* The MAC after the frame, in the connection's order of frames. */
-static void tag_item(struct conn *c, struct txitem *it)
+/* MAC of base pieces [from, to) into tag k, appended to the iovec. */
+static void add_tag(struct conn *c, struct txitem *it, int from, int to, int k)
 {
-    if (it->tagged) {
-        it->niov--;
-        it->total -= AUTH_TAG;
-        it->tagged = false;
-    }
-    if (!c->auth || c->auth->phase != AP_DONE)
-        return;
     struct auth_mac m;
     auth_mac_begin(&c->auth->s, true, &m);
-    for (int i = 0; i < it->niov; i++)
-        auth_mac_update(&m, it->iov[i].iov_base, it->iov[i].iov_len);
-    auth_mac_final(&m, it->tag);
-    it->iov[it->niov++] = (struct iovec){it->tag, AUTH_TAG};
+    for (int i = from; i < to; i++)
+        auth_mac_update(&m, it->base[i].iov_base, it->base[i].iov_len);
+    auth_mac_final(&m, it->tag[k]);
+    it->iov[it->niov++] = (struct iovec){it->tag[k], AUTH_TAG};
     it->total += AUTH_TAG;
-    it->tagged = true;
+}
+
+/* The iovec to write: the frame and, on an authenticated link, its MACs
+ * in the connection's order of frames (a DATA frame: header, MAC, payload,
+ * MAC). */
+static void tag_item(struct conn *c, struct txitem *it)
+{
+    bool authed = c->auth && c->auth->phase == AP_DONE;
+    bool data = it->hdr.type == LINK_DATA;
+    it->niov = 0;
+    it->total = 0;
+    for (int i = 0; i < it->nbase; i++) {
+        it->iov[it->niov++] = it->base[i];
+        it->total += it->base[i].iov_len;
+        if (authed && data && i == 1)
+            add_tag(c, it, 0, 2, 0);
+    }
+    if (authed)
+        add_tag(c, it, data ? 2 : 0, it->nbase, 1);
 }
 
 static void enqueue(struct conn *c, struct txitem *it)
@@ -199,9 +216,8 @@ static struct txitem *item_new(uint8_t type, uint32_t len)
     if (!it)
         return NULL;
     it->hdr = (struct link_hdr){.magic = LINK_MAGIC, .version = MIGR_PROTO_VERSION, .type = type, .len = len};
-    it->iov[0] = (struct iovec){&it->hdr, sizeof it->hdr};
-    it->niov = 1;
-    it->total = sizeof it->hdr;
+    it->base[0] = (struct iovec){&it->hdr, sizeof it->hdr};
+    it->nbase = 1;
     return it;
 }
 
@@ -211,10 +227,9 @@ static struct txitem *data_item(const struct dicom_pkt *k)
     if (!it)
         return NULL;
     it->data = (struct link_data){k->src_job, k->src_rank, k->dst_job, k->dst_rank, k->seq, k->len, k->tag, k->kind};
-    it->iov[1] = (struct iovec){&it->data, sizeof it->data};
-    it->iov[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
-    it->niov = 3;
-    it->total += sizeof it->data + k->len;
+    it->base[1] = (struct iovec){&it->data, sizeof it->data};
+    it->base[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
+    it->nbase = 3;
     return it;
 }
 
@@ -225,7 +240,7 @@ static void conn_flush(struct conn *c)
     c->flushing = true;
     while (c->q && !c->dead) {
         struct txitem *it = c->q;
-        struct iovec iov[4];
+        struct iovec iov[5];
         int n = 0;
         size_t skip = it->done;
         for (int i = 0; i < it->niov; i++) {
@@ -332,9 +347,8 @@ static int conn_send(struct conn *c, uint8_t type, const void *body, uint32_t le
     if (len) {
         memcpy(copy, body, len);
         it->heap = copy;
-        it->iov[1] = (struct iovec){copy, len};
-        it->niov = 2;
-        it->total += len;
+        it->base[1] = (struct iovec){copy, len};
+        it->nbase = 2;
     }
     enqueue(c, it);
     return 0;
@@ -612,7 +626,7 @@ static void rx_resume(struct waiter *w)
 {
     struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, rx_wait));
     c->stalled_on = NULL;
-    c->rx = RX_DATA_HDR; /* try to reserve again */
+    c->rx = RX_TARGET; /* try to reserve again */
     event_add(c->rev, NULL);
     event_active(c->rev, EV_READ, 0);
 }
@@ -650,6 +664,18 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
     pkt_fill(c->rx_resv.pkt, ld->src_job, ld->src_rank, ld->dst_job, ld->dst_rank, ld->seq, ld->tag, ld->kind,
              ld->len);
     return true;
+}
+
+/* Drop the reserved record: publish it as a NOP with seq 0 (always a
+ * duplicate), which breaks no sender's sequence. */
+static void rx_cancel(struct conn *c)
+{
+    c->rx_resv.pkt->kind = PKT_NOP;
+    c->rx_resv.pkt->len = 0;
+    c->rx_resv.pkt->seq = 0;
+    if (ring_commit(&c->rx_mbox->inbox, &c->rx_resv))
+        mbox_ring_owner(c->rx_mbox);
+    c->rx_mbox = NULL;
 }
 
 static void rx_complete_data(struct conn *c)
@@ -725,9 +751,26 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             if (!rx_end(c, why, sizeof why))
                 goto bad;
             break;
-        case RX_DATA_HDR: {
+        case RX_DATA_HDR:
             if ((r = read_some(c, &c->rd, sizeof c->rd)) <= 0)
                 return;
+            c->rx = RX_TARGET;
+            if (c->auth) { /* its header's MAC first */
+                c->auth->rmac_on = false;
+                c->rgot = 0;
+                c->rx = RX_HTAG;
+            }
+            break;
+        case RX_HTAG:
+            if ((r = read_some(c, c->auth->rtag, AUTH_TAG)) <= 0)
+                return;
+            if (!auth_mac_verify(&c->auth->rmac, c->auth->rtag)) {
+                snprintf(why, sizeof why, "DATA header with a wrong MAC (forged, replayed or corrupted)");
+                goto bad;
+            }
+            c->rx = RX_TARGET;
+            break;
+        case RX_TARGET: {
             bool badf;
             if (!rx_target(c, why, sizeof why, &badf)) {
                 if (badf)
@@ -736,6 +779,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             }
             c->rgot = 0;
             c->rx = RX_PAYLOAD;
+            if (c->auth) {
+                auth_mac_begin(&c->auth->s, false, &c->auth->rmac);
+                c->auth->rmac_on = true;
+            }
             if (c->rd.len == 0 && !rx_end(c, why, sizeof why))
                 goto bad;
             break;
@@ -753,9 +800,16 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             if ((r = read_some(c, c->auth->rtag, AUTH_TAG)) <= 0)
                 return;
             if (!auth_mac_verify(&c->auth->rmac, c->auth->rtag)) {
-                snprintf(why, sizeof why, "frame type %u with a wrong MAC (forged, replayed or corrupted)",
-                         c->rh.type);
-                goto bad;
+                if (c->rh.type != LINK_DATA) {
+                    snprintf(why, sizeof why, "frame type %u with a wrong MAC (forged, replayed or corrupted)",
+                             c->rh.type);
+                    goto bad;
+                }
+                log_error("link from %s (%s): DATA for %u:%u with a wrong payload MAC (changed in memory at "
+                          "either end, or on the way): dropped", node_name(c->set, c->node), c->peer,
+                          c->rd.dst_job, c->rd.dst_rank);
+                if (c->rx_mbox)
+                    rx_cancel(c);
             }
             if (!rx_deliver(c, why, sizeof why))
                 goto bad;
@@ -789,16 +843,10 @@ static void conn_close(struct conn *c, const char *why)
 {
     struct link_set *s = c->set;
     struct postal *d = s->d;
-    if (c->rx_mbox && (c->rx == RX_PAYLOAD || c->rx == RX_TAG)) {
-        /* Half-read packet: publish it as a NOP would break the sender's
-         * sequence, so drop it; the sender's daemon never consumed it from
-         * its outbox (it was not fully written) and sends it again. */
-        c->rx_resv.pkt->kind = PKT_NOP;
-        c->rx_resv.pkt->len = 0;
-        c->rx_resv.pkt->seq = 0; /* seq 0 is always a duplicate */
-        if (ring_commit(&c->rx_mbox->inbox, &c->rx_resv))
-            mbox_ring_owner(c->rx_mbox);
-    }
+    if (c->rx_mbox && (c->rx == RX_PAYLOAD || c->rx == RX_TAG))
+        rx_cancel(c); /* half-read: the sender's daemon never consumed it
+                       * from its outbox (it was not fully written) and
+                       * sends it again */
     if (c->node >= 0 && s->peers[c->node].c == c) {
         struct peer *p = &s->peers[c->node];
         p->c = NULL;

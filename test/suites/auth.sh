@@ -10,6 +10,8 @@
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-6}
+# a scratch directory of its own name (lib_cleanup removes it)
+rmdir "$SCRATCH" && SCRATCH=$(mktemp -d /tmp/migr-authsuite.XXXXXX) || exit 1
 INTRUDER=$BUILD/test/auth/intruder
 PINGPONG=$BUILD/test/dicom/dicom_pingpong
 NET=198.18.$MIGR_VCLUSTER_ID
