@@ -56,16 +56,11 @@ done
 [[ -x $MIGRD && -x $C && -x $OSU ]] || { echo "auth_bench: build first (make -j2): $MIGRD, $C, $OSU" >&2; exit 2; }
 ((MIGR_VCLUSTER_ID != 0)) || { echo "auth_bench: not on cluster 0 (the shared one)" >&2; exit 2; }
 
-SCRATCH=$(mktemp -d /tmp/migr-authbench.XXXXXX)
+# shellcheck source=../test/lib.sh
+source "$TOP/test/lib.sh" # SCRATCH, at_exit: the cluster and the moved program go at exit
 RUN_PID=
-cleanup() {
-    [[ -n $RUN_PID ]] && kill "$RUN_PID" 2>/dev/null
-    "$V" down >/dev/null 2>&1
-    rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-STATE=/run/migr-vcluster$MIGR_VCLUSTER_ID
+at_exit '[[ -n $RUN_PID ]] && kill "$RUN_PID"'
+at_exit "'$V' down"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 cc -O2 -o "$SCRATCH/touch" "$TOP/test/migrate/touch.c" || exit 1
