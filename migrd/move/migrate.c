@@ -307,8 +307,14 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
     if (mig_send(fd, MIG_CHANMAP, 0, oc.map, oc.n * (uint32_t)sizeof oc.map[0]) < 0 ||
         send_unread_input(fd, p, &oc) < 0 || mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
         send_image(fd, img, inject, &res->bytes) < 0) {
-        failf(res, "streaming to %s: %s", dn->name,
-              errno ? strerror(errno) : engine_strerror());
+        int e = errno;
+        /* a destination that refused the image said why before it closed */
+        memset(reason, 0, sizeof reason);
+        if ((e == ECONNRESET || e == EPIPE) && mig_recv(fd, &h, reason, MIG_REASON_MAX) == 0 &&
+            h.type == MIG_FAILED)
+            failf(res, "%s could not restore it: %s", dn->name, reason);
+        else
+            failf(res, "streaming to %s: %s", dn->name, e ? strerror(e) : engine_strerror());
         goto out;
     }
     t_streamed = now_us();
