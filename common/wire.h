@@ -192,6 +192,10 @@ enum link_type {
     LINK_LOCATE,      /* who has (job, rank)?                             */
     LINK_NOT_HERE,    /* answer to LOCATE: not on the sending node        */
     LINK_PING,
+    LINK_AUTH,        /* first frame each way of an authenticated cluster:
+                         struct auth_hello (migrd/cluster/auth.h)       */
+    LINK_PROOF,       /* then: struct auth_proof; every later frame is
+                         followed by an AUTH_TAG-byte MAC               */
     LINK_TYPE_MAX
 };
 

@@ -16,6 +16,7 @@
 #include "common/ring.h"
 #include "common/wire.h"
 #include "dicom/dicom.h"
+#include "migrd/cluster/auth.h"
 #include "migrd/move/migrate.h"
 #include "migrd/postal/exile.h"
 #include "migrd/postal/link.h"
@@ -34,7 +35,7 @@
 struct options {
     const char *config, *node, *socket, *log, *pidfile;
     enum log_level level;
-    int foreground;
+    int foreground, insecure;
     enum relay_sched sched;
     long port;
     unsigned long max_ring;
@@ -59,6 +60,10 @@ static void usage(FILE *f)
             "  -l, --log FILE        log to FILE\n"
             "  -L, --log-level LVL   error, warn, info (default) or debug\n"
             "  -P, --pidfile FILE    write the daemon's pid to FILE\n"
+            "      --insecure        run without authenticating the other daemons (no\n"
+            "                        cluster key, or ignore the map's): anyone who can\n"
+            "                        reach the ports can inject packets and processes.\n"
+            "                        Only for an isolated test cluster or benchmark\n"
             "      --max-ring BYTES  largest ring a process may ask for (default 64M)\n"
             "      --sched MODE      policy while asleep: latency (default): normal\n"
             "                        policy with a 0.1 ms time slice, so that relaying\n"
@@ -94,7 +99,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"max-ring", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, 'S'},
         {"hide-cpu-feature", required_argument, 0, 'H'},
-        {"poll-us", required_argument, 0, 'U'},  {0, 0, 0, 0}};
+        {"poll-us", required_argument, 0, 'U'},  {"insecure", no_argument, 0, 'I'},
+        {0, 0, 0, 0}};
     int ch;
     char *end;
     while ((ch = getopt_long(argc, argv, "c:n:s:p:fl:L:P:hV", longopts, NULL)) != -1) {
@@ -103,6 +109,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'n': o->node = optarg; break;
         case 's': o->socket = optarg; break;
         case 'f': o->foreground = 1; break;
+        case 'I': o->insecure = 1; break;
         case 'H': {
             struct cpu_features probe = {{0}};
             if (o->nhide_cpu >= (int)(sizeof o->hide_cpu / sizeof o->hide_cpu[0])) {
@@ -169,6 +176,32 @@ static int parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
+/* The cluster key the map names; a map of several nodes needs one, unless
+ * --insecure (then no peer is authenticated, loudly). */
+static int load_key(struct migrd *d, const struct options *o)
+{
+    char why[512];
+    if (o->insecure) {
+        fprintf(stderr, "migrd: WARNING: --insecure: the other daemons are not authenticated; anyone who "
+                        "can reach this node's ports can inject packets and processes\n");
+        return 0;
+    }
+    if (!d->cl.map.key[0]) {
+        if (d->cl.map.nnodes == 1)
+            return 0;
+        fprintf(stderr, "migrd: the cluster map %s names no cluster key: add `key FILE` (made with "
+                        "`migrctl keygen FILE`), or run with --insecure on an isolated test cluster\n",
+                o->config);
+        return -1;
+    }
+    if (auth_init() < 0 || cluster_key_load(d->cl.map.key, d->cl.key, why, sizeof why) < 0) {
+        fprintf(stderr, "migrd: %s\n", d->cl.map.key[0] ? why : "libsodium cannot be initialised");
+        return -1;
+    }
+    d->cl.secure = true;
+    return 0;
+}
+
 static int load_map(struct migrd *d, const struct options *o)
 {
     char host[64] = "localhost", err[512];
@@ -191,7 +224,7 @@ static int load_map(struct migrd *d, const struct options *o)
                 o->config);
         return -1;
     }
-    return 0;
+    return load_key(d, o);
 }
 
 static int daemonize(void)
@@ -291,8 +324,12 @@ int main(int argc, char **argv)
     }
     if (rc == 0) {
         const struct cfg_node *n = cluster_self(&d.cl);
-        log_info("migrd %s up: node %s (%d of %d), link %s:%u, socket %s, kernel %s", MIGR_VERSION,
-                 n->name, d.cl.self + 1, d.cl.map.nnodes, n->addr, n->port, sock, d.cl.kernel);
+        log_info("migrd %s up: node %s (%d of %d), link %s:%u, socket %s, kernel %s, %s", MIGR_VERSION,
+                 n->name, d.cl.self + 1, d.cl.map.nnodes, n->addr, n->port, sock, d.cl.kernel,
+                 d.cl.secure ? "peers authenticated with the cluster key" : "peers NOT authenticated");
+        if (!d.cl.secure && d.cl.map.nnodes > 1)
+            log_warn("INSECURE: --insecure: daemons of other nodes are not authenticated; anyone who can "
+                     "reach ports %u and %u can inject packets and processes", n->port, n->port + 1u);
         relay_run(&d.postal, &d.stopping);
     }
     ctl_fini(&d);

@@ -2,7 +2,8 @@
  * migrctl.c -- command-line control of the local migrd.
  *
  * Subcommands: status (this node, the nodes it knows, its processes);
- * run (the home stub, migrctl_run.c); migrate; ps.
+ * run (the home stub, migrctl_run.c); migrate; ps; keygen (a cluster key
+ * file, migrd/cluster/cluster_key.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,10 +19,12 @@
 #include "../common/jobid.h"
 #include "../common/wire.h"
 #include "../dicom/dicom.h"
+#include "../migrd/cluster/cluster_key.h"
 #include "../migrd/move/deputy.h"
 
 #define REPLY_TIMEOUT_MS 5000
 #define MOVE_TIMEOUT_MS 120000
+#define MIGR_DEFAULT_KEY "/etc/migr/cluster.key"
 
 static const char *sock_path;
 static int reply_timeout_ms = REPLY_TIMEOUT_MS;
@@ -50,11 +53,14 @@ static void usage(FILE *f)
             "                  for tests\n"
             "  ps              migratable processes known here: job and rank (MPI ranks),\n"
             "                  home, node, state, moves, last frozen time\n"
+            "  keygen [FILE]   make a new cluster key in FILE (default %s): 32 random\n"
+            "                  bytes, mode 0600; never overwrites.  Copy it to every node\n"
+            "                  (same path, root-owned, 0600) and name it in the map: key FILE\n"
             "\n"
             "Options:\n"
             "  -s, --socket PATH  migrd's control socket (default $MIGR_SOCKET or %s)\n"
             "  -h, --help         this text\n",
-            DICOM_DEFAULT_SOCKET);
+            MIGR_DEFAULT_KEY, DICOM_DEFAULT_SOCKET);
 }
 
 static int connect_daemon(void)
@@ -364,6 +370,20 @@ int main(int argc, char **argv)
             return 2;
         }
         return cmd_ps();
+    }
+    if (!strcmp(cmd, "keygen")) {
+        char why[512];
+        const char *file = optind + 1 < argc ? argv[optind + 1] : MIGR_DEFAULT_KEY;
+        if (optind + 2 < argc) {
+            fprintf(stderr, "migrctl keygen: at most one argument, the key file\n");
+            return 2;
+        }
+        if (cluster_key_generate(file, why, sizeof why) < 0) {
+            fprintf(stderr, "migrctl keygen: %s\n", why);
+            return 1;
+        }
+        printf("cluster key written to %s (mode 0600); name it in the cluster map: key %s\n", file, file);
+        return 0;
     }
     if (!strcmp(cmd, "help")) {
         usage(stdout);

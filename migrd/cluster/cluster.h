@@ -3,13 +3,18 @@
  *
  * Owns: the cluster map (cluster_map.h), which of its nodes this one is,
  * this node's kernel release and CPU features (what a process moving in
- * may need).  Set once at start-up by the core and read by the postal
+ * may need), and the cluster key with which daemons authenticate each
+ * other (auth.h).  Set once at start-up by the core and read by the postal
  * office (links) and the move subsystem; later also the gossip view and
  * the migration policy.  The cluster folder calls only util/ and common/.
  */
 #ifndef MIGRD_CLUSTER_H
 #define MIGRD_CLUSTER_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster_key.h"
 #include "cluster_map.h"
 #include "cpu_features.h"
 
@@ -18,6 +23,10 @@ struct cluster {
     int self;                  /* index of this node in map.nodes        */
     char kernel[64];           /* uname -r                               */
     struct cpu_features cpu;   /* what a process moving in may rely on   */
+    /* Peers must prove they hold this key (auth.h); false only for one
+     * node alone or with --insecure: then nothing is authenticated. */
+    bool secure;
+    uint8_t key[CLUSTER_KEY_BYTES];
 };
 
 static inline const struct cfg_node *cluster_self(const struct cluster *c) { return &c->map.nodes[c->self]; }

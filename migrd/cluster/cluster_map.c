@@ -117,6 +117,18 @@ static const char *parse_node(struct cluster_map *m, char **w, int n)
     return NULL;
 }
 
+static const char *parse_key(struct cluster_map *m, char **w, int n)
+{
+    if (n != 2)
+        return "expected: key FILE (made with `migrctl keygen FILE`)";
+    if (m->key[0])
+        return "key given twice";
+    if (w[1][0] != '/' || strlen(w[1]) >= sizeof m->key)
+        return "the key file must be an absolute path (at most 255 bytes)";
+    snprintf(m->key, sizeof m->key, "%s", w[1]);
+    return NULL;
+}
+
 int config_load(const char *path, struct cluster_map *m, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "re");
@@ -142,8 +154,10 @@ int config_load(const char *path, struct cluster_map *m, char *err, size_t errle
             what = parse_cluster(m, w, n);
         else if (!what && !strcmp(w[0], "node"))
             what = parse_node(m, w, n);
+        else if (!what && !strcmp(w[0], "key"))
+            what = parse_key(m, w, n);
         else if (!what)
-            what = "unknown statement (cluster, node)";
+            what = "unknown statement (cluster, node, key)";
         if (what) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, what);
             rc = -1;

@@ -6,6 +6,9 @@
  * Format (one statement per line, '#' starts a comment):
  *   cluster NAME [priority N] [guests yes|no]
  *   node NAME ADDRESS[:PORT] [cores N]
+ *   key FILE      the cluster key (cluster_key.h), an absolute path; every
+ *                 daemon must hold the same key.  A map of several nodes
+ *                 without it is refused unless migrd runs with --insecure.
  * Nodes belong to the cluster named last before them (a map without a
  * `cluster` line has one cluster, "default").  With no map file at all the
  * cluster is this node alone.
@@ -36,6 +39,7 @@ struct cfg_node {
 
 struct cluster_map {
     int nclusters, nnodes;
+    char key[256];            /* key FILE, or "" */
     struct cfg_cluster clusters[CFG_MAX_CLUSTERS];
     struct cfg_node nodes[CFG_MAX_NODES];
 };

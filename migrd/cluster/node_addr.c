@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,4 +45,44 @@ int node_listen(const struct cfg_node *n, unsigned port)
         return rc;
     }
     return fd;
+}
+
+/* The IP of a socket address, IPv4-mapped IPv6 as IPv4: family, bytes. */
+static int ip_of(const struct sockaddr *sa, const uint8_t **ip)
+{
+    if (sa->sa_family == AF_INET) {
+        *ip = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        return AF_INET;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            *ip = a->s6_addr + 12;
+            return AF_INET;
+        }
+        *ip = a->s6_addr;
+        return AF_INET6;
+    }
+    return -1;
+}
+
+int node_addr_is(const struct cfg_node *n, const struct sockaddr_storage *peer)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *r;
+    const uint8_t *pip, *nip;
+    int pf = ip_of((const struct sockaddr *)peer, &pip), match = 0;
+    if (pf < 0 || getaddrinfo(n->addr, NULL, &hints, &res))
+        return 0;
+    for (r = res; r && !match; r = r->ai_next)
+        match = ip_of(r->ai_addr, &nip) == pf && !memcmp(pip, nip, pf == AF_INET ? 4 : 16);
+    freeaddrinfo(res);
+    return match;
+}
+
+int node_addr_known(const struct cluster_map *m, const struct sockaddr_storage *peer)
+{
+    for (int i = 0; i < m->nnodes; i++)
+        if (node_addr_is(&m->nodes[i], peer))
+            return 1;
+    return 0;
 }

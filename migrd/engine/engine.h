@@ -133,6 +133,10 @@ int  engine_pagebuf_prepare(uint64_t len, struct engine_pagebuf *buf);
 void engine_pagebuf_release(struct engine_pagebuf *buf);
 int  engine_image_read_into(int in_fd, struct engine_pagebuf *buf,
                             struct engine_image **out, uint64_t *bytes);
+/* Every byte of an image written to or read from a file descriptor
+ * (engine_image_write, engine_image_read, engine_image_read_into) is also
+ * shown to fn, in order (a MAC over the stream); NULL: nothing. */
+void engine_image_tap(void (*fn)(void *arg, const void *p, size_t n), void *arg);
 struct engine_settle;
 struct engine_settle *engine_settle_begin(struct engine_image *img, pid_t pid);
 int  engine_settle_step(struct engine_settle *s, uint64_t max_bytes);

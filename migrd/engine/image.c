@@ -139,10 +139,21 @@ static void pblob(struct ebuf *b, const void *p, uint32_t l)
 	eput(b, p, l);
 }
 
+static void (*tap_fn)(void *arg, const void *p, size_t n);
+static void *tap_arg;
+
+void engine_image_tap(void (*fn)(void *arg, const void *p, size_t n), void *arg)
+{
+	tap_fn = fn;
+	tap_arg = arg;
+}
+
 static int out_write(struct eng_out *o, const void *p, size_t n)
 {
 	o->crc = eng_crc32c(o->crc, p, n);
 	o->total += n;
+	if (o->fd >= 0 && tap_fn)
+		tap_fn(tap_arg, p, n);
 	if (o->fd >= 0)
 		return eng_write_full(o->fd, p, n);
 	if (o->len + n > o->cap) {
@@ -671,6 +682,8 @@ static int in_read(struct ein *in, void *dst, size_t n)
 	if (in->fd >= 0) {
 		if (eng_read_full(in->fd, dst, n) < 0)
 			return eng_wrap("image truncated or unreadable");
+		if (tap_fn)
+			tap_fn(tap_arg, dst, n);
 		return 0;
 	}
 	if (n > in->memlen - in->pos)

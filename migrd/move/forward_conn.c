@@ -13,8 +13,32 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migrd/cluster/cluster.h"
+#include "migrd/cluster/node_addr.h"
 #include "migrd/util/log.h"
+#include "mig_auth.h"
 #include "move.h"
+
+/* The handshake of either side (cluster/auth.h); frames sent before it
+ * is done wait in `pending` (their MACs need the session). */
+struct fconn_auth {
+    struct auth_hs hs;
+    int expect;                  /* connecting: the node we called; -1 */
+    bool proof_sent;
+    struct evbuffer *pending;
+};
+
+static void fconn_auth_free(struct fconn_auth *a)
+{
+    if (!a)
+        return;
+    if (a->pending)
+        evbuffer_free(a->pending);
+    sodium_memzero(a, sizeof *a);
+    free(a);
+}
+
+static int send_tagged(struct fconn *c, const struct mig_hdr *h, const void *body);
 
 static void conn_closed(struct fconn *c, const char *why)
 {
@@ -25,10 +49,98 @@ static void conn_closed(struct fconn *c, const char *why)
     c->on_close(c, why);
 }
 
+/* The peer's hello: the node it is (checked against the address it came
+ * from, or the node we called); our proof goes back.  Node, or -1. */
+static int auth_hello(struct fconn *c, const struct auth_hello *h, char *why, size_t wl)
+{
+    struct fconn_auth *a = c->auth;
+    const struct cluster *cl = c->d->cl;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    struct auth_proof pr;
+    /* the home forwards to itself when a process is back home */
+    int node = auth_hs_peer(&a->hs, h, why, wl) < 0 ? -1 : auth_peer_node(&a->hs, &cl->map, -1, why, wl);
+    if (node < 0)
+        return -1;
+    if (a->hs.purpose != AUTH_MOVE && a->hs.purpose != AUTH_FORWARD) {
+        snprintf(why, wl, "purpose %u is not the migration port's", a->hs.purpose);
+        return -1;
+    }
+    if (a->expect >= 0 && node != a->expect) {
+        snprintf(why, wl, "connected to %s, but it says it is %.63s", cl->map.nodes[a->expect].name, h->name);
+        return -1;
+    }
+    if (a->expect < 0 && (getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0 ||
+                          !node_addr_is(&cl->map.nodes[node], &ss))) {
+        snprintf(why, wl, "says it is %s, whose address in the map is %s", cl->map.nodes[node].name,
+                 cl->map.nodes[node].addr);
+        return -1;
+    }
+    auth_hs_proof(&a->hs, &pr);
+    if (bufferevent_write(c->bev, &pr, sizeof pr) < 0) {
+        snprintf(why, wl, "out of memory");
+        return -1;
+    }
+    a->proof_sent = true;
+    return node;
+}
+
+/* The peer's hello, then its proof; 1 when it has proved itself, 0 when
+ * more is needed, -1 when the connection was closed. */
+static int auth_step(struct fconn *c, struct evbuffer *in)
+{
+    struct fconn_auth *a = c->auth;
+    char why[200] = "";
+    if (!a->proof_sent) {
+        struct auth_hello h;
+        if (evbuffer_get_length(in) < sizeof h)
+            return 0;
+        evbuffer_remove(in, &h, sizeof h);
+        if ((c->peer_node = auth_hello(c, &h, why, sizeof why)) < 0)
+            goto refuse;
+    }
+    struct auth_proof theirs;
+    if (evbuffer_get_length(in) < sizeof theirs)
+        return 0;
+    evbuffer_remove(in, &theirs, sizeof theirs);
+    if (!(c->sess = calloc(1, sizeof *c->sess))) {
+        conn_closed(c, "out of memory");
+        return -1;
+    }
+    if (auth_hs_check(&a->hs, &theirs, c->sess) < 0) {
+        snprintf(why, sizeof why, "%.63s failed to prove it holds the cluster key", a->hs.peer.name);
+        c->peer_node = -1;
+        goto refuse;
+    }
+    c->purpose = a->hs.purpose;
+    c->auth = NULL;
+    /* what was sent meanwhile, with its MACs now */
+    struct mig_hdr h;
+    while (evbuffer_remove(a->pending, &h, sizeof h) == (int)sizeof h) {
+        const uint8_t *body = h.len ? evbuffer_pullup(a->pending, h.len) : NULL;
+        if ((h.len && !body) || send_tagged(c, &h, body) < 0) {
+            fconn_auth_free(a);
+            conn_closed(c, "out of memory");
+            return -1;
+        }
+        evbuffer_drain(a->pending, h.len);
+    }
+    fconn_auth_free(a);
+    return 1;
+refuse:
+    log_warn("migration port: connection %s %s (fd %d): %s: refused", a->expect < 0 ? "from" : "to", c->peer,
+             c->fd, why);
+    conn_closed(c, why);
+    return -1;
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct fconn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->auth && (c->closed || auth_step(c, in) <= 0))
+        return;
+    size_t tl = c->sess ? AUTH_TAG : 0;
     while (!c->closed && !c->stop) {
         struct mig_hdr h;
         const char *why;
@@ -40,18 +152,28 @@ static void on_read(struct bufferevent *bev, void *arg)
             conn_closed(c, why);
             return;
         }
-        if (evbuffer_get_length(in) < sizeof h + h.len)
+        if (evbuffer_get_length(in) < sizeof h + h.len + tl)
             return;
-        evbuffer_drain(in, sizeof h);
-        const uint8_t *body = h.len ? evbuffer_pullup(in, h.len) : NULL;
-        if (h.len && !body) {
+        const uint8_t *frame = evbuffer_pullup(in, (ssize_t)(sizeof h + h.len + tl));
+        if (!frame) {
             conn_closed(c, "out of memory");
             return;
         }
-        c->on_frame(c, &h, body);
+        if (c->sess) {
+            struct auth_mac m;
+            auth_mac_begin(c->sess, false, &m);
+            auth_mac_update(&m, frame, sizeof h + h.len);
+            if (!auth_mac_verify(&m, frame + sizeof h + h.len)) {
+                log_error("migration port: connection from %s (fd %d): %s frame with a wrong MAC (forged, "
+                          "replayed or corrupted): dropping it", c->peer, c->fd, mig_type_name(h.type));
+                conn_closed(c, "wrong MAC");
+                return;
+            }
+        }
+        c->on_frame(c, &h, h.len ? frame + sizeof h : NULL);
         if (c->closed)
             return;
-        evbuffer_drain(in, h.len);
+        evbuffer_drain(in, sizeof h + h.len + tl);
     }
 }
 
@@ -90,6 +212,8 @@ struct fconn *fconn_new(struct move *d, int fd, const char *peer, fconn_frame_fn
     }
     c->d = d;
     c->fd = fd;
+    c->peer_node = -1;
+    c->sess = mig_auth_take(fd);
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->on_frame = on_frame;
     c->on_close = on_close;
@@ -99,13 +223,59 @@ struct fconn *fconn_new(struct move *d, int fd, const char *peer, fconn_frame_fn
     return c;
 }
 
+/* Start the handshake: expect = the node we called, or -1 (accepted). */
+static struct fconn *with_auth(struct fconn *c, int expect, enum auth_purpose purpose)
+{
+    const struct cluster *cl = c->d->cl;
+    if (!cl->secure)
+        return c;
+    c->auth = calloc(1, sizeof *c->auth);
+    if (c->auth && (c->auth->pending = evbuffer_new())) {
+        c->auth->expect = expect;
+        auth_hs_begin(&c->auth->hs, cl->key, purpose, expect >= 0, (uint32_t)cl->self, cluster_self_name(cl));
+        if (bufferevent_write(c->bev, &c->auth->hs.mine, sizeof c->auth->hs.mine) == 0)
+            return c;
+    }
+    c->fd = -1; /* the caller closes it */
+    fconn_free(c);
+    return NULL;
+}
+
+struct fconn *fconn_accept(struct move *d, int fd, const char *peer, fconn_frame_fn on_frame,
+                           fconn_close_fn on_close, void *owner)
+{
+    struct fconn *c = fconn_new(d, fd, peer, on_frame, on_close, owner);
+    return c ? with_auth(c, -1, 0) : NULL;
+}
+
+struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose purpose, const char *peer,
+                            fconn_frame_fn on_frame, fconn_close_fn on_close, void *owner)
+{
+    struct fconn *c = fconn_new(d, fd, peer, on_frame, on_close, owner);
+    return c ? with_auth(c, node, purpose) : NULL;
+}
+
+static int send_tagged(struct fconn *c, const struct mig_hdr *h, const void *body)
+{
+    uint8_t tag[AUTH_TAG];
+    if (c->sess)
+        mig_frame_tag(c->sess, h, body, tag);
+    if (bufferevent_write(c->bev, h, sizeof *h) < 0 || (h->len && bufferevent_write(c->bev, body, h->len) < 0) ||
+        (c->sess && bufferevent_write(c->bev, tag, sizeof tag) < 0))
+        return -1;
+    return 0;
+}
+
 int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, uint32_t len)
 {
     struct mig_hdr h = {.magic = MIG_MAGIC, .version = MIG_VERSION, .type = type, .len = len,
                         .chan = chan};
     if (c->closed)
         return -1;
-    if (bufferevent_write(c->bev, &h, sizeof h) < 0 || (len && bufferevent_write(c->bev, body, len) < 0)) {
+    int rc = c->auth ? (evbuffer_add(c->auth->pending, &h, sizeof h) < 0 ||
+                        (len && evbuffer_add(c->auth->pending, body, len) < 0))
+                     : send_tagged(c, &h, body);
+    if (rc) {
         log_error("migration port: queueing %s for %s: out of memory", mig_type_name(type), c->peer);
         return -1;
     }
@@ -128,7 +298,17 @@ int fconn_take_fd(struct fconn *c)
 {
     int fd = c->fd;
     c->fd = -1;
+    if (c->sess && mig_auth_give(fd, c->sess) < 0) {
+        log_error("migration port: fd %d: too many authenticated connections at once", fd);
+        free(c->sess);
+        c->sess = NULL;
+        fconn_free(c);
+        close(fd);
+        return -1;
+    }
+    c->sess = NULL;
     bufferevent_free(c->bev);
+    fconn_auth_free(c->auth);
     free(c);
     if (fcntl(fd, F_SETFL, 0) < 0) {
         log_error("migration port: fd %d: clearing O_NONBLOCK: %s", fd, strerror(errno));
@@ -142,6 +322,10 @@ void fconn_free(struct fconn *c)
 {
     if (!c)
         return;
+    if (c->sess)
+        sodium_memzero(c->sess, sizeof *c->sess);
+    free(c->sess);
+    fconn_auth_free(c->auth);
     bufferevent_free(c->bev);
     if (c->fd >= 0)
         close(c->fd);

@@ -6,12 +6,16 @@
  * Owns: buffering, frame parsing with the checks of migrate_proto.h, and
  * the socket's life.  Frames are handed to on_frame in order; a bad frame or
  * the peer closing calls on_close once, after which the owner frees it.
+ * In a cluster with a key (cluster/auth.h): the accepting side's handshake
+ * (fconn_accept), and the MAC after every frame, sent and checked -- a
+ * frame with a wrong one closes the connection before on_frame sees it.
  */
 #ifndef MIGRD_FORWARD_CONN_H
 #define MIGRD_FORWARD_CONN_H
 
 #include <stdint.h>
 
+#include "migrd/cluster/auth.h"
 #include "migrate_proto.h"
 
 struct move;
@@ -31,15 +35,30 @@ struct fconn {
     uint32_t gen;
     int closed;          /* on_close was called                  */
     int stop;            /* owner asked to stop parsing frames   */
+    struct fconn_auth *auth;   /* accepted, not yet proved        */
+    struct auth_session *sess; /* authenticated: MAC on each frame */
+    int peer_node;       /* the node it proved to be; -1: none  */
+    unsigned purpose;    /* enum auth_purpose it proved for; 0: insecure */
 };
 
+/* A connection (its session, if any, from mig_auth_connect or
+ * fconn_take_fd: mig_auth.h). */
 struct fconn *fconn_new(struct move *d, int fd, const char *peer, fconn_frame_fn on_frame,
                         fconn_close_fn on_close, void *owner);
+/* A connection accepted on the migration port: in a cluster with a key
+ * the peer must prove itself before any frame reaches on_frame. */
+struct fconn *fconn_accept(struct move *d, int fd, const char *peer, fconn_frame_fn on_frame,
+                           fconn_close_fn on_close, void *owner);
+/* A connection we made to node `node` for `purpose`: in a cluster with a
+ * key both prove themselves first (frames sent meanwhile wait). */
+struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose purpose, const char *peer,
+                            fconn_frame_fn on_frame, fconn_close_fn on_close, void *owner);
 int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, uint32_t len);
 /* Close after everything queued has been written. */
 void fconn_close_when_flushed(struct fconn *c);
 /* Take the socket back (blocking, nothing buffered is lost only if the peer
- * waits for an answer) and free the connection. */
+ * waits for an answer; its session goes along, mig_auth.h) and free the
+ * connection. */
 int fconn_take_fd(struct fconn *c);
 void fconn_free(struct fconn *c);
 /* Free from inside one of its own callbacks (at the next loop turn). */

@@ -299,7 +299,8 @@ int fwd_ep_start(struct fwd_ep *ep, uint32_t gen)
     }
     struct mig_hello hello = {.pid = ep->pid, .gen = gen, .home = (uint32_t)ep->p->home,
                               .node = (uint32_t)d->cl->self};
-    ep->c = fconn_new(d, fd, home->name, ep_frame, ep_close, ep);
+    /* not a blocking handshake: the home may be this node */
+    ep->c = fconn_connect(d, fd, ep->p->home, AUTH_FORWARD, home->name, ep_frame, ep_close, ep);
     if (!ep->c) {
         close(fd);
         return -1;

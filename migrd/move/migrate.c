@@ -33,6 +33,7 @@
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "forward_conn.h"
+#include "mig_auth.h"
 #include "migrate_postal.h"
 #include "migrate_proc.h"
 #include "move.h"
@@ -198,7 +199,7 @@ static int send_unread_input(int fd, struct mproc *p, const struct outchans *oc)
 }
 
 /* The image, raw; tests may corrupt it or stall half-way. */
-static int send_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
+static int write_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
 {
     if (inject == CTL_INJECT_NONE)
         return engine_image_write(img, fd, bytes);
@@ -229,6 +230,15 @@ static int send_image(int fd, const struct engine_image *img, uint32_t inject, u
     return rc;
 }
 
+/* The image and, in a cluster with a key, its MAC. */
+static int send_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
+{
+    struct mig_image_auth ia;
+    mig_image_auth_begin(fd, true, &ia);
+    int rc = write_image(fd, img, inject, bytes);
+    return mig_image_auth_end(fd, true, &ia, rc == 0);
+}
+
 int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject,
                 struct migrate_result *res)
 {
@@ -256,6 +266,10 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
     if (fd < 0)
         return failf(res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(d, dest),
                      strerror(-fd));
+    if (mig_auth_connect(fd, d->cl, dest, AUTH_MOVE, reason, sizeof reason) < 0) {
+        failf(res, "%s", reason);
+        goto out;
+    }
     struct mig_offer offer = {.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves,
                               .flags = p->flags, .job = p->job, .rank = p->rank,
                               .mem_bytes = resident_bytes(p->pid)};
@@ -307,8 +321,14 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
         send_unread_input(fd, p, &oc) < 0 || (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
         mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
         send_image(fd, img, inject, &res->bytes) < 0) {
-        failf(res, "streaming to %s: %s", dn->name,
-              errno ? strerror(errno) : engine_strerror());
+        int e = errno;
+        /* a destination that refused the image said why before it closed */
+        memset(reason, 0, sizeof reason);
+        if ((e == ECONNRESET || e == EPIPE) && mig_recv(fd, &h, reason, MIG_REASON_MAX) == 0 &&
+            h.type == MIG_FAILED)
+            failf(res, "%s could not restore it: %s", dn->name, reason);
+        else
+            failf(res, "streaming to %s: %s", dn->name, e ? strerror(e) : engine_strerror());
         goto out;
     }
     t_streamed = now_us();
@@ -360,7 +380,7 @@ out:
         engine_image_free(img);
     outchans_close(&oc);
     if (fd >= 0)
-        close(fd);
+        mig_close(fd);
     double secs = res->frozen_us ? (double)res->frozen_us / 1e6 : 0;
     char who[80];
     mproc_name(p, who, sizeof who);
@@ -539,7 +559,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     if (check_offer(d, o, why, sizeof why) < 0) {
         log_info("refusing pid %d from its source: %s", o->pid, why);
         mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
-        close(fd);
+        mig_close(fd);
         return;
     }
     p = mproc_find(d, (int)o->home, o->pid);
@@ -547,14 +567,14 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         snprintf(why, sizeof why, "pid %d of %s is already known on %s", o->pid,
                  d->cl->map.nodes[o->home].name, cluster_self_name(d->cl));
         mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
-        close(fd);
+        mig_close(fd);
         return;
     }
     if (!p) {
         if ((int)o->home == d->cl->self) {
             snprintf(why, sizeof why, "pid %d does not belong to %s", o->pid, cluster_self_name(d->cl));
             mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
-            close(fd);
+            mig_close(fd);
             return;
         }
         p = mproc_new(d, o->pid, (int)o->home);
@@ -616,8 +636,12 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         }
     }
     uint64_t t_read0 = now_us(), t_read1, t_rest1;
-    if (engine_image_read_into(fd, &pb, &img, &bytes) < 0) {
-        snprintf(why, sizeof why, "image refused: %s", engine_strerror());
+    struct mig_image_auth ia;
+    mig_image_auth_begin(fd, false, &ia);
+    int irc = engine_image_read_into(fd, &pb, &img, &bytes);
+    if (mig_image_auth_end(fd, false, &ia, irc == 0) < 0) {
+        snprintf(why, sizeof why, "image refused: %s", irc < 0 ? engine_strerror()
+                 : errno == EBADMSG ? "its MAC is wrong (not the image the source sent)" : strerror(errno));
         goto fail;
     }
     if (have_postal && mpostal_prepare(d, &mp, img, &pin, why, sizeof why) < 0)
@@ -667,7 +691,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     if (mig_send(fd, MIG_RESTORED, 0, NULL, 0) < 0)
         log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
     fwd_ep_start(p->ep, p->moves);
-    close(fd);
+    mig_close(fd);
     free(buf);
     engine_pagebuf_release(&pb);
     settle_later(d, img, restored);
@@ -694,7 +718,7 @@ fail_quiet:
         mproc_free(d, p);
     engine_pagebuf_release(&pb);
     free(buf);
-    close(fd);
+    mig_close(fd);
 }
 
 /* ------------------------------------------------------------ the port */
@@ -708,10 +732,21 @@ static void accept_close(struct fconn *c, const char *why)
 static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body)
 {
     struct move *d = c->d;
-    if (h->type == FWD_HELLO && h->len == sizeof(struct mig_hello)) {
+    /* in a cluster with a key: only what the peer proved it came for,
+     * and a forwarding HELLO only for the node the peer proved to be */
+    bool may_fwd = !d->cl->secure || c->purpose == AUTH_FORWARD;
+    bool may_move = !d->cl->secure || c->purpose == AUTH_MOVE;
+    if (h->type == FWD_HELLO && h->len == sizeof(struct mig_hello) && may_fwd) {
         const struct mig_hello *hi = (const void *)body;
         struct mproc *p = mproc_find(d, (int)hi->home, hi->pid);
         int at = hi->node < (uint32_t)d->cl->map.nnodes ? (int)hi->node : -1;
+        if (d->cl->secure && at != c->peer_node) {
+            log_warn("migration port: %s (authenticated as %s) sent a forwarding HELLO for pid %d as node %u: "
+                     "refused", c->peer, d->cl->map.nodes[c->peer_node].name, hi->pid, hi->node);
+            c->stop = 1;
+            fconn_free_later(c);
+            return;
+        }
         if (!p || !p->is_home || !p->anchor || at < 0) {
             log_warn("migration port: %s says HELLO for pid %d, which has no forwarding here", c->peer,
                      hi->pid);
@@ -723,7 +758,7 @@ static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
         fwd_anchor_attach(p->anchor, c, hi->gen);
         return;
     }
-    if (h->type == MIG_OFFER && h->len == sizeof(struct mig_offer)) {
+    if (h->type == MIG_OFFER && h->len == sizeof(struct mig_offer) && may_move) {
         static const struct timeval zero = {0, 0};
         struct incoming *in = calloc(1, sizeof *in);
         c->stop = 1;
@@ -762,7 +797,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         if (getnameinfo((struct sockaddr *)&ss, sl, addr, sizeof addr, NULL, 0, NI_NUMERICHOST))
             snprintf(addr, sizeof addr, "?");
-        if (!fconn_new(d, fd, addr, accept_frame, accept_close, NULL))
+        if (!node_addr_known(&d->cl->map, &ss)) {
+            log_warn("migration port: connection from %s, which is no node's address in the cluster map: "
+                     "refused", addr);
+            close(fd);
+            continue;
+        }
+        if (!fconn_accept(d, fd, addr, accept_frame, accept_close, NULL))
             close(fd);
     }
 }

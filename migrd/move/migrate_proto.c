@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "migrd/cluster/node_addr.h"
+#include "mig_auth.h"
 
 int mig_hdr_check(const struct mig_hdr *h, const char **why)
 {
@@ -79,21 +80,50 @@ int mig_send(int fd, uint16_t type, uint32_t chan, const void *body, uint32_t le
 {
     struct mig_hdr h = {.magic = MIG_MAGIC, .version = MIG_VERSION, .type = type, .len = len,
                         .chan = chan};
-    if (mig_write_all(fd, &h, sizeof h) < 0)
+    struct auth_session *s = mig_auth_of(fd);
+    uint8_t tag[AUTH_TAG];
+    if (s)
+        mig_frame_tag(s, &h, body, tag);
+    if (mig_write_all(fd, &h, sizeof h) < 0 || (len && mig_write_all(fd, body, len) < 0))
         return -1;
-    return len ? mig_write_all(fd, body, len) : 0;
+    return s ? mig_write_all(fd, tag, sizeof tag) : 0;
 }
 
 int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap)
 {
     const char *why;
+    struct auth_session *s = mig_auth_of(fd);
+    struct auth_mac m;
+    uint8_t tag[AUTH_TAG];
     if (mig_read_all(fd, h, sizeof *h) < 0)
         return -1;
     if (mig_hdr_check(h, &why) < 0 || h->len > cap) {
         errno = EPROTO;
         return -1;
     }
-    return h->len ? mig_read_all(fd, buf, h->len) : 0;
+    if (h->len && mig_read_all(fd, buf, h->len) < 0)
+        return -1;
+    if (!s)
+        return 0;
+    if (mig_read_all(fd, tag, sizeof tag) < 0)
+        return -1;
+    auth_mac_begin(s, false, &m);
+    auth_mac_update(&m, h, sizeof *h);
+    auth_mac_update(&m, buf, h->len);
+    if (!auth_mac_verify(&m, tag)) {
+        errno = EBADMSG;
+        return -1;
+    }
+    return 0;
+}
+
+void mig_frame_tag(struct auth_session *s, const struct mig_hdr *h, const void *body, uint8_t tag[AUTH_TAG])
+{
+    struct auth_mac m;
+    auth_mac_begin(s, true, &m);
+    auth_mac_update(&m, h, sizeof *h);
+    auth_mac_update(&m, body, h->len);
+    auth_mac_final(&m, tag);
 }
 
 int mig_set_timeouts(int fd, int io_timeout_ms)

@@ -123,10 +123,15 @@ int mig_hdr_check(const struct mig_hdr *h, const char **why);
 const char *mig_type_name(unsigned type);
 
 /* Blocking frame I/O on a socket with timeouts set: 0 or -1, errno set.
- * mig_recv checks the header and reads the body into buf (cap bytes). */
+ * mig_recv checks the header and reads the body into buf (cap bytes).
+ * On a socket with a session (mig_auth.h) every frame is followed by its
+ * MAC: mig_send adds it, mig_recv fails with EBADMSG if it is wrong. */
 int mig_send(int fd, uint16_t type, uint32_t chan, const void *body, uint32_t len);
 int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap);
 int mig_write_all(int fd, const void *buf, size_t len);
+/* The MAC of a frame sent with session s (also forward_conn.c). */
+struct auth_session;
+void mig_frame_tag(struct auth_session *s, const struct mig_hdr *h, const void *body, uint8_t tag[16]);
 int mig_read_all(int fd, void *buf, size_t len);
 
 /* Connect to port of node n (its map address, node_addr.h) within

@@ -10,6 +10,7 @@
  *   forward_home.c   the anchor at the home: original descriptors relayed
  *   forward_ep.c     the endpoint where the process runs now
  *   forward_conn.c   one framed connection of the migration port
+ *   mig_auth.c       authentication of the migration port (cluster/auth.h)
  *   deputy.c         the home stub (`migrctl run`), built into migrctl
  * A move: migrctl migrate -> ctl.c (core) -> migrate_ctl_migrate ->
  * migrate_out (freeze, capture and stream with engine/) -> the

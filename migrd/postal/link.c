@@ -10,6 +10,20 @@
  * body (read into a buffer) or a DATA frame, whose payload is read straight
  * into a reservation in the receiver's inbox.  If that inbox is full the
  * link stops reading until its owner makes room.
+ *
+ * Authentication (cluster/auth.h, when the cluster has a key): each side
+ * sends AUTH, then PROOF once it has the peer's AUTH; only after the
+ * peer's proof is right does HELLO follow, and from then on every frame
+ * carries a MAC, checked before the frame is believed.  A DATA frame has
+ * two: one after its link_data (the header: a wrong one closes the
+ * connection) and one after the payload, which is read straight into the
+ * inbox and committed only if that MAC is right; if not, the packet is
+ * dropped and the link goes on (the framing was authenticated; the bytes
+ * may have been changed in shared memory by a local process, at either
+ * end, which must not let it cut the link of everyone else).  A connection is taken from an
+ * address of the map only, and the node it authenticates as must have
+ * that address.  Nothing of an established link changes before a new
+ * connection has proved itself.
  */
 #include "link.h"
 
@@ -28,6 +42,7 @@
 #include <unistd.h>
 
 #include "common/wire.h"
+#include "migrd/cluster/auth.h"
 #include "migrd/cluster/cluster.h"
 #include "migrd/cluster/node_addr.h"
 #include "migrd/util/clock.h"
@@ -41,6 +56,7 @@
 #define LINK_DOWN_TIMEOUT_MS 10000
 #define LINK_RETRY_MIN_MS    100
 #define LINK_RETRY_MAX_MS    2000
+#define LINK_STABLE_MS       5000  /* up this long: reconnect quickly again */
 #define LINK_SOCKBUF         (4 << 20)
 #define LINK_CTL_MAX         4096   /* largest non-DATA body */
 
@@ -48,21 +64,39 @@ struct txitem {
     struct txitem *next;
     struct link_hdr hdr;
     struct link_data data;       /* DATA frames                        */
-    struct iovec iov[3];
+    struct iovec base[3];        /* the frame's pieces, without MACs     */
+    int nbase;
+    struct iovec iov[5];         /* what is written: base and the MACs   */
     int niov;
+    uint8_t tag[2][AUTH_TAG];
     size_t total, done;
     struct mbox *m;              /* outbox record: consume when written */
     struct dicom_pkt *rec;
     void *heap;                  /* kept copy or control body: free     */
 };
 
-enum rx_state { RX_HDR, RX_BODY, RX_DATA_HDR, RX_PAYLOAD, RX_STALLED };
+enum rx_state { RX_HDR, RX_BODY, RX_DATA_HDR, RX_HTAG, RX_TARGET, RX_PAYLOAD, RX_TAG, RX_STALLED };
+
+/* A connection's authentication (NULL in an insecure cluster). */
+enum auth_phase { AP_HELLO, AP_PROOF, AP_DONE };
+struct link_auth {
+    enum auth_phase phase;
+    int node;                    /* the node it claims in its AUTH      */
+    struct auth_hs hs;
+    struct auth_session s;
+    struct auth_mac rmac;        /* of the frame being received         */
+    bool rmac_on;                /* bytes read go into rmac             */
+    uint8_t rtag[AUTH_TAG];
+};
 
 struct conn {
     struct link_set *set;
     int fd;
     int node;                    /* -1 until HELLO                      */
+    bool outgoing;               /* we connected                        */
     char peer[64];               /* address, for messages               */
+    struct sockaddr_storage addr;
+    struct link_auth *auth;
     struct event *rev, *wev;
     struct txitem *q, **q_tail;
     size_t queued;
@@ -98,7 +132,7 @@ struct peer {
     bool connecting;
     struct event *retry;
     int retry_ms;
-    uint64_t down_since_ms;
+    uint64_t down_since_ms, up_since_ms;
     struct txitem *backlog, **backlog_tail; /* kept copies while down    */
     uint64_t frames_in, frames_out, bytes_in, bytes_out; /* closed conns */
 };
@@ -113,6 +147,7 @@ struct link_set {
 static void conn_close(struct conn *c, const char *why);
 static void conn_flush(struct conn *c);
 static void start_connect(struct postal *d, int node);
+static void schedule_retry(struct postal *d, int node);
 
 static const char *node_name(struct link_set *s, int node)
 {
@@ -134,8 +169,40 @@ static void item_done(struct txitem *it, bool written)
     free(it);
 }
 
+/* MAC of base pieces [from, to) into tag k, appended to the iovec. */
+static void add_tag(struct conn *c, struct txitem *it, int from, int to, int k)
+{
+    struct auth_mac m;
+    auth_mac_begin(&c->auth->s, true, &m);
+    for (int i = from; i < to; i++)
+        auth_mac_update(&m, it->base[i].iov_base, it->base[i].iov_len);
+    auth_mac_final(&m, it->tag[k]);
+    it->iov[it->niov++] = (struct iovec){it->tag[k], AUTH_TAG};
+    it->total += AUTH_TAG;
+}
+
+/* The iovec to write: the frame and, on an authenticated link, its MACs
+ * in the connection's order of frames (a DATA frame: header, MAC, payload,
+ * MAC). */
+static void tag_item(struct conn *c, struct txitem *it)
+{
+    bool authed = c->auth && c->auth->phase == AP_DONE;
+    bool data = it->hdr.type == LINK_DATA;
+    it->niov = 0;
+    it->total = 0;
+    for (int i = 0; i < it->nbase; i++) {
+        it->iov[it->niov++] = it->base[i];
+        it->total += it->base[i].iov_len;
+        if (authed && data && i == 1)
+            add_tag(c, it, 0, 2, 0);
+    }
+    if (authed)
+        add_tag(c, it, data ? 2 : 0, it->nbase, 1);
+}
+
 static void enqueue(struct conn *c, struct txitem *it)
 {
+    tag_item(c, it);
     it->next = NULL;
     *c->q_tail = it;
     c->q_tail = &it->next;
@@ -149,9 +216,8 @@ static struct txitem *item_new(uint8_t type, uint32_t len)
     if (!it)
         return NULL;
     it->hdr = (struct link_hdr){.magic = LINK_MAGIC, .version = MIGR_PROTO_VERSION, .type = type, .len = len};
-    it->iov[0] = (struct iovec){&it->hdr, sizeof it->hdr};
-    it->niov = 1;
-    it->total = sizeof it->hdr;
+    it->base[0] = (struct iovec){&it->hdr, sizeof it->hdr};
+    it->nbase = 1;
     return it;
 }
 
@@ -161,10 +227,9 @@ static struct txitem *data_item(const struct dicom_pkt *k)
     if (!it)
         return NULL;
     it->data = (struct link_data){k->src_job, k->src_rank, k->dst_job, k->dst_rank, k->seq, k->len, k->tag, k->kind};
-    it->iov[1] = (struct iovec){&it->data, sizeof it->data};
-    it->iov[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
-    it->niov = 3;
-    it->total += sizeof it->data + k->len;
+    it->base[1] = (struct iovec){&it->data, sizeof it->data};
+    it->base[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
+    it->nbase = 3;
     return it;
 }
 
@@ -175,7 +240,7 @@ static void conn_flush(struct conn *c)
     c->flushing = true;
     while (c->q && !c->dead) {
         struct txitem *it = c->q;
-        struct iovec iov[3];
+        struct iovec iov[5];
         int n = 0;
         size_t skip = it->done;
         for (int i = 0; i < it->niov; i++) {
@@ -269,6 +334,26 @@ void link_send_copy(struct postal *d, int node, struct dicom_pkt *copy)
     p->backlog_tail = &it->next;
 }
 
+/* A control frame with a copy of body; 0 or -ENOMEM. */
+static int conn_send(struct conn *c, uint8_t type, const void *body, uint32_t len)
+{
+    struct txitem *it = item_new(type, len);
+    void *copy = len ? malloc(len) : NULL;
+    if (!it || (len && !copy)) {
+        free(it);
+        free(copy);
+        return -ENOMEM;
+    }
+    if (len) {
+        memcpy(copy, body, len);
+        it->heap = copy;
+        it->base[1] = (struct iovec){copy, len};
+        it->nbase = 2;
+    }
+    enqueue(c, it);
+    return 0;
+}
+
 void link_send_ctl(struct postal *d, int node, uint8_t type, const void *body, uint32_t len)
 {
     if (!d->links)
@@ -276,22 +361,8 @@ void link_send_ctl(struct postal *d, int node, uint8_t type, const void *body, u
     struct conn *c = d->links->peers[node].c;
     if (!c)
         return; /* a node that comes up later gets the state in location_link_up() */
-    struct txitem *it = item_new(type, len);
-    void *copy = len ? malloc(len) : NULL;
-    if (!it || (len && !copy)) {
-        free(it);
-        free(copy);
+    if (conn_send(c, type, body, len) < 0)
         log_error("out of memory sending a control frame to %s", node_name(d->links, node));
-        return;
-    }
-    if (len) {
-        memcpy(copy, body, len);
-        it->heap = copy;
-        it->iov[1] = (struct iovec){copy, len};
-        it->niov = 2;
-        it->total += len;
-    }
-    enqueue(c, it);
 }
 
 void link_broadcast(struct postal *d, uint8_t type, const void *body, uint32_t len)
@@ -319,6 +390,8 @@ static int read_some(struct conn *c, void *dst, size_t want)
         if (c->rpos < c->rlen) {
             size_t n = c->rlen - c->rpos < need ? c->rlen - c->rpos : need;
             memcpy((char *)dst + c->rgot, c->rbuf + c->rpos, n);
+            if (c->auth && c->auth->rmac_on)
+                auth_mac_update(&c->auth->rmac, (char *)dst + c->rgot, n);
             c->rpos += n;
             c->rgot += n;
             continue;
@@ -332,6 +405,8 @@ static int read_some(struct conn *c, void *dst, size_t want)
             c->drained = (size_t)n < ask;
             c->bytes_in += (size_t)n;
             if (direct) {
+                if (c->auth && c->auth->rmac_on)
+                    auth_mac_update(&c->auth->rmac, (char *)dst + c->rgot, (size_t)n);
                 c->rgot += (size_t)n;
             } else {
                 c->rpos = 0;
@@ -387,19 +462,42 @@ static bool hdr_ok(struct conn *c, char *why, size_t wl)
         snprintf(why, wl, "DATA frame of %u bytes (limit %u)", h->len, LINK_MAX_FRAME);
         return false;
     }
-    if (!c->hello_seen && h->type != LINK_HELLO) {
+    if (c->auth && c->auth->phase != AP_DONE) {
+        unsigned expect = c->auth->phase == AP_HELLO ? LINK_AUTH : LINK_PROOF;
+        if (h->type != expect) {
+            snprintf(why, wl, "frame type %u before authentication (expected %u)", h->type, expect);
+            return false;
+        }
+    } else if (h->type == LINK_AUTH || h->type == LINK_PROOF) {
+        snprintf(why, wl, "authentication frame %u %s", h->type,
+                 c->auth ? "after authentication" : "but this cluster has no key (migrd --insecure)");
+        return false;
+    } else if (!c->hello_seen && h->type != LINK_HELLO) {
         snprintf(why, wl, "frame type %u before HELLO", h->type);
         return false;
     }
     if (h->type == LINK_DATA)
         return true;
     size_t want = h->type == LINK_HELLO ? sizeof(struct link_hello)
+                  : h->type == LINK_AUTH ? sizeof(struct auth_hello)
+                  : h->type == LINK_PROOF ? sizeof(struct auth_proof)
                   : h->type == LINK_PING ? 0 : sizeof(struct link_addr);
     if (h->len != want) {
         snprintf(why, wl, "frame type %u with %u bytes, expected %zu", h->type, h->len, want);
         return false;
     }
     return true;
+}
+
+/* An accepted connection must come from the address of the node it
+ * claims to be. */
+static bool peer_addr_ok(struct conn *c, int node, char *why, size_t wl)
+{
+    const struct cfg_node *n = &c->set->d->cl->map.nodes[node];
+    if (c->outgoing || node_addr_is(n, &c->addr))
+        return true;
+    snprintf(why, wl, "claims to be %s, whose address in the map is %s", n->name, n->addr);
+    return false;
 }
 
 static bool take_hello(struct conn *c, char *why, size_t wl)
@@ -421,6 +519,12 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
         snprintf(why, wl, "connected to %s but it says it is %.63s", node_name(c->set, c->node), h->node);
         return false;
     }
+    if (c->auth && c->auth->node != node) {
+        snprintf(why, wl, "authenticated as %s but its HELLO says %.63s", node_name(c->set, c->auth->node), h->node);
+        return false;
+    }
+    if (!c->auth && !peer_addr_ok(c, node, why, wl))
+        return false;
     if (strcmp(h->kernel, d->cl->kernel))
         log_warn("node %s runs kernel %s, this node %s: moves between them will be refused", h->node,
                  h->kernel, d->cl->kernel);
@@ -430,8 +534,9 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
     if (p->c && p->c != c)
         conn_close(p->c, "replaced by a new connection");
     p->c = c;
-    p->retry_ms = LINK_RETRY_MIN_MS;
-    log_info("link to %s (%s) is up", h->node, c->peer);
+    p->connecting = false;
+    p->up_since_ms = migrd_now_ms();
+    log_info("link to %s (%s) is up%s", h->node, c->peer, c->auth ? ", authenticated" : " (NOT authenticated)");
     /* What waited for this node goes first, then what it should know. */
     while (p->backlog) {
         struct txitem *it = p->backlog;
@@ -443,11 +548,58 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
     return true;
 }
 
+static void send_hello(struct conn *c);
+
+/* The peer's AUTH: which node it claims to be; our proof goes back. */
+static bool take_auth(struct conn *c, char *why, size_t wl)
+{
+    struct postal *d = c->set->d;
+    struct link_auth *a = c->auth;
+    struct auth_proof pr;
+    if (auth_hs_peer(&a->hs, c->body, why, wl) < 0)
+        return false;
+    int node = auth_peer_node(&a->hs, &d->cl->map, d->cl->self, why, wl);
+    if (node < 0)
+        return false;
+    if (c->node >= 0 && c->node != node) {
+        snprintf(why, wl, "connected to %s but it says it is %.63s", node_name(c->set, c->node), a->hs.peer.name);
+        return false;
+    }
+    if (!peer_addr_ok(c, node, why, wl))
+        return false;
+    a->node = node;
+    a->phase = AP_PROOF;
+    auth_hs_proof(&a->hs, &pr);
+    if (conn_send(c, LINK_PROOF, &pr, sizeof pr) < 0) {
+        snprintf(why, wl, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* The peer's PROOF: it holds the key, or the connection goes. */
+static bool take_proof(struct conn *c, char *why, size_t wl)
+{
+    struct link_auth *a = c->auth;
+    if (auth_hs_check(&a->hs, (const struct auth_proof *)c->body, &a->s) < 0) {
+        snprintf(why, wl, "%.63s failed to prove it holds the cluster key (wrong key, or not a daemon of "
+                 "this cluster)", a->hs.peer.name);
+        return false;
+    }
+    a->phase = AP_DONE;
+    send_hello(c);
+    return true;
+}
+
 static bool take_ctl(struct conn *c, char *why, size_t wl)
 {
     struct postal *d = c->set->d;
     const struct link_addr *a = (const void *)c->body;
     switch (c->rh.type) {
+    case LINK_AUTH:
+        return take_auth(c, why, wl);
+    case LINK_PROOF:
+        return take_proof(c, why, wl);
     case LINK_HELLO:
         return take_hello(c, why, wl);
     case LINK_ANNOUNCE:
@@ -474,7 +626,7 @@ static void rx_resume(struct waiter *w)
 {
     struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, rx_wait));
     c->stalled_on = NULL;
-    c->rx = RX_DATA_HDR; /* try to reserve again */
+    c->rx = RX_TARGET; /* try to reserve again */
     event_add(c->rev, NULL);
     event_active(c->rev, EV_READ, 0);
 }
@@ -515,6 +667,18 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
     return true;
 }
 
+/* Drop the reserved record: publish it as a NOP with seq 0 (always a
+ * duplicate), which breaks no sender's sequence. */
+static void rx_cancel(struct conn *c)
+{
+    c->rx_resv.pkt->kind = PKT_NOP;
+    c->rx_resv.pkt->len = 0;
+    c->rx_resv.pkt->seq = 0;
+    if (ring_commit(&c->rx_mbox->inbox, &c->rx_resv))
+        mbox_ring_owner(c->rx_mbox);
+    c->rx_mbox = NULL;
+}
+
 static void rx_complete_data(struct conn *c)
 {
     struct mbox *m = c->rx_mbox;
@@ -525,6 +689,32 @@ static void rx_complete_data(struct conn *c)
     }
     c->frames_in++;
     rx_reset(c);
+}
+
+/* A whole frame is in and, on an authenticated link, its MAC was right. */
+static bool rx_deliver(struct conn *c, char *why, size_t wl)
+{
+    if (c->rh.type == LINK_DATA) {
+        rx_complete_data(c);
+        return true;
+    }
+    if (!take_ctl(c, why, wl))
+        return false;
+    c->frames_in++;
+    rx_reset(c);
+    return true;
+}
+
+/* The frame's bytes are in: its MAC next, or deliver it. */
+static bool rx_end(struct conn *c, char *why, size_t wl)
+{
+    if (c->auth && c->auth->rmac_on) {
+        c->auth->rmac_on = false;
+        c->rgot = 0;
+        c->rx = RX_TAG;
+        return true;
+    }
+    return rx_deliver(c, why, wl);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -548,20 +738,40 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
                 return;
             if (!hdr_ok(c, why, sizeof why))
                 goto bad;
+            if (c->auth && c->auth->phase == AP_DONE) {
+                auth_mac_begin(&c->auth->s, false, &c->auth->rmac);
+                auth_mac_update(&c->auth->rmac, &c->rh, sizeof c->rh);
+                c->auth->rmac_on = true;
+            }
             c->rgot = 0;
             c->rx = c->rh.type == LINK_DATA ? RX_DATA_HDR : RX_BODY;
             break;
         case RX_BODY:
             if ((r = read_some(c, c->body, c->rh.len)) <= 0)
                 return;
-            if (!take_ctl(c, why, sizeof why))
+            if (!rx_end(c, why, sizeof why))
                 goto bad;
-            c->frames_in++;
-            rx_reset(c);
             break;
-        case RX_DATA_HDR: {
+        case RX_DATA_HDR:
             if ((r = read_some(c, &c->rd, sizeof c->rd)) <= 0)
                 return;
+            c->rx = RX_TARGET;
+            if (c->auth) { /* its header's MAC first */
+                c->auth->rmac_on = false;
+                c->rgot = 0;
+                c->rx = RX_HTAG;
+            }
+            break;
+        case RX_HTAG:
+            if ((r = read_some(c, c->auth->rtag, AUTH_TAG)) <= 0)
+                return;
+            if (!auth_mac_verify(&c->auth->rmac, c->auth->rtag)) {
+                snprintf(why, sizeof why, "DATA header with a wrong MAC (forged, replayed or corrupted)");
+                goto bad;
+            }
+            c->rx = RX_TARGET;
+            break;
+        case RX_TARGET: {
             bool badf;
             if (!rx_target(c, why, sizeof why, &badf)) {
                 if (badf)
@@ -570,8 +780,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             }
             c->rgot = 0;
             c->rx = RX_PAYLOAD;
-            if (c->rd.len == 0)
-                rx_complete_data(c);
+            if (c->auth) {
+                auth_mac_begin(&c->auth->s, false, &c->auth->rmac);
+                c->auth->rmac_on = true;
+            }
+            if (c->rd.len == 0 && !rx_end(c, why, sizeof why))
+                goto bad;
             break;
         }
         case RX_PAYLOAD: {
@@ -579,9 +793,28 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             r = c->rx_mbox ? read_some(c, pkt_payload(c->rx_resv.pkt), len) : read_discard(c, len);
             if (r <= 0)
                 return;
-            rx_complete_data(c);
+            if (!rx_end(c, why, sizeof why))
+                goto bad;
             break;
         }
+        case RX_TAG:
+            if ((r = read_some(c, c->auth->rtag, AUTH_TAG)) <= 0)
+                return;
+            if (!auth_mac_verify(&c->auth->rmac, c->auth->rtag)) {
+                if (c->rh.type != LINK_DATA) {
+                    snprintf(why, sizeof why, "frame type %u with a wrong MAC (forged, replayed or corrupted)",
+                             c->rh.type);
+                    goto bad;
+                }
+                log_error("link from %s (%s): DATA for %u:%u with a wrong payload MAC (changed in memory at "
+                          "either end, or on the way): dropped", node_name(c->set, c->node), c->peer,
+                          c->rd.dst_job, c->rd.dst_rank);
+                if (c->rx_mbox)
+                    rx_cancel(c);
+            }
+            if (!rx_deliver(c, why, sizeof why))
+                goto bad;
+            break;
         case RX_STALLED:
             return;
         }
@@ -601,6 +834,9 @@ static void conn_free(struct conn *c)
         event_free(c->wev);
     if (c->fd >= 0)
         close(c->fd);
+    if (c->auth)
+        sodium_memzero(c->auth, sizeof *c->auth);
+    free(c->auth);
     free(c);
 }
 
@@ -608,16 +844,10 @@ static void conn_close(struct conn *c, const char *why)
 {
     struct link_set *s = c->set;
     struct postal *d = s->d;
-    if (c->rx_mbox && c->rx == RX_PAYLOAD) {
-        /* Half-read packet: publish it as a NOP would break the sender's
-         * sequence, so drop it; the sender's daemon never consumed it from
-         * its outbox (it was not fully written) and sends it again. */
-        c->rx_resv.pkt->kind = PKT_NOP;
-        c->rx_resv.pkt->len = 0;
-        c->rx_resv.pkt->seq = 0; /* seq 0 is always a duplicate */
-        if (ring_commit(&c->rx_mbox->inbox, &c->rx_resv))
-            mbox_ring_owner(c->rx_mbox);
-    }
+    if (c->rx_mbox && (c->rx == RX_PAYLOAD || c->rx == RX_TAG))
+        rx_cancel(c); /* half-read: the sender's daemon never consumed it
+                       * from its outbox (it was not fully written) and
+                       * sends it again */
     if (c->node >= 0 && s->peers[c->node].c == c) {
         struct peer *p = &s->peers[c->node];
         p->c = NULL;
@@ -645,8 +875,12 @@ static void conn_close(struct conn *c, const char *why)
             }
             it = next;
         }
+        /* Back off, unless the link had been up a while: a peer that
+         * accepts and drops at once is not hammered. */
+        if (migrd_now_ms() - p->up_since_ms >= LINK_STABLE_MS)
+            p->retry_ms = LINK_RETRY_MIN_MS;
         if (c->node > d->cl->self)
-            start_connect(d, c->node);
+            schedule_retry(d, c->node);
     } else {
         log_debug("connection from %s closed: %s", c->peer, why);
         while (c->q) {
@@ -654,6 +888,9 @@ static void conn_close(struct conn *c, const char *why)
             c->q = it->next;
             item_done(it, false);
         }
+        /* Ours, and it never got as far as HELLO: try again later. */
+        if (c->outgoing && c->node >= 0 && !s->peers[c->node].c && d->links)
+            schedule_retry(d, c->node);
     }
     /* Nothing may resume this connection any more. */
     if (c->stalled_on)
@@ -661,14 +898,22 @@ static void conn_close(struct conn *c, const char *why)
     conn_free(c);
 }
 
-static struct conn *conn_new(struct link_set *s, int fd, int node, const char *peer)
+static struct conn *conn_new(struct link_set *s, int fd, int node, const char *peer,
+                             const struct sockaddr_storage *addr)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    if (s->d->cl->secure && !(c->auth = calloc(1, sizeof *c->auth))) {
+        free(c);
+        return NULL;
+    }
     c->set = s;
     c->fd = fd;
     c->node = node;
+    c->outgoing = node >= 0;
+    if (addr)
+        c->addr = *addr;
     c->q_tail = &c->q;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->rev = event_new(s->d->base, fd, EV_READ | EV_PERSIST, on_readable, c);
@@ -691,20 +936,28 @@ static void send_hello(struct conn *c)
     struct link_hello h = {.node_index = (uint32_t)d->cl->self};
     snprintf(h.node, sizeof h.node, "%s", cluster_self_name(d->cl));
     snprintf(h.kernel, sizeof h.kernel, "%s", d->cl->kernel);
-    struct txitem *it = item_new(LINK_HELLO, sizeof h);
-    void *body = malloc(sizeof h);
-    if (!it || !body) {
-        free(it);
-        free(body);
-        conn_close(c, "out of memory");
+    if (conn_send(c, LINK_HELLO, &h, sizeof h) < 0) {
+        snprintf(c->dead_why, sizeof c->dead_why, "out of memory");
+        c->dead = true;
+        event_active(c->rev, EV_READ, 0);
+    }
+}
+
+/* The first frame of a connection: AUTH when the cluster has a key. */
+static void send_first(struct conn *c)
+{
+    struct postal *d = c->set->d;
+    if (!c->auth) {
+        send_hello(c);
         return;
     }
-    memcpy(body, &h, sizeof h);
-    it->heap = body;
-    it->iov[1] = (struct iovec){body, sizeof h};
-    it->niov = 2;
-    it->total += sizeof h;
-    enqueue(c, it);
+    auth_hs_begin(&c->auth->hs, d->cl->key, AUTH_LINK, c->outgoing, (uint32_t)d->cl->self,
+                  cluster_self_name(d->cl));
+    if (conn_send(c, LINK_AUTH, &c->auth->hs.mine, sizeof c->auth->hs.mine) < 0) {
+        snprintf(c->dead_why, sizeof c->dead_why, "out of memory");
+        c->dead = true;
+        event_active(c->rev, EV_READ, 0);
+    }
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
@@ -744,14 +997,13 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
         schedule_retry(d, node);
         return;
     }
-    struct conn *c = conn_new(d->links, fd, node, d->cl->map.nodes[node].addr);
+    struct conn *c = conn_new(d->links, fd, node, d->cl->map.nodes[node].addr, NULL);
     if (!c) {
         close(fd);
         schedule_retry(d, node);
         return;
     }
-    d->links->peers[node].connecting = false;
-    send_hello(c);
+    send_first(c); /* still "connecting" until its HELLO */
 }
 
 static void start_connect(struct postal *d, int node)
@@ -819,12 +1071,18 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
                     NI_NUMERICHOST | NI_NUMERICSERV);
         char peer[96];
         snprintf(peer, sizeof peer, "%s:%s", host, serv);
-        struct conn *c = conn_new(s, fd, -1, peer);
+        if (!node_addr_known(&s->d->cl->map, &ss)) {
+            log_warn("link port: connection from %s, which is no node's address in the cluster map: refused",
+                     peer);
+            close(fd);
+            continue;
+        }
+        struct conn *c = conn_new(s, fd, -1, peer, &ss);
         if (!c) {
             close(fd);
             continue;
         }
-        send_hello(c);
+        send_first(c);
     }
 }
 
