@@ -114,20 +114,8 @@ static int check_ring(struct ring *r, const char *name, uint64_t size, char *why
 
 int mbox_adopt_check(struct mbox *m, char *why, size_t wl)
 {
-    struct mbox_shared *sh = m->sh;
-    /* Identity as this node made it, whatever the snapshot said. */
-    sh->magic = MBOX_MAGIC;
-    sh->version = MBOX_VERSION;
-    sh->job = m->job;
-    sh->rank = m->rank;
-    sh->pid = m->pid;
-    sh->inbox_off = MBOX_PAGE;
-    sh->inbox_size = m->inbox.size;
-    sh->outbox_off = MBOX_PAGE + ring_map_bytes(m->inbox.size);
-    sh->outbox_size = m->outbox.size;
-    sh->map_size = m->map_len;
-    atomic_store(&sh->critical, 0);
-    atomic_store(&sh->state, MBOX_OPEN);
+    /* Its first page is as mbox_new() made it: the image's copy is not
+     * used (the mapping is of this node's memfd). */
     return check_ring(&m->inbox, "inbox", m->inbox.size, why, wl) < 0 ||
                    check_ring(&m->outbox, "outbox", m->outbox.size, why, wl) < 0
                ? -1

@@ -5,8 +5,7 @@
  * a ring are complete (read as its consumer would, so that no record is
  * taken half-written by a sender that goes on writing); on the
  * destination, placing them at the same positions in the new mailbox's
- * rings and checking them (they come from memory its owner can write),
- * and writing the new mailbox's first page as this node made it.
+ * rings and checking them (they come from memory its owner can write).
  */
 #ifndef MIGRD_ADOPT_H
 #define MIGRD_ADOPT_H
@@ -28,8 +27,8 @@ void mbox_ring_write(struct ring *r, uint64_t pos, const void *buf, size_t len);
 /* Destination: the ring holds [head, tail) (written with mbox_ring_write). */
 void mbox_ring_place(struct ring *r, uint64_t head, uint64_t tail);
 
-/* The records are in m's rings: check them and write m's first page as
- * this node made it.  0, or -1 with why (then discard m). */
+/* The records are in m's rings: check them.  0, or -1 with why (then
+ * discard m). */
 int mbox_adopt_check(struct mbox *m, char *why, size_t wl);
 
 #endif
