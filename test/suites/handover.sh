@@ -157,6 +157,45 @@ case_exiles_end() {
 }
 run_case exiled-mailboxes-end 30 case_exiles_end
 
+# --- faults during a mailbox's move, each leaving the rank streaming where
+# it was with nothing lost: the destination's migrd killed mid-move, and
+# the destination's link cut mid-move (the move stalls half-way by a test
+# hook while the fault happens); then n3's migrd comes back for the rest.
+# move_stalled RANK NODE: the move, stalled half-way, in the background.
+move_stalled() {
+    with_timeout 60 "$V" exec "$(home_of "$1")" "$C" migrate "$(pid_of "$1")" --to "$2" --inject stall \
+        >"$SCRATCH/stalled.move" 2>&1 &
+    STALLED=$!
+}
+case_dest_killed() {
+    start_job 43 2 20000 500 || return 1
+    sleep 0.5
+    move_stalled 0 n3
+    sleep 1.2
+    local dpid
+    dpid=$("$V" status | awk '$1 == "n3" { for (i = 1; i <= NF; i++) if ($i == "(pid") print $(i + 1) }')
+    [[ -n $dpid ]] || { echo "no migrd pid for n3"; return 1; }
+    "$V" exec n3 kill -KILL "$dpid"
+    if wait "$STALLED"; then echo "the move succeeded although the destination died"; return 1; fi
+    wait_job 2 60 || return 1
+    "$V" migrd-restart n3 >/dev/null || { echo "cannot restart n3's migrd"; return 1; }
+}
+run_case stream-destination-killed-mid-move 120 case_dest_killed
+CUT_LINK=migrvc$MIGR_VCLUSTER_ID-n3
+at_exit "ip link set '$CUT_LINK' up"
+case_link_cut() {
+    ip link show "$CUT_LINK" >/dev/null 2>&1 || { echo "no link $CUT_LINK (see ip link)"; return 1; }
+    start_job 44 2 20000 500 || return 1
+    sleep 0.5
+    move_stalled 0 n3
+    sleep 1.2
+    ip link set "$CUT_LINK" down
+    if wait "$STALLED"; then ip link set "$CUT_LINK" up; echo "the move succeeded over a cut link"; return 1; fi
+    ip link set "$CUT_LINK" up
+    wait_job 2 60
+}
+run_case stream-link-cut-mid-move 120 case_link_cut
+
 # --- an MPI job over btl dicom (np 6, two ranks per node, launched by odls
 # migr) whose ranks are moved at random while its message storm runs
 # (test/mpi/storm checks contents, count and order of every message):
