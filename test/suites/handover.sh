@@ -118,7 +118,7 @@ run_case stream-onto-peer-node-and-both-at-once 90 case_peer_node
 case_storm() {
     local n=4 moved=0 tried=0 r to seed=9091
     RANDOM=$seed
-    start_job 42 $n 60000 300 || return 1
+    start_job 42 $n 90000 300 || return 1
     while :; do
         local live=0
         for ((r = 0; r < n; r++)); do [[ -s $SCRATCH/$JOB.$r.rc ]] || live=1; done
@@ -136,7 +136,7 @@ case_storm() {
         sleep 0.$((RANDOM % 3))
     done
     echo "$moved moves of $tried tries"
-    ((moved >= 15)) || { echo "only $moved moves succeeded: $(tail -n 3 "$SCRATCH/moves.log" | tr '\n' '|')"; return 1; }
+    ((moved >= 8)) || { echo "only $moved moves succeeded: $(tail -n 3 "$SCRATCH/moves.log" | tr '\n' '|')"; return 1; }
     wait_job $n 30
 }
 run_case stream-storm-random-moves 240 case_storm
