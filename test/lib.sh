@@ -45,11 +45,16 @@ with_timeout() {
     pid=$!
     set +m
     (
-        trap 'exit 0' TERM
-        sleep "$secs" & wait $!
+        # its sleeps end with it: a sleep left behind would keep the
+        # descriptors of the suite (a lock held on the test run) open
+        local nap
+        trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+        sleep "$secs" & nap=$!
+        wait $nap
         touch "$mark"
         kill -TERM -- -"$pid" 2>/dev/null
-        sleep 5 & wait $!
+        sleep 5 & nap=$!
+        wait $nap
         kill -KILL -- -"$pid" 2>/dev/null
     ) &
     wd=$!
