@@ -24,7 +24,13 @@ skip() { echo "SKIP: $1: $2"; }
 # A scratch directory removed when the suite exits.
 SCRATCH=$(mktemp -d /tmp/migr-test.XXXXXX)
 LIB_CLEANUPS=()
+LIB_MAIN_PID=$BASHPID
+# Only the suite's own shell cleans up: bash may run the EXIT trap in a
+# subshell too (the with_timeout watchdog, a case in the background), and
+# that would remove the scratch directory and tear the cluster down under
+# the cases still running.
 lib_cleanup() {
+    [[ $BASHPID == "$LIB_MAIN_PID" ]] || return 0
     local i
     for ((i = ${#LIB_CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${LIB_CLEANUPS[i]}" >/dev/null 2>&1; done
     rm -rf "$SCRATCH"
