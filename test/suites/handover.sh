@@ -231,6 +231,18 @@ case_mpi_storm() {
         sleep 0.1
     done
     [[ -n $MJOB ]] || { echo "no rank registered: $(tail -n 3 "$SCRATCH/mpi.out" | tr '\n' '|')"; return 1; }
+    # moves start once every rank has opened its mailbox (a rank moved in
+    # the middle of MPI_Init, before it has one, is not what this tests)
+    local node all
+    for ((i = 0; i < 300; i++)); do
+        all=1
+        for node in n1 n2 n3; do
+            "$V" exec $node "$C" status 2>/dev/null | grep -q ' 2 processes registered' || all=0
+        done
+        ((all)) && break
+        sleep 0.1
+    done
+    ((all)) || { echo "not every rank opened its mailbox: $(tail -n 3 "$SCRATCH/mpi.out" | tr '\n' '|')"; return 1; }
     RANDOM=4242
     while [[ ! -s $SCRATCH/mpi.rc ]] && ((moved < 200)); do
         r=$((RANDOM % 6)) to=n$((RANDOM % 3 + 1))
