@@ -160,8 +160,6 @@ struct engine_region {
 };
 pid_t engine_image_pid(const struct engine_image *img);
 uint32_t engine_image_uid(const struct engine_image *img);   /* real uid */
-uint32_t engine_image_nfds(const struct engine_image *img);
-int  engine_image_fd_number(const struct engine_image *img, uint32_t i);
 /* The fd number in the image of frozen pid that is the same open file as
  * our fd `mine`, -1 when none is (or -1 with an error: check errno). */
 int  engine_image_fd_same(const struct engine_image *img, pid_t pid, int mine);
@@ -184,8 +182,7 @@ int  engine_image_region_select(struct engine_image *img, uint64_t start,
 /* Source side, after engine_capture_lazy(): the region at start becomes
  * private anonymous memory with only its first `keep` bytes saved. */
 int  engine_image_region_to_anon(struct engine_image *img, uint64_t start, uint64_t keep);
-/* Saved page bytes of a received image: 0, or -1 when not all are saved. */
-int  engine_image_peek(struct engine_image *img, uint64_t addr, void *buf, uint64_t len);
+/* Write saved page bytes of a received image: 0, or -1 when not all are saved. */
 int  engine_image_poke(struct engine_image *img, uint64_t addr, const void *buf, uint64_t len);
 
 #endif /* MIGR_ENGINE_H */

@@ -22,13 +22,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-uint32_t engine_image_nfds(const struct engine_image *img) { return img->nfds; }
-
-int engine_image_fd_number(const struct engine_image *img, uint32_t i)
-{
-	return i < img->nfds ? img->fds[i].fd : -1;
-}
-
 int engine_image_fd_same(const struct engine_image *img, pid_t pid, int mine)
 {
 	for (uint32_t i = 0; i < img->nfds; i++) {
@@ -202,15 +195,6 @@ static uint8_t *saved(struct engine_image *img, uint64_t addr, uint64_t len)
 			return img->pages + r->off + (addr - r->addr);
 	}
 	return NULL;
-}
-
-int engine_image_peek(struct engine_image *img, uint64_t addr, void *buf, uint64_t len)
-{
-	uint8_t *p = saved(img, addr, len);
-	if (!p)
-		return -1;
-	memcpy(buf, p, len);
-	return 0;
 }
 
 int engine_image_poke(struct engine_image *img, uint64_t addr, const void *buf, uint64_t len)
