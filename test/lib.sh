@@ -33,7 +33,8 @@ lib_cleanup() {
     [[ $BASHPID == "$LIB_MAIN_PID" ]] || return 0
     local i
     for ((i = ${#LIB_CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${LIB_CLEANUPS[i]}" >/dev/null 2>&1; done
-    rm -rf "$SCRATCH"
+    # MIGR_TEST_KEEP=1 (a developer's aid): keep the scratch directory
+    [[ -n ${MIGR_TEST_KEEP:-} ]] && echo "scratch kept in $SCRATCH" >&2 || rm -rf "$SCRATCH"
 }
 trap lib_cleanup EXIT
 trap 'exit 130' INT TERM
@@ -80,6 +81,8 @@ with_timeout() {
 run_case() {
     local name=$1 secs=$2 out rc
     shift 2
+    # MIGR_TEST_ONLY=REGEX (a developer's aid): run only the matching cases
+    [[ -z ${MIGR_TEST_ONLY:-} || $name =~ $MIGR_TEST_ONLY ]] || return 0
     out=$SCRATCH/case.out
     with_timeout "$secs" "$@" >"$out" 2>&1
     rc=$?

@@ -79,7 +79,7 @@ wait_job() {
         local rc
         rc=$(cat "$SCRATCH/$JOB.$r.rc" 2>/dev/null || echo "still running after ${secs}s")
         if [[ $rc != 0 ]]; then
-            echo "rank $r: status $rc: $(tail -n 2 "$SCRATCH/$JOB.$r.out" | tr '\n' '|')"
+            echo "rank $r: status $rc: $(tail -n 3 "$SCRATCH/$JOB.$r.out" | tr '\n' '|')"
             return 1
         fi
         grep -q "packets to and from each of $((n - 1)) peers ok" "$SCRATCH/$JOB.$r.out" ||
@@ -118,8 +118,11 @@ run_case stream-onto-peer-node-and-both-at-once 90 case_peer_node
 case_storm() {
     local n=4 moved=0 tried=0 r to seed=9091
     RANDOM=$seed
+    # progress lines (every 250 packets a peer): a stalled rank shows where
+    export DICOM_STREAM_TRACE=1
     start_job 42 $n 90000 300 || return 1
-    while :; do
+    local until=$((SECONDS + 150))
+    while ((SECONDS < until)); do
         local live=0
         for ((r = 0; r < n; r++)); do [[ -s $SCRATCH/$JOB.$r.rc ]] || live=1; done
         ((live)) || break
@@ -137,9 +140,9 @@ case_storm() {
     done
     echo "$moved moves of $tried tries"
     ((moved >= 8)) || { echo "only $moved moves succeeded: $(tail -n 3 "$SCRATCH/moves.log" | tr '\n' '|')"; return 1; }
-    wait_job $n 30
+    wait_job $n 60
 }
-run_case stream-storm-random-moves 240 case_storm
+run_case stream-storm-random-moves 270 case_storm
 
 # --- the exiled mailboxes end once the job has (within their grace time)
 case_exiles_end() {
