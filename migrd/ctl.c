@@ -331,6 +331,22 @@ static int ctl_adopt_client(void *core, int fd, pid_t pid, uid_t uid, struct mbo
     return 0;
 }
 
+/* move_ops: the control connections a moving process must not hold (a
+ * reply with descriptors could not follow it through its home). */
+static int ctl_control_fds(void *core, const void *owner, int *fds, int max)
+{
+    struct migrd *d = core;
+    int n = 0;
+    on_accept(d->ctl->lfd, EV_READ, d->ctl);
+    for (struct ctl_client *c = d->ctl->clients; c; c = c->next)
+        if (c != owner && c->fd >= 0) {
+            if (n < max)
+                fds[n] = c->fd;
+            n++;
+        }
+    return n;
+}
+
 /* postal_ops: a packet the owner of a mailbox sent cannot be delivered. */
 static void ctl_notify_unreachable(void *owner, uint32_t job, uint32_t rank, const char *why)
 {
@@ -379,7 +395,8 @@ int ctl_init(struct migrd *d, const char *path)
     d->postal.ops = (struct postal_ops){.unreachable = ctl_notify_unreachable, .drop_owner = ctl_drop_client,
                                         .release = ctl_release_client, .serve = ctl_serve_client,
                                         .fd = ctl_client_fd};
-    d->move.ops = (struct move_ops){.core = d, .adopt_client = ctl_adopt_client};
+    d->move.ops = (struct move_ops){.core = d, .adopt_client = ctl_adopt_client,
+                                    .control_fds = ctl_control_fds};
     srv->lfd = -1;
     if (strlen(path) >= sizeof sa.sun_path) {
         log_error("control socket path too long: %s", path);

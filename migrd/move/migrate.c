@@ -35,6 +35,7 @@
 #include "forward_conn.h"
 #include "mig_auth.h"
 #include "migrate_postal.h"
+#include "node_mem.h"
 #include "migrate_proc.h"
 #include "move.h"
 
@@ -307,6 +308,8 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
         goto out;
     }
     t_captured = now_us();
+    if (mpostal_check_connections(d, pm, img, res->message, sizeof res->message) < 0)
+        goto out;
     if (pm && (!(pm = mpostal_mailbox(d, p->pid)) ||
                mpostal_describe(d, pm, img, &mp, res->message, sizeof res->message) < 0)) {
         if (!res->message[0])
@@ -463,23 +466,10 @@ static void settle_later(struct move *d, struct engine_image *img, pid_t pid)
 
 /* ------------------------------------------------------------ destination */
 
-static uint64_t mem_available(void)
-{
-    char line[256];
-    unsigned long long kb = 0;
-    FILE *f = fopen("/proc/meminfo", "re");
-    if (!f)
-        return UINT64_MAX;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb ? kb * 1024 : UINT64_MAX;
-}
-
 static int check_offer(struct move *d, const struct mig_offer *o, char *why, size_t len)
 {
-    uint64_t avail = mem_available();
+    char bound[128];
+    uint64_t avail = node_mem_available(bound, sizeof bound);
     const char *lacks = cpuf_missing(&o->cpu, &d->cl->cpu);
     if (o->home >= (uint32_t)d->cl->map.nnodes)
         snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, cluster_self_name(d->cl));
@@ -492,9 +482,9 @@ static int check_offer(struct move *d, const struct mig_offer *o, char *why, siz
     else if (o->pid <= 1 || kill(o->pid, 0) == 0 || errno != ESRCH)
         snprintf(why, len, "pid %d is taken on %s", o->pid, cluster_self_name(d->cl));
     else if (avail < o->mem_bytes + MEM_HEADROOM)
-        snprintf(why, len, "only %llu MiB available on %s, the process needs %llu MiB",
-                 (unsigned long long)(avail >> 20), cluster_self_name(d->cl),
-                 (unsigned long long)(o->mem_bytes >> 20));
+        snprintf(why, len, "only %llu MiB free on %s (%.60s); the process needs %llu MiB + %llu kept free",
+                 (unsigned long long)(avail >> 20), cluster_self_name(d->cl), bound,
+                 (unsigned long long)(o->mem_bytes >> 20), MEM_HEADROOM >> 20);
     else
         return 0;
     return -1;

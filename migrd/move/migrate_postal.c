@@ -109,6 +109,31 @@ static int fd_in_process(struct engine_image *img, int mine)
     return mine < 0 ? -1 : engine_image_fd_same(img, engine_image_pid(img), mine);
 }
 
+int mpostal_check_connections(struct move *d, const struct mbox *pm, struct engine_image *img, char *why,
+                              size_t wl)
+{
+    pid_t pid = engine_image_pid(img);
+    const void *owner = pm ? pm->owner : NULL;
+    int n = d->ops.control_fds(d->ops.core, owner, NULL, 0);
+    int *fds = n > 0 ? calloc((size_t)n, sizeof *fds) : NULL;
+    if (n > 0 && !fds) {
+        snprintf(why, wl, "pid %d: out of memory listing %d control connections", pid, n);
+        return -1;
+    }
+    if (n > 0)
+        n = d->ops.control_fds(d->ops.core, owner, fds, n);
+    int held = -1;
+    for (int i = 0; i < n && held < 0; i++)
+        held = engine_image_fd_peer(img, fds[i]);
+    free(fds);
+    if (held >= 0) {
+        snprintf(why, wl, "pid %d is opening a DiCOM mailbox (its fd %d is a control connection to migrd "
+                 "with no mailbox yet); try again", pid, held);
+        return -1;
+    }
+    return 0;
+}
+
 int mpostal_describe(struct move *d, struct mbox *m, struct engine_image *img, struct mig_postal *out,
                      char *why, size_t wl)
 {

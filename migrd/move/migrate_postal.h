@@ -37,6 +37,11 @@ struct mbox *mpostal_mailbox(struct move *d, pid_t pid);
 /* *fz is frozen: refreeze until m's owner is outside a critical section.
  * 0, or -1 with why (*fz is then NULL: the process runs). */
 int mpostal_safe_point(struct move *d, pid_t pid, struct engine_frozen **fz, char *why, size_t wl);
+/* Refuse (-1, why) a process holding a control connection to migrd other
+ * than its mailbox's pm (or any, without one): it is opening a mailbox, and
+ * the reply's descriptors could not follow it through its home. */
+int mpostal_check_connections(struct move *d, const struct mbox *pm, struct engine_image *img, char *why,
+                              size_t wl);
 /* Describe m's objects in img (captured lazily from frozen pid); the other
  * inboxes' mappings become private memory of one page.  0, or -1 with why. */
 int mpostal_describe(struct move *d, struct mbox *m, struct engine_image *img, struct mig_postal *out,

@@ -41,6 +41,10 @@ struct move_ops {
      * here; m: its mailbox, made from its snapshot.  The core takes fd and
      * registers m for that connection (0), or leaves both (-errno). */
     int (*adopt_client)(void *core, int fd, pid_t pid, uid_t uid, struct mbox *m);
+    /* migrd's ends of the control connections (those still waiting to be
+     * accepted first taken in) other than the one of `owner`: up to max in
+     * fds; their number, which may exceed max. */
+    int (*control_fds)(void *core, const void *owner, int *fds, int max);
 };
 
 struct move {

@@ -113,6 +113,32 @@ case_peer_node() {
 }
 run_case stream-onto-peer-node-and-both-at-once 90 case_peer_node
 
+# --- a process caught between connecting to migrd and getting its mailbox
+# (an MPI rank inside MPI_Init): its move is refused, "try again", and it
+# goes on where it was (a reply's descriptors could not follow it)
+HOLD=$BUILD/test/dicom/dicom_hold
+case_opening_refused() {
+    local out=$SCRATCH/hold.out pid i
+    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/hold.pid" -- "$HOLD" 2>&1 | cat >"$out" ) &
+    for ((i = 0; i < 100; i++)); do
+        grep -q connected "$out" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q connected "$out" || { echo "dicom_hold did not connect: $(cat "$out")"; return 1; }
+    pid=$(cat "$SCRATCH/hold.pid")
+    at_exit "'$V' exec n1 kill $pid"
+    if with_timeout 30 "$V" exec n1 "$C" migrate "$pid" --to n2 >"$SCRATCH/hold.move" 2>&1; then
+        echo "moved although it was opening its mailbox: $(cat "$SCRATCH/hold.move")"
+        return 1
+    fi
+    grep -q "opening a DiCOM mailbox.*try again" "$SCRATCH/hold.move" ||
+        { echo "refused without the reason: $(cat "$SCRATCH/hold.move")"; return 1; }
+    "$V" exec n1 "$C" ps | awk -v p="$pid" '$1 == p' | grep -q n1 ||
+        { echo "pid $pid no longer runs on n1: $("$V" exec n1 "$C" ps | tr '\n' '|')"; return 1; }
+    "$V" exec n1 kill "$pid"
+}
+run_case move-refused-while-opening-mailbox 60 case_opening_refused
+
 # --- a seeded storm of random moves of 4 ranks (two per node at times),
 # some of them two at once, until the job ends
 case_storm() {

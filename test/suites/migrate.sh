@@ -150,6 +150,37 @@ case_churn() {
 }
 run_case churning-48mib-tour 90 case_churn
 
+# --- n2's memory cgroup has room for 24 MiB more, the process holds 64:
+# its move is refused with the reason, before anything is frozen or sent,
+# nothing is OOM-killed, and it ends intact where it was
+n2_memcg() {
+    local d
+    for d in $(cat "${MIGR_VCLUSTER_STATE:-/run/migr-vcluster$MIGR_VCLUSTER_ID}/n2/cgroups" 2>/dev/null); do
+        [[ -f $d/memory.limit_in_bytes ]] && { echo "$d memory.limit_in_bytes memory.usage_in_bytes"; return; }
+        [[ -f $d/memory.max ]] && { echo "$d memory.max memory.current"; return; }
+    done
+}
+case_memcg_full() {
+    local cg lim use rc
+    read -r cg lim use < <(n2_memcg)
+    [[ -n $cg ]] || { echo "no memory cgroup for n2 (see test/vcluster cg_create)"; return 1; }
+    at_exit "echo max >'$cg/$lim' || echo -1 >'$cg/$lim'"
+    start_run memcg "$TOUCH" 64 6 || return 1
+    with_timeout 20 sh -c "until grep -q ready '$SCRATCH/memcg.out'; do sleep 0.1; done" || { echo "not ready"; return 1; }
+    echo $(($(cat "$cg/$use") + (24 << 20))) >"$cg/$lim" || { echo "cannot limit $cg"; return 1; }
+    if move n1 "$PID" n2 >"$SCRATCH/memcg.move" 2>&1; then
+        echo "moved into a full memory cgroup: $(cat "$SCRATCH/memcg.move")"; return 1
+    fi
+    echo -1 >"$cg/$lim" 2>/dev/null || echo max >"$cg/$lim"
+    grep -q "MiB free on n2 (memory cgroup .*n2); the process needs 6[0-9] MiB" "$SCRATCH/memcg.move" ||
+        { echo "refused without the reason: $(cat "$SCRATCH/memcg.move")"; return 1; }
+    "$V" exec n2 "$C" status >/dev/null || { echo "n2's migrd does not answer"; return 1; }
+    rc=$(wait_run memcg 30)
+    [[ $rc == 0 ]] && grep -q '^intact$' "$SCRATCH/memcg.out" ||
+        { echo "status $rc: $(tail -n 1 "$SCRATCH/memcg.out")"; return 1; }
+}
+run_case refused-memory-cgroup-full 60 case_memcg_full
+
 # --- faults: the process stays at its source with its output intact
 # fault_run NAME ARGS-OF-migrctl-migrate: run a counter, try a move to n2
 # that must fail, then check it finished on n1 with the full output.

@@ -105,10 +105,12 @@ nothing_left() {
 }
 
 # same_ending NAME-WITHOUT NAME-WITH: mpirun's status and messages match
-# (pids, job ids and addresses aside; the ranks' own lines aside).
+# (pids, job ids and addresses aside; the ranks' own lines aside).  The
+# "[host:pid] " prefixes of a backtrace are dropped: the processes write
+# them apart from the line, and under load another line may come between.
 normalize() {
-    grep -v '^rank ' "$1" | sed -E 's/(PID|pid) [0-9]+/\1 P/g; s/\[n[0-9]+:[0-9]+\]/[N]/g; s/0x[0-9a-f]+/X/g;
-        s/\[\[[0-9]+,/[[J,/g' | sort -u
+    sed -E 's/\[n[0-9]+:[0-9]+\] ?//g; s/(PID|pid) [0-9]+/\1 P/g; s/0x[0-9a-f]+/X/g;
+        s/\[\[[0-9]+,/[[J,/g' "$1" | grep -v '^rank ' | sort -u
 }
 same_ending() {
     local rc0 rc1
