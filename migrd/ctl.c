@@ -20,6 +20,7 @@
 #include "migrd/move/migrate.h"
 #include "migrd/postal/link.h"
 #include "migrd/postal/mbox.h"
+#include "migrd/util/admit.h"
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "migrd.h"
@@ -40,8 +41,21 @@ struct ctl_server {
     struct event *lev;
     char path[sizeof ((struct sockaddr_un *)0)->sun_path];
     struct ctl_client *clients;
+    struct admit admit;      /* out of descriptors: the listener pauses */
     char buf[CTL_MAX_MSG];
 };
+
+/* Control connections one user other than root may hold at once (each
+ * DiCOM mailbox holds one: a node's ranks and their tools stay far below). */
+#define CTL_MAX_PER_UID 512
+
+static unsigned clients_of(const struct ctl_server *srv, uid_t uid)
+{
+    unsigned n = 0;
+    for (const struct ctl_client *c = srv->clients; c; c = c->next)
+        n += c->uid == uid;
+    return n;
+}
 
 static void reply_error(struct ctl_client *c, uint32_t reqid, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -292,15 +306,24 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warn("accept on %s: %s", srv->path, strerror(errno));
-            return;
+            if (admit_accept_failed(&srv->admit, errno))
+                return;
+            continue;
         }
         struct ucred cr;
         socklen_t cl = sizeof cr;
         struct ctl_client *c = calloc(1, sizeof *c);
         if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
             log_warn("new client on fd %d: %s", fd, c ? strerror(errno) : "out of memory");
+            free(c);
+            close(fd);
+            continue;
+        }
+        unsigned left_out;
+        if (cr.uid != 0 && clients_of(srv, cr.uid) >= CTL_MAX_PER_UID) {
+            if (admit_may_log(&srv->admit, &left_out))
+                log_warn("control socket: connection of pid %d refused: uid %u holds %u connections already "
+                         "(%u such lines left out)", cr.pid, (unsigned)cr.uid, CTL_MAX_PER_UID, left_out);
             free(c);
             close(fd);
             continue;
@@ -422,7 +445,8 @@ int ctl_init(struct migrd *d, const char *path)
         return rc;
     }
     srv->lev = event_new(d->base, srv->lfd, EV_READ | EV_PERSIST, on_accept, srv);
-    if (!srv->lev || event_add(srv->lev, NULL) < 0)
+    if (!srv->lev || event_add(srv->lev, NULL) < 0 ||
+        admit_init(&srv->admit, d->base, "control socket", 0, srv->lev) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -434,6 +458,7 @@ void ctl_fini(struct migrd *d)
         return;
     while (srv->clients)
         client_free(srv->clients);
+    admit_fini(&srv->admit);
     if (srv->lev)
         event_free(srv->lev);
     if (srv->lfd >= 0) {

@@ -15,6 +15,7 @@
 
 #include "migrd/cluster/cluster.h"
 #include "migrd/cluster/node_addr.h"
+#include "migrd/util/admit.h"
 #include "migrd/util/log.h"
 #include "mig_auth.h"
 #include "move.h"
@@ -134,6 +135,26 @@ refuse:
     return -1;
 }
 
+static void admitted(struct fconn *c)
+{
+    admit_release(c->admit);
+    c->admit = NULL;
+    if (c->deadline)
+        event_free(c->deadline);
+    c->deadline = NULL;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct fconn *c = arg;
+    (void)fd;
+    (void)what;
+    log_warn("migration port: connection from %s (fd %d): no handshake and request within %d ms: dropping it",
+             c->peer, c->fd, ADMIT_HANDSHAKE_MS);
+    admitted(c);
+    conn_closed(c, "no handshake in time");
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct fconn *c = arg;
@@ -170,6 +191,8 @@ static void on_read(struct bufferevent *bev, void *arg)
                 return;
             }
         }
+        if (c->admit) /* its first frame: it is no longer waiting */
+            admitted(c);
         c->on_frame(c, &h, h.len ? frame + sizeof h : NULL);
         if (c->closed)
             return;
@@ -241,11 +264,24 @@ static struct fconn *with_auth(struct fconn *c, int expect, enum auth_purpose pu
     return NULL;
 }
 
-struct fconn *fconn_accept(struct move *d, int fd, const char *peer, fconn_frame_fn on_frame,
-                           fconn_close_fn on_close, void *owner)
+struct fconn *fconn_accept(struct move *d, int fd, const char *peer, struct admit *admit,
+                           fconn_frame_fn on_frame, fconn_close_fn on_close, void *owner)
 {
+    static const struct timeval wait = {ADMIT_HANDSHAKE_MS / 1000, (ADMIT_HANDSHAKE_MS % 1000) * 1000};
+    if (!admit_take(admit, peer))
+        return NULL;
     struct fconn *c = fconn_new(d, fd, peer, on_frame, on_close, owner);
-    return c ? with_auth(c, -1, 0) : NULL;
+    if (!c) {
+        admit_release(admit);
+        return NULL;
+    }
+    c->admit = admit;
+    if (!(c->deadline = evtimer_new(d->base, on_deadline, c)) || evtimer_add(c->deadline, &wait) < 0) {
+        c->fd = -1; /* the caller closes it */
+        fconn_free(c);
+        return NULL;
+    }
+    return with_auth(c, -1, 0);
 }
 
 struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose purpose, const char *peer,
@@ -326,6 +362,8 @@ void fconn_free(struct fconn *c)
         sodium_memzero(c->sess, sizeof *c->sess);
     free(c->sess);
     fconn_auth_free(c->auth);
+    if (c->admit)
+        admitted(c);
     bufferevent_free(c->bev);
     if (c->fd >= 0)
         close(c->fd);

@@ -30,6 +30,7 @@
 #include "migrd/cluster/cluster.h"
 #include "migrd/cluster/node_addr.h"
 #include "migrd/engine/engine_int.h"
+#include "migrd/util/admit.h"
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "forward_conn.h"
@@ -43,6 +44,7 @@
 #define OFFER_MS_PER_MIB   4     /* the destination faults its buffer in first */
 #define STREAM_TIMEOUT_MS  30000
 #define MEM_HEADROOM       (64ull << 20)
+#define MIGRATE_MAX_PENDING 32    /* accepted, not yet proved: at once */
 
 #define SETTLE_STEP        (32ull << 20)
 
@@ -51,6 +53,7 @@ struct settle_job;
 struct migrate {
     int lfd;
     struct event *lev, *chld;
+    struct admit admit;       /* connections waiting for their handshake */
     struct mproc *procs;
     struct settle_job *settles;
 };
@@ -781,9 +784,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         char addr[64];
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warn("migration port: accept: %s", strerror(errno));
-            return;
+            if (admit_accept_failed(&d->migrate->admit, errno))
+                return;
+            continue;
         }
         if (getnameinfo((struct sockaddr *)&ss, sl, addr, sizeof addr, NULL, 0, NI_NUMERICHOST))
             snprintf(addr, sizeof addr, "?");
@@ -793,7 +796,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             close(fd);
             continue;
         }
-        if (!fconn_accept(d, fd, addr, accept_frame, accept_close, NULL))
+        if (!fconn_accept(d, fd, addr, &d->migrate->admit, accept_frame, accept_close, NULL))
             close(fd);
     }
 }
@@ -841,7 +844,8 @@ int migrate_init(struct move *d)
     }
     if (m->lfd >= 0) {
         m->lev = event_new(d->base, m->lfd, EV_READ | EV_PERSIST, on_accept, d);
-        if (!m->lev || event_add(m->lev, NULL) < 0)
+        if (!m->lev || event_add(m->lev, NULL) < 0 ||
+            admit_init(&m->admit, d->base, "migration port", MIGRATE_MAX_PENDING, m->lev) < 0)
             return -ENOMEM;
     }
     m->chld = evsignal_new(d->base, SIGCHLD, on_sigchld, d);
@@ -861,6 +865,7 @@ void migrate_fini(struct move *d)
         mproc_free(d, m->procs);
     while (m->settles)
         settle_job_free(d, m->settles);
+    admit_fini(&m->admit);
     if (m->lev)
         event_free(m->lev);
     if (m->chld)

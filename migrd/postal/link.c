@@ -45,6 +45,7 @@
 #include "migrd/cluster/auth.h"
 #include "migrd/cluster/cluster.h"
 #include "migrd/cluster/node_addr.h"
+#include "migrd/util/admit.h"
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "location.h"
@@ -59,6 +60,7 @@
 #define LINK_STABLE_MS       5000  /* up this long: reconnect quickly again */
 #define LINK_SOCKBUF         (4 << 20)
 #define LINK_CTL_MAX         4096   /* largest non-DATA body */
+#define LINK_MAX_PENDING     32     /* accepted, no HELLO yet: at once */
 
 struct txitem {
     struct txitem *next;
@@ -101,6 +103,10 @@ struct conn {
     struct txitem *q, **q_tail;
     size_t queued;
     bool hello_seen;
+    /* accepted, no HELLO yet: counted in the set's admit, dropped when
+     * `deadline` fires */
+    bool admitting;
+    struct event *deadline;
     /* receiving */
     enum rx_state rx;
     struct link_hdr rh;
@@ -141,10 +147,12 @@ struct link_set {
     struct postal *d;
     int lfd;
     struct event *lev, *tick;
+    struct admit admit;          /* accepted connections before HELLO   */
     struct peer *peers;          /* one per node in the map             */
 };
 
 static void conn_close(struct conn *c, const char *why);
+static void admitted(struct conn *c);
 static void conn_flush(struct conn *c);
 static void start_connect(struct postal *d, int node);
 static void schedule_retry(struct postal *d, int node);
@@ -529,6 +537,7 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
         log_warn("node %s runs kernel %s, this node %s: moves between them will be refused", h->node,
                  h->kernel, d->cl->kernel);
     c->hello_seen = true;
+    admitted(c);
     c->node = node;
     struct peer *p = &c->set->peers[node];
     if (p->c && p->c != c)
@@ -826,8 +835,32 @@ bad:
 
 /* -------------------------------------------------------- connections --- */
 
+/* An accepted connection's wait for its HELLO is over. */
+static void admitted(struct conn *c)
+{
+    if (!c->admitting)
+        return;
+    c->admitting = false;
+    admit_release(&c->set->admit);
+    if (c->deadline)
+        event_free(c->deadline);
+    c->deadline = NULL;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    log_warn("link port: connection from %s (fd %d): no handshake within %d ms: dropping it", c->peer, c->fd,
+             ADMIT_HANDSHAKE_MS);
+    admitted(c);
+    conn_close(c, "no handshake in time");
+}
+
 static void conn_free(struct conn *c)
 {
+    admitted(c);
     if (c->rev)
         event_free(c->rev);
     if (c->wev)
@@ -1062,9 +1095,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         socklen_t sl = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warn("accept on link port: %s", strerror(errno));
-            return;
+            if (admit_accept_failed(&s->admit, errno))
+                return;
+            continue;
         }
         char host[64] = "?", serv[16] = "";
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
@@ -1077,9 +1110,20 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             close(fd);
             continue;
         }
+        if (!admit_take(&s->admit, peer)) {
+            close(fd);
+            continue;
+        }
+        static const struct timeval wait = {ADMIT_HANDSHAKE_MS / 1000, (ADMIT_HANDSHAKE_MS % 1000) * 1000};
         struct conn *c = conn_new(s, fd, -1, peer, &ss);
         if (!c) {
+            admit_release(&s->admit);
             close(fd);
+            continue;
+        }
+        c->admitting = true;
+        if (!(c->deadline = evtimer_new(s->d->base, on_deadline, c)) || evtimer_add(c->deadline, &wait) < 0) {
+            conn_close(c, "out of memory");
             continue;
         }
         send_first(c);
@@ -1146,7 +1190,8 @@ int link_init(struct postal *d)
     s->lev = event_new(d->base, fd, EV_READ | EV_PERSIST, on_accept, s);
     struct timeval tv = {1, 0};
     s->tick = event_new(d->base, -1, EV_PERSIST, on_tick, s);
-    if (!s->lev || !s->tick || event_add(s->lev, NULL) < 0 || event_add(s->tick, &tv) < 0)
+    if (!s->lev || !s->tick || event_add(s->lev, NULL) < 0 || event_add(s->tick, &tv) < 0 ||
+        admit_init(&s->admit, d->base, "link port", LINK_MAX_PENDING, s->lev) < 0)
         return -ENOMEM;
     /* The node listed first connects; the other one accepts. */
     for (int i = d->cl->self + 1; i < d->cl->map.nnodes; i++)
@@ -1175,6 +1220,7 @@ void link_fini(struct postal *d)
         if (p->retry)
             event_free(p->retry);
     }
+    admit_fini(&s->admit);
     if (s->lev)
         event_free(s->lev);
     if (s->tick)

@@ -116,6 +116,31 @@ case_links_steady() {
 }
 run_case "the attacks neither dropped, took over nor looped a real link" 10 case_links_steady
 
+# --- bounded ports: from n3 (an address of the map), 40 connections to
+# each of n2's ports that never start their handshake.  Past 32 at once
+# they are refused at accept; after ADMIT_HANDSHAKE_MS (10 s) the rest are
+# dropped; meanwhile and after, the real links carry packets.
+case_silent_flood() {
+    local port log=$STATE/n2/migrd.log
+    VX n3 bash -c "for p in 7040 7041; do for i in \$(seq 40); do exec {fd}<>/dev/tcp/$NET.2/\$p || exit 1; done; done
+                   sleep 14" &
+    local flood=$!
+    for port in "link port" "migration port"; do
+        with_timeout 10 sh -c "until grep -q '$port: connection from $NET.3[:0-9]* refused: 32 connections already wait' '$log'; do sleep 0.2; done" ||
+            { echo "n2 did not refuse the 33rd silent connection to its $port"; kill $flood; return 1; }
+    done
+    VX n2 "$PINGPONG" 33 1 0 200 512 >"$SCRATCH/pp33.out" 2>&1 &
+    exchanged 33 "$SCRATCH/pp33.out" || { echo "no exchange during the flood"; kill $flood; return 1; }
+    for port in "link port" "migration port"; do
+        with_timeout 20 sh -c "until grep -q '$port: connection from $NET.3[:0-9]* (fd [0-9]*): no handshake.* within 10000 ms' '$log'; do sleep 0.2; done" ||
+            { echo "n2 kept the silent connections to its $port"; kill $flood; return 1; }
+    done
+    wait $flood
+    VX n2 "$PINGPONG" 34 1 0 200 512 >"$SCRATCH/pp34.out" 2>&1 &
+    exchanged 34 "$SCRATCH/pp34.out" || { echo "no exchange after the flood"; return 1; }
+}
+run_case "silent connections on the link and migration ports: at most 32 wait, 10 s each" 60 case_silent_flood
+
 # --- the migration port ---
 refused "offer (no key) from n3: refused" n3 offer "$NET.2" 7041 n3 2
 refused "offer with a wrong key from n3: refused" n3 offer "$NET.2" 7041 n3 2 --key "$WRONG"
