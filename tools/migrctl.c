@@ -127,6 +127,10 @@ static void print_proc(const struct ctl_status_proc *p, int *first)
         printf("\nJOB         RANK      PID    UID   INBOX USED   OUTBOX USED  RELAYED OUT  DELIVERED IN\n");
         *first = 0;
     }
+    if (p->flags & CTL_STATUS_HIDDEN) { /* another user's: migrd shows only what ps(1) would */
+        printf("%-11s %-6s %8d %6u %16s %13s %12s %13s\n", "-", "-", p->pid, p->uid, "-", "-", "-", "-");
+        return;
+    }
     printf("%-11u %-6u %8d %6u %5.1f%% of %-4luM %5.1f%%  %12lu %13lu\n", p->job, p->rank, p->pid, p->uid,
            100.0 * (double)p->inbox_used / (double)p->inbox_size, (unsigned long)(p->inbox_size >> 20),
            100.0 * (double)p->outbox_used / (double)p->outbox_size, (unsigned long)p->relayed_out,
@@ -211,14 +215,16 @@ static void ps_one(const struct ctl_hdr *h, void *arg)
         return;
     const struct ctl_ps_proc *p = (const void *)(h + 1);
     if (!(*n)++)
-        printf("%8s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "JOB", "RANK", "HOME", "NODE", "STATE",
-               "MOVES", "LAST FROZEN", "COMMAND");
-    char frozen[32] = "-", job[JOBID_STRLEN], rank[16];
+        printf("%8s %6s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "UID", "JOB", "RANK", "HOME", "NODE",
+               "STATE", "MOVES", "LAST FROZEN", "COMMAND");
+    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-";
     if (p->last_frozen_us)
         snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
+    if (!p->hidden)
+        snprintf(moves, sizeof moves, "%u", p->moves);
     ps_rank(p, job, sizeof job, rank, sizeof rank);
-    printf("%8d %-13s %-5s %-10s %-10s %-8s %5u %12s  %s%s\n", p->pid, job, rank, p->home, p->node,
-           ps_state(p->state), p->moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
+    printf("%8d %6u %-13s %-5s %-10s %-10s %-8s %5s %12s  %s%s\n", p->pid, p->uid, job, rank, p->home, p->node,
+           ps_state(p->state), moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 
 static int cmd_ps(void)

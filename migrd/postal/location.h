@@ -10,6 +10,7 @@
 #define MIGRD_LOCATION_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/ring.h"
 
@@ -23,8 +24,9 @@ void location_fini(struct postal *d);
 /* LOC_NODE fills *node. */
 enum loc_kind location_lookup(struct postal *d, uint32_t job, uint32_t rank, int *node);
 
-/* Keep a copy of packet k (for an unknown address) until it is located. */
-int location_hold(struct postal *d, const struct dicom_pkt *k);
+/* Keep a copy of packet k, vouched for by uid (postal_copy), for an
+ * unknown address until it is located. */
+int location_hold(struct postal *d, const struct dicom_pkt *k, uid_t uid);
 
 /* What other nodes say. */
 void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node);
