@@ -237,6 +237,9 @@ struct link_data {
 
 struct link_addr {
     uint32_t job, rank;
+    uint32_t uid;     /* ANNOUNCE: the mailbox's owner (a node that knows
+                         the job as another uid's ignores it); else 0    */
+    uint32_t pad;
 };
 
 #endif

@@ -110,6 +110,7 @@ struct conn {
     char body[LINK_CTL_MAX];
     struct mbox *rx_mbox;        /* DATA: receiving inbox, or NULL: discard */
     bool refused;                /* a DATA frame into another user's job seen */
+    bool refused_announce;       /* an ANNOUNCE of another user's job seen    */
     struct ring_resv rx_resv;
     char discard[16384];
     /* Bytes read from the socket and not yet parsed: small frames cost one
@@ -607,6 +608,16 @@ static bool take_ctl(struct conn *c, char *why, size_t wl)
     case LINK_HELLO:
         return take_hello(c, why, wl);
     case LINK_ANNOUNCE:
+        if (!jobs_may_send(d, a->uid, a->job)) {
+            if (!c->refused_announce) { /* one line per connection */
+                uid_t owner = 0;
+                c->refused_announce = true;
+                jobs_owner(d, a->job, &owner);
+                log_warn("ignored ANNOUNCE of %u:%u (uid %u) from %s: job %u belongs to uid %u here", a->job,
+                         a->rank, a->uid, c->peer, a->job, (unsigned)owner);
+            }
+            break;
+        }
         location_learn(d, a->job, a->rank, c->node);
         break;
     case LINK_GONE:
@@ -614,10 +625,11 @@ static bool take_ctl(struct conn *c, char *why, size_t wl)
         break;
     case LINK_LOCATE: {
         struct mbox *m = mbox_find(d, a->job, a->rank);
+        struct link_addr ans = {a->job, a->rank, m ? (uint32_t)m->uid : 0, 0};
         if (m && !m->closing)
-            link_send_ctl(d, c->node, LINK_ANNOUNCE, a, sizeof *a);
+            link_send_ctl(d, c->node, LINK_ANNOUNCE, &ans, sizeof ans);
         else
-            link_send_ctl(d, c->node, LINK_NOT_HERE, a, sizeof *a);
+            link_send_ctl(d, c->node, LINK_NOT_HERE, &ans, sizeof ans);
         break;
     }
     default: /* NOT_HERE, PING: nothing to do (the locator retries) */

@@ -33,7 +33,8 @@ void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node);
 void location_gone(struct postal *d, uint32_t job, uint32_t rank, int node);
 
 /* Local mailboxes opening and closing. */
-void location_local_added(struct postal *d, uint32_t job, uint32_t rank);
+/* uid: the owner of the new mailbox (in its ANNOUNCE). */
+void location_local_added(struct postal *d, uint32_t job, uint32_t rank, uid_t uid);
 void location_local_removed(struct postal *d, uint32_t job, uint32_t rank);
 
 /* A link came up: tell that node about every local mailbox, ask it about

@@ -244,7 +244,7 @@ int mbox_register(struct mbox *m, void *owner)
         return rc;
     m->owner = owner;
     d->mboxes->count++;
-    location_local_added(d, m->job, m->rank);
+    location_local_added(d, m->job, m->rank, m->uid);
     /* Relay what the outbox holds (a moved process's), then sleep until
      * the owner rings; wake the owner if its inbox holds packets. */
     postal_drain(m);

@@ -148,9 +148,11 @@ case_steal() {
     as victim n1 "$POSTMAN" send $JOB 1 $JOB 5 4
     wait $rp
     cat "$PUB/steal.out"
-    [[ $(tail -n 1 "$PUB/steal.out") == "got 0" ]]
+    [[ $(tail -n 1 "$PUB/steal.out") == "got 0" ]] || return 1
+    grep -q "ignored ANNOUNCE of $JOB:5 (uid $AU)" "/run/migr-vcluster$MIGR_VCLUSTER_ID/n1/migrd.log" ||
+        { echo "n1 believed the attacker's ANNOUNCE"; return 1; }
 }
-run_case "a mailbox of the job's address opened by another user on another node receives nothing of the job" 40 case_steal
+run_case "a mailbox of the job's address opened by another user on another node receives nothing of the job (its ANNOUNCE ignored)" 40 case_steal
 
 case_status_hidden() {
     rm -f "$PUB/ready"
@@ -182,7 +184,7 @@ case_reopen() { # case_reopen WHAT: what n2 has at the path of the victim's fd 3
     symlink) as victim n2 ln -s /dev/shm/secret /dev/shm/u/f ;;
     rootfile) "$V" exec n2 sh -c 'echo root-only >/dev/shm/u/f; chmod 600 /dev/shm/u/f' ;;
     esac
-    start_victim sh -c 'exec 3<>/dev/shm/u/f; exec "$0" 100000 50 0' "$PUB/counter" || { echo "no pid"; return 1; }
+    start_victim sh -c 'exec 3<>/dev/shm/u/f; exec "$0" 100000 50 0' "$PUB/counter" || { echo "no pid: $(tr '\n' '|' <"$PUB/v.err")"; return 1; }
     sleep 0.5
     local out
     out=$(as victim n1 "$C" migrate "$VPID" --to n2 2>&1) && { echo "moved: $out"; return 1; }
@@ -193,7 +195,8 @@ case_reopen() { # case_reopen WHAT: what n2 has at the path of the victim's fd 3
     esac
     alive_at n1
 }
-stop_victim() {
+stop_victim() { # cases run in subshells: the pid of the last victim is in its file
+    VPID=$(cat "$PUB/v.pid" 2>/dev/null) || return 0
     "$V" exec n1 "$POSTMAN" signal "$VPID" 9 >/dev/null 2>&1 || "$V" exec n1 kill -9 "$VPID" 2>/dev/null
     wait_victim_gone
 }
@@ -210,7 +213,7 @@ run_case "a move that would reopen a file the process may not open at the destin
 # --- the owner can do all of it
 case_owner() {
     stop_victim
-    start_victim "$PUB/counter" 100000 50 0 || { echo "no pid"; return 1; }
+    start_victim "$PUB/counter" 100000 50 0 || { echo "no pid: $(tr '\n' '|' <"$PUB/v.err")"; return 1; }
     sleep 0.3
     as victim n1 "$POSTMAN" signal "$VPID" 19 || return 1
     sleep 0.3
@@ -233,7 +236,7 @@ stop_victim
 case_hooks() {
     "$V" migrd-restart n1 -- --test-hooks >/dev/null || return 1
     "$V" migrd-restart n2 -- --test-hooks >/dev/null || return 1
-    start_victim "$PUB/counter" 100000 50 0 || { echo "no pid"; return 1; }
+    start_victim "$PUB/counter" 100000 50 0 || { echo "no pid: $(tr '\n' '|' <"$PUB/v.err")"; return 1; }
     sleep 0.5
     if as victim n1 "$C" migrate "$VPID" --to n2 --inject stall; then echo "a user injected"; return 1; fi
     "$V" exec n1 "$C" migrate "$VPID" --to n2 --inject stall || return 1
