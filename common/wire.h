@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#define MIGR_PROTO_VERSION 2
+#define MIGR_PROTO_VERSION 3
 
 /* ------------------------------------------------------ control socket --- */
 
@@ -100,8 +100,11 @@ struct ctl_status_proc {
     uint64_t inbox_used, inbox_size, outbox_used, outbox_size;
     uint64_t relayed_out, delivered_in;  /* packets through migrd */
     uint32_t critical;
-    uint32_t pad;
+    uint32_t flags;          /* CTL_STATUS_HIDDEN: another user's mailbox;
+                                only pid and uid are filled in     */
 };
+
+enum ctl_status_flags { CTL_STATUS_HIDDEN = 1 };
 
 enum ctl_event_type { CTL_EV_UNREACHABLE = 2 };
 
@@ -172,6 +175,9 @@ struct ctl_ps_proc {
     uint32_t moves;
     uint32_t flags;          /* enum ctl_proc_flags                */
     uint32_t job, rank;      /* with CTL_PROC_RANK in flags        */
+    uint32_t uid;            /* its owner                          */
+    uint32_t hidden;         /* another user's: job, rank, moves and
+                                last_frozen_us are not shown       */
     uint64_t last_frozen_us; /* 0: never moved                     */
     char home[64];
     char node[64];           /* where it runs                      */
@@ -223,10 +229,17 @@ struct link_data {
     uint32_t len;
     uint16_t tag;
     uint16_t kind;
+    uint32_t src_uid; /* the sender's uid, as the sending node knows it: the
+                         receiving node lets it into a job only if that is
+                         the job's owner or root (migrd/postal/jobs.h)   */
+    uint32_t pad;
 };
 
 struct link_addr {
     uint32_t job, rank;
+    uint32_t uid;     /* ANNOUNCE: the mailbox's owner (a node that knows
+                         the job as another uid's ignores it); else 0    */
+    uint32_t pad;
 };
 
 #endif

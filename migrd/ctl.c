@@ -67,7 +67,7 @@ static void reply_error(struct ctl_client *c, uint32_t reqid, int err, const cha
     va_start(ap, fmt);
     vsnprintf(e.message, sizeof e.message, fmt, ap);
     va_end(ap);
-    log_info("refused request of pid %d: %s", c->pid, e.message);
+    log_info("refused uid %u (pid %d): %s", (unsigned)c->uid, c->pid, e.message);
     ctl_send(c->fd, CTL_ERROR, reqid, &e, sizeof e, NULL, 0);
 }
 
@@ -137,6 +137,11 @@ static void do_register(struct ctl_client *c, const struct ctl_hdr *h)
                     r->rank, cluster_self_name(&d->cl));
         return;
     }
+    if (rc == -EPERM) {
+        reply_error(c, h->reqid, EPERM, "uid %u may not open mailbox %u:%u (pid %d): job %u belongs to another user",
+                    (unsigned)c->uid, r->job, r->rank, c->pid, r->job);
+        return;
+    }
     if (rc == -EINVAL) {
         reply_error(c, h->reqid, EINVAL,
                     "ring sizes %u/%u: each must be a power of two from %u to %u bytes", r->inbox_size,
@@ -185,9 +190,15 @@ struct status_ctx {
     uint32_t reqid;
 };
 
+/* Another user's mailbox shows only its pid and uid (as ps(1) would show
+ * the process): not its job, rank, rings or traffic. */
 static int status_proc(struct mbox *m, void *arg)
 {
     struct status_ctx *s = arg;
+    if (s->c->uid != 0 && s->c->uid != m->uid) {
+        struct ctl_status_proc p = {.pid = m->pid, .uid = m->uid, .flags = CTL_STATUS_HIDDEN};
+        return ctl_send(s->c->fd, CTL_STATUS_PROC, s->reqid, &p, sizeof p, NULL, 0) < 0;
+    }
     struct ctl_status_proc p = {
         .job = m->job, .rank = m->rank, .pid = m->pid, .uid = m->uid,
         .inbox_used = ring_used(&m->inbox), .inbox_size = m->inbox.size,
@@ -471,27 +482,39 @@ void ctl_fini(struct migrd *d)
 
 /* ---- migratable processes (migrate.h) ---- */
 
+/* Who asks: the credentials the kernel gave at connect (SO_PEERCRED), or
+ * those of the image for a connection adopted with a moved process. */
+static struct ctl_caller caller(const struct ctl_client *c)
+{
+    return (struct ctl_caller){.fd = c->fd, .pid = c->pid, .uid = c->uid};
+}
+
 static void do_proc_register(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_register(&c->srv->d->move, c->fd, c->pid, h->reqid, (const void *)(h + 1));
+    struct ctl_caller who = caller(c);
+    migrate_ctl_register(&c->srv->d->move, &who, h->reqid, (const void *)(h + 1));
 }
 
 static void do_proc_signal(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_signal(&c->srv->d->move, c->fd, h->reqid, (const void *)(h + 1));
+    struct ctl_caller who = caller(c);
+    migrate_ctl_signal(&c->srv->d->move, &who, h->reqid, (const void *)(h + 1));
 }
 
 static void do_proc_done(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_done(&c->srv->d->move, c->fd, h->reqid, (const void *)(h + 1));
+    struct ctl_caller who = caller(c);
+    migrate_ctl_done(&c->srv->d->move, &who, h->reqid, (const void *)(h + 1));
 }
 
 static void do_migrate(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_migrate(&c->srv->d->move, c->fd, h->reqid, (const void *)(h + 1));
+    struct ctl_caller who = caller(c);
+    migrate_ctl_migrate(&c->srv->d->move, &who, h->reqid, (const void *)(h + 1));
 }
 
 static void do_ps(struct ctl_client *c, const struct ctl_hdr *h)
 {
-    migrate_ctl_ps(&c->srv->d->move, c->fd, h->reqid);
+    struct ctl_caller who = caller(c);
+    migrate_ctl_ps(&c->srv->d->move, &who, h->reqid);
 }

@@ -19,6 +19,7 @@
 #include "migrd/cluster/auth.h"
 #include "migrd/move/migrate.h"
 #include "migrd/postal/exile.h"
+#include "migrd/postal/jobs.h"
 #include "migrd/postal/link.h"
 #include "migrd/postal/location.h"
 #include "migrd/postal/mbox.h"
@@ -35,7 +36,7 @@
 struct options {
     const char *config, *node, *socket, *log, *pidfile;
     enum log_level level;
-    int foreground, insecure;
+    int foreground, insecure, test_hooks;
     enum relay_sched sched;
     long port;
     unsigned long max_ring;
@@ -64,6 +65,9 @@ static void usage(FILE *f)
             "                        cluster key, or ignore the map's): anyone who can\n"
             "                        reach the ports can inject packets and processes.\n"
             "                        Only for an isolated test cluster or benchmark\n"
+            "      --test-hooks      let root ask for test faults (migrctl migrate\n"
+            "                        --inject); also MIGR_TEST_HOOKS=1 in the environment.\n"
+            "                        Never for users: only for the test suites\n"
             "      --max-ring BYTES  largest ring a process may ask for (default 64M)\n"
             "      --sched MODE      policy while asleep: latency (default): normal\n"
             "                        policy with a 0.1 ms time slice, so that relaying\n"
@@ -100,6 +104,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, 'S'},
         {"hide-cpu-feature", required_argument, 0, 'H'},
         {"poll-us", required_argument, 0, 'U'},  {"insecure", no_argument, 0, 'I'},
+        {"test-hooks", no_argument, 0, 'T'},
         {0, 0, 0, 0}};
     int ch;
     char *end;
@@ -110,6 +115,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 's': o->socket = optarg; break;
         case 'f': o->foreground = 1; break;
         case 'I': o->insecure = 1; break;
+        case 'T': o->test_hooks = 1; break;
         case 'H': {
             struct cpu_features probe = {{0}};
             if (o->nhide_cpu >= (int)(sizeof o->hide_cpu / sizeof o->hide_cpu[0])) {
@@ -305,6 +311,9 @@ int main(int argc, char **argv)
     d.postal.cl = &d.cl;
     d.move.base = d.base;
     d.move.cl = &d.cl;
+    d.move.test_hooks = o.test_hooks || (getenv("MIGR_TEST_HOOKS") && !strcmp(getenv("MIGR_TEST_HOOKS"), "1"));
+    if (d.move.test_hooks)
+        log_warn("test hooks on (--test-hooks or MIGR_TEST_HOOKS=1): root may inject faults into moves");
     d.move.postal = &d.postal;
     d.postal.mboxes = mbox_table_new(&d.postal);
     if (node_page_create(&d.postal) < 0)
@@ -312,7 +321,7 @@ int main(int argc, char **argv)
     struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
     if (!d.postal.mboxes || !sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
-        location_init(&d.postal) < 0 || exile_init(&d.postal) < 0) {
+        location_init(&d.postal) < 0 || exile_init(&d.postal) < 0 || jobs_init(&d.postal) < 0) {
         log_error("out of memory at start-up");
         return 1;
     }
@@ -338,6 +347,7 @@ int main(int argc, char **argv)
     exile_fini(&d.postal);
     mbox_close_all(&d.postal);
     location_fini(&d.postal);
+    jobs_fini(&d.postal);
     event_free(sigterm);
     event_free(sigint);
     event_base_free(d.base);

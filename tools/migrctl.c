@@ -37,7 +37,8 @@ static void usage(FILE *f)
             "\n"
             "Commands:\n"
             "  status          this node, the nodes it knows (link state, traffic) and the\n"
-            "                  processes registered here (job, rank, pid, mailbox use)\n"
+            "                  processes registered here (job, rank, pid, mailbox use; of\n"
+            "                  another user's mailboxes only pid and uid)\n"
             "  run [--no-migrate] [--pidfile FILE] [--job JOB --rank R] -- CMD [ARG...]\n"
             "                  start CMD here (its home) under migr and stay as its deputy:\n"
             "                  exits with CMD's status wherever it ran; every signal it can\n"
@@ -49,10 +50,12 @@ static void usage(FILE *f)
             "  migrate JOB RANK --to NODE\n"
             "                  move process PID (started by run), or rank RANK of MPI job JOB\n"
             "                  ([20065,1] as mpirun prints it, or its number; ask its home)\n"
-            "                  to NODE; ask its home or the node where it runs.  --inject is\n"
-            "                  for tests\n"
-            "  ps              migratable processes known here: job and rank (MPI ranks),\n"
-            "                  home, node, state, moves, last frozen time\n"
+            "                  to NODE; ask its home or the node where it runs.  Root or\n"
+            "                  the process's owner only.  --inject is for tests: root, on\n"
+            "                  a migrd started with --test-hooks\n"
+            "  ps              migratable processes known here: uid, job and rank (MPI\n"
+            "                  ranks), home, node, state, moves, last frozen time; of\n"
+            "                  another user's only pid, uid, node, state and command\n"
             "  keygen [FILE]   make a new cluster key in FILE (default %s): 32 random\n"
             "                  bytes, mode 0600; never overwrites.  Copy it to every node\n"
             "                  (same path, root-owned, 0600) and name it in the map: key FILE\n"
@@ -126,6 +129,10 @@ static void print_proc(const struct ctl_status_proc *p, int *first)
     if (*first) {
         printf("\nJOB         RANK      PID    UID   INBOX USED   OUTBOX USED  RELAYED OUT  DELIVERED IN\n");
         *first = 0;
+    }
+    if (p->flags & CTL_STATUS_HIDDEN) { /* another user's: migrd shows only what ps(1) would */
+        printf("%-11s %-6s %8d %6u %16s %13s %12s %13s\n", "-", "-", p->pid, p->uid, "-", "-", "-", "-");
+        return;
     }
     printf("%-11u %-6u %8d %6u %5.1f%% of %-4luM %5.1f%%  %12lu %13lu\n", p->job, p->rank, p->pid, p->uid,
            100.0 * (double)p->inbox_used / (double)p->inbox_size, (unsigned long)(p->inbox_size >> 20),
@@ -211,14 +218,16 @@ static void ps_one(const struct ctl_hdr *h, void *arg)
         return;
     const struct ctl_ps_proc *p = (const void *)(h + 1);
     if (!(*n)++)
-        printf("%8s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "JOB", "RANK", "HOME", "NODE", "STATE",
-               "MOVES", "LAST FROZEN", "COMMAND");
-    char frozen[32] = "-", job[JOBID_STRLEN], rank[16];
+        printf("%8s %6s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "UID", "JOB", "RANK", "HOME", "NODE",
+               "STATE", "MOVES", "LAST FROZEN", "COMMAND");
+    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-";
     if (p->last_frozen_us)
         snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
+    if (!p->hidden)
+        snprintf(moves, sizeof moves, "%u", p->moves);
     ps_rank(p, job, sizeof job, rank, sizeof rank);
-    printf("%8d %-13s %-5s %-10s %-10s %-8s %5u %12s  %s%s\n", p->pid, job, rank, p->home, p->node,
-           ps_state(p->state), p->moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
+    printf("%8d %6u %-13s %-5s %-10s %-10s %-8s %5s %12s  %s%s\n", p->pid, p->uid, job, rank, p->home, p->node,
+           ps_state(p->state), moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 
 static int cmd_ps(void)

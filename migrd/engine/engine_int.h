@@ -41,6 +41,15 @@ int eng_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define eng_info(...)  eng_log(ENGINE_LOG_INFO, __VA_ARGS__)
 #define eng_warn(...)  eng_log(ENGINE_LOG_WARN, __VA_ARGS__)
 
+/* ------------------------------------------------------------ asuser.c */
+/* Open path (flags as open(2)) with the file-system credentials and groups
+ * of img's process, following no symbolic link, and check that it is of
+ * the type of `mode` (S_IFMT bits; 0: any).  The fd (close-on-exec), or -1
+ * with the engine's error text starting with `what` (the reason in one
+ * line: a link on the way, not allowed to that uid, another type). */
+struct engine_image;
+int eng_open_as(const struct engine_image *img, const char *what, const char *path, int flags, uint32_t mode);
+
 /* ------------------------------------------------------------ sys.c */
 uint64_t eng_now_ns(void);
 ssize_t eng_read_file(const char *path, char *buf, size_t cap);   /* NUL-terminated */

@@ -726,9 +726,12 @@ static int prepare_one(struct engine_image *img, struct eng_fd *f, bool external
 	switch (f->kind) {
 	case FD_FILE: {
 		int fl = (int)f->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
-		f->src = open(f->path, fl | O_CLOEXEC);
+		char what[32];
+		snprintf(what, sizeof(what), "fd %d", f->fd);
+		/* with the process's own rights, no symlink followed (asuser.c) */
+		f->src = eng_open_as(img, what, f->path, fl, f->mode);
 		if (f->src < 0)
-			return eng_fail_errno("fd %d: reopen %s", f->fd, f->path);
+			return -1;
 		if (!(f->flags & O_PATH) && (S_ISREG(f->mode) || S_ISDIR(f->mode) || S_ISBLK(f->mode)) &&
 		    lseek(f->src, (off_t)f->pos, SEEK_SET) < 0)
 			return eng_fail_errno("fd %d: seek %s to %" PRIu64, f->fd, f->path, f->pos);

@@ -599,15 +599,18 @@ int eng_vmas_prepare(struct engine_image *img)
 			e->as_private = true;   /* deleted file: restored from its saved pages */
 			continue;
 		}
-		e->src_fd = open(e->path, (wr ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+		char what[64];
+		snprintf(what, sizeof(what), "region %#" PRIx64 "-%#" PRIx64, e->start, e->end);
+		/* with the process's own rights, no symlink followed (asuser.c) */
+		e->src_fd = eng_open_as(img, what, e->path, wr ? O_RDWR : O_RDONLY, 0);
 		if (e->src_fd < 0 || fstat(e->src_fd, &st) < 0) {
 			if (e->kind == VMA_FILE_SHARED && e->content == VMC_SNAPSHOT) {
 				eng_close(&e->src_fd);
 				e->as_private = true;   /* not here: a private snapshot */
 				continue;
 			}
-			eng_fail_errno("region %#" PRIx64 "-%#" PRIx64 ": open %s", e->start, e->end,
-			               e->path);
+			if (e->src_fd >= 0)
+				eng_fail_errno("%s: fstat %s", what, e->path);
 			eng_close(&e->src_fd);
 			goto fail;
 		}

@@ -1069,10 +1069,10 @@ int eng_restore_prepare(struct engine_image *img, const struct engine_restore_op
 		goto fail;
 	plan_fill(rs);
 	place_buffer(rs);
-	rs->exe_src = open(img->exe, O_RDONLY | O_CLOEXEC);
+	rs->exe_src = eng_open_as(img, "executable", img->exe, O_RDONLY, S_IFREG);
 	if (rs->exe_src < 0)
-		eng_warn("restore pid %d: executable %s: %s (/proc/%d/exe will be wrong)", img->pid,
-		         img->exe, strerror(errno), img->pid);
+		eng_warn("restore pid %d: %s (/proc/%d/exe will be wrong)", img->pid, engine_strerror(),
+		         img->pid);
 	rs->ctl = mmap(NULL, sizeof(*rs->ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	               -1, 0);
 	if (rs->ctl == MAP_FAILED) {

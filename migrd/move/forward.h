@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "migrate_proto.h"
 
@@ -45,9 +46,10 @@ void fwd_anchor_attach(struct fwd_anchor *a, struct fconn *c, uint32_t gen);
 /* Deliver a signal wherever the process runs: 0, or -1 if it cannot now. */
 int fwd_anchor_signal(struct fwd_anchor *a, int sig);
 /* Ask the node where the process runs to move it; the answer goes to the
- * control connection reply_fd (taken) with reqid.  0 or -1 (not connected). */
+ * control connection reply_fd (taken) with reqid; `by` asked (the home
+ * checked that it may).  0 or -1 (not connected). */
 int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t inject,
-                    const char *node);
+                    const char *node, uid_t by);
 
 /* ---- where the process runs: the endpoint ---- */
 struct fwd_ep *fwd_ep_new(struct move *d, struct mproc *p);

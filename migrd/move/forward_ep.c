@@ -357,7 +357,10 @@ static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *bo
             struct migrate_result res;
             if (ep->detached || !ep->p) {
                 snprintf(r.message, sizeof r.message, "pid %d is already leaving this node", ep->pid);
-            } else if (migrate_out(ep->d, ep->p, m->node, m->inject, &res) == 0) {
+            } else if (m->inject && !ep->d->test_hooks) {
+                snprintf(r.message, sizeof r.message, "test hooks are off on %s (migrd --test-hooks)",
+                         cluster_self_name(ep->d->cl));
+            } else if (migrate_out(ep->d, ep->p, m->node, m->inject, m->by_uid, &res) == 0) {
                 r.ok = 1;
                 r.bytes = res.bytes;
                 r.frozen_us = res.frozen_us;

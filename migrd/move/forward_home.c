@@ -368,9 +368,9 @@ int fwd_anchor_signal(struct fwd_anchor *a, int sig)
 }
 
 int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t inject,
-                    const char *node)
+                    const char *node, uid_t by)
 {
-    struct mig_move m = {.reqid = reqid, .inject = inject};
+    struct mig_move m = {.reqid = reqid, .inject = inject, .by_uid = (uint32_t)by};
     if (!a->cur || a->move_fd >= 0)
         return -1;
     snprintf(m.node, sizeof m.node, "%s", node);

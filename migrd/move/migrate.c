@@ -243,7 +243,7 @@ static int send_image(int fd, const struct engine_image *img, uint32_t inject, u
     return mig_image_auth_end(fd, true, &ia, rc == 0);
 }
 
-int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject,
+int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
                 struct migrate_result *res)
 {
     uint64_t t0 = now_us(), t_freeze = 0, t_frozen = 0, t_captured = 0, t_streamed = 0, t_acked = 0;
@@ -391,16 +391,16 @@ out:
     char who[80];
     mproc_name(p, who, sizeof who);
     if (rc == 0)
-        log_info("move %s %s -> %s: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
+        log_info("move %s %s -> %s for uid %u: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
                  "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
-                 who, cluster_self_name(d->cl), dn->name, (unsigned long long)res->bytes,
+                 who, cluster_self_name(d->cl), dn->name, (unsigned)by, (unsigned long long)res->bytes,
                  (double)res->frozen_us / 1000, secs > 0 ? (double)res->bytes / secs / 1e6 : 0,
                  (double)res->total_us / 1000, (double)(t_freeze - t0) / 1000,
                  (double)(t_frozen - t_freeze) / 1000, (double)(t_captured - t_frozen) / 1000,
                  (double)(t_streamed - t_captured) / 1000, (double)(t_acked - t_streamed) / 1000);
     else
-        log_info("move %s %s -> %s: failed (%s), %s", who, cluster_self_name(d->cl), dn->name,
-                 res->message, t_freeze ? "thawed where it was" : "never frozen");
+        log_info("move %s %s -> %s for uid %u: failed (%s), %s", who, cluster_self_name(d->cl), dn->name,
+                 (unsigned)by, res->message, t_freeze ? "thawed where it was" : "never frozen");
     if (rc == 0 && !p->is_home)
         mproc_free(d, p);
     return rc;
@@ -677,6 +677,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
         close(proc_end[i]);
     nmap = 0;
     p->here = p->child = true;
+    p->uid = engine_image_uid(img); /* the credentials it was restored with */
     p->at = d->cl->self;
     p->moves = o->gen + 1;
     p->state = MP_RUNNING;

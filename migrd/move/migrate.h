@@ -38,19 +38,33 @@ struct mproc *migrate_procs(struct move *d);
 void migrate_link_proc(struct move *d, struct mproc *p);
 void migrate_unlink_proc(struct move *d, struct mproc *p);
 
-/* Move p (running here) to node; blocking.  0, or -1 with res->message. */
-int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject,
+/* Move p (running here) to node for uid `by` (who asked: checked by the
+ * caller; in the log line); blocking.  0, or -1 with res->message. */
+int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
                 struct migrate_result *res);
 
-/* Control requests (ctl.c); client_fd is the requester's connection. */
-void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint32_t reqid,
+/* Who sent a control request: its connection and its credentials
+ * (SO_PEERCRED, ctl.c).  Only root or the owner of a process acts on it. */
+struct ctl_caller {
+    int fd;
+    pid_t pid;
+    uid_t uid;
+};
+
+/* Control requests (ctl.c). */
+void migrate_ctl_register(struct move *d, const struct ctl_caller *who, uint32_t reqid,
                           const struct ctl_proc_register *r);
-void migrate_ctl_signal(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s);
+void migrate_ctl_signal(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                        const struct ctl_proc_signal *s);
 /* The control connection of stub pid STUB_PID closed: a process it was
  * the deputy of and that has not ended is killed wherever it runs. */
 void migrate_ctl_stub_gone(struct move *d, pid_t stub_pid);
-void migrate_ctl_done(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s);
-void migrate_ctl_migrate(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m);
-void migrate_ctl_ps(struct move *d, int client_fd, uint32_t reqid);
+void migrate_ctl_done(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                      const struct ctl_proc_done *s);
+void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                         const struct ctl_migrate *m);
+/* Another user's processes show only what ps(1) shows: pid, user, command,
+ * state and node; their job, rank, moves and freeze times are hidden. */
+void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid);
 
 #endif

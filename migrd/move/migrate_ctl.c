@@ -6,25 +6,28 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/ctlmsg.h"
 #include "common/jobid.h"
 #include "migrd/cluster/cluster.h"
+#include "migrd/postal/jobs.h"
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "migrate.h"
 #include "migrate_proc.h"
 #include "move.h"
 
-static void refuse(int fd, uint32_t reqid, int err, const char *msg)
+static void refuse(const struct ctl_caller *who, uint32_t reqid, int err, const char *msg)
 {
     struct ctl_error e = {.err = err};
     snprintf(e.message, sizeof e.message, "%s", msg);
-    log_info("refused: %s", msg);
-    ctl_send(fd, CTL_ERROR, reqid, &e, sizeof e, NULL, 0);
+    log_info("refused uid %u (pid %d): %s", (unsigned)who->uid, who->pid, msg);
+    ctl_send(who->fd, CTL_ERROR, reqid, &e, sizeof e, NULL, 0);
 }
 
 static void ok(int fd, uint32_t reqid) { ctl_send(fd, CTL_OK, reqid, NULL, 0, NULL, 0); }
@@ -49,18 +52,115 @@ static pid_t parent_of(pid_t pid)
     return ppid;
 }
 
-void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint32_t reqid,
+/* The real, effective and saved uid of pid; with pidfd >= 0, of the
+ * process of that pidfd (what was read is not of a process that took the
+ * pid since).  0, -ESRCH (it ended) or -errno. */
+static int live_uids(pid_t pid, int pidfd, uid_t u[3])
+{
+    char path[64], buf[4096];
+    unsigned r, e, s;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    int e0 = errno;
+    close(fd);
+    if (n < 0)
+        return e0 == ESRCH ? -ESRCH : -e0;
+    buf[n] = 0;
+    const char *l = strstr(buf, "\nUid:");
+    if (!l || sscanf(l + 5, "%u %u %u", &r, &e, &s) != 3)
+        return n == 0 ? -ESRCH : -EIO;
+    if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+        return -ESRCH;
+    u[0] = r, u[1] = e, u[2] = s;
+    return 0;
+}
+
+enum may_rule {
+    MAY_OWN = 0,      /* real, effective and saved uid are the caller's (as ptrace(2)) */
+    MAY_KILL = 1,     /* the caller's uid is its real or saved uid (as kill(2))       */
+    MAY_ENDED = 2,    /* an ended process: judged by its recorded owner              */
+};
+
+/* May `who` do `what` to p ("if you can kill it, you may migrate it")?
+ * Where p runs here its live credentials are read (on its pidfd when it is
+ * not migrd's child); elsewhere its recorded owner counts.  0; -ESRCH (it
+ * has ended, not refused yet); -1 (refused: one line). */
+static int may_act(struct move *d, const struct ctl_caller *who, uint32_t reqid, const struct mproc *p,
+                   const char *what, int rule)
+{
+    uid_t u[3] = {p->uid, p->uid, p->uid};
+    char msg[200];
+    (void)d;
+    if (p->here && p->state != MP_EXITED && (p->pidfd >= 0 || p->child)) {
+        int rc = live_uids(p->pid, p->child ? -1 : p->pidfd, u);
+        if (rc == -ESRCH && !(rule & MAY_ENDED))
+            return -ESRCH;
+        if (rc < 0 && rc != -ESRCH) {
+            snprintf(msg, sizeof msg, "cannot read the credentials of pid %d: %s", p->pid, strerror(-rc));
+            refuse(who, reqid, -rc, msg);
+            return -1;
+        }
+    } else if (p->here && !p->child && p->pidfd < 0 && !(rule & MAY_ENDED)) {
+        return -ESRCH; /* nothing holds it: its pid may be another process's now */
+    }
+    if (who->uid == 0)
+        return 0;
+    bool mine = (rule & MAY_KILL) ? (who->uid == u[0] || who->uid == u[2])
+                                  : (who->uid == u[0] && who->uid == u[1] && who->uid == u[2]);
+    if (mine)
+        return 0;
+    snprintf(msg, sizeof msg, "uid %u may not %s pid %d: it is a process of uid %u", (unsigned)who->uid, what,
+             p->pid, (unsigned)u[0]);
+    refuse(who, reqid, EPERM, msg);
+    return -1;
+}
+
+/* A pidfd of the stub's child pid, checked to be that child still; the
+ * child's uids in u.  >= 0, or -1 with msg. */
+static int child_pidfd(const struct ctl_caller *who, pid_t pid, uid_t u[3], char *msg, size_t ml)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) {
+        snprintf(msg, ml, "pid %d: pidfd_open: %s", pid, strerror(errno));
+        return -1;
+    }
+    /* Checked after the pidfd is open: it is of the stub's child. */
+    if (parent_of(pid) != who->pid || live_uids(pid, fd, u) < 0) {
+        snprintf(msg, ml, "pid %d is not a child of the registering pid %d", pid, who->pid);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void migrate_ctl_register(struct move *d, const struct ctl_caller *who, uint32_t reqid,
                           const struct ctl_proc_register *r)
 {
     char msg[200];
-    if (parent_of(r->pid) != client_pid) {
-        snprintf(msg, sizeof msg, "pid %d is not a child of the registering pid %d", r->pid, client_pid);
-        refuse(client_fd, reqid, EPERM, msg);
+    uid_t u[3], owner;
+    if (parent_of(r->pid) != who->pid) {
+        snprintf(msg, sizeof msg, "pid %d is not a child of the registering pid %d", r->pid, who->pid);
+        refuse(who, reqid, EPERM, msg);
         return;
     }
     if (mproc_find(d, d->cl->self, r->pid)) {
         snprintf(msg, sizeof msg, "pid %d is already registered on %s", r->pid, cluster_self_name(d->cl));
-        refuse(client_fd, reqid, EEXIST, msg);
+        refuse(who, reqid, EEXIST, msg);
+        return;
+    }
+    int pidfd = child_pidfd(who, r->pid, u, msg, sizeof msg);
+    if (pidfd < 0) {
+        refuse(who, reqid, EPERM, msg);
+        return;
+    }
+    if (who->uid != 0 && (u[0] != who->uid || u[1] != who->uid || u[2] != who->uid)) {
+        snprintf(msg, sizeof msg, "uid %u may not register pid %d: it runs as uid %u/%u/%u", (unsigned)who->uid,
+                 r->pid, (unsigned)u[0], (unsigned)u[1], (unsigned)u[2]);
+        close(pidfd);
+        refuse(who, reqid, EPERM, msg);
         return;
     }
     struct mproc *q = r->flags & CTL_PROC_RANK ? mproc_find_rank(d, r->job, r->rank) : NULL;
@@ -68,31 +168,54 @@ void migrate_ctl_register(struct move *d, int client_fd, pid_t client_pid, uint3
         char job[JOBID_STRLEN];
         snprintf(msg, sizeof msg, "job %s rank %u is already registered on %s (pid %d)",
                  jobid_format(r->job, job, sizeof job), r->rank, cluster_self_name(d->cl), q->pid);
-        refuse(client_fd, reqid, EEXIST, msg);
+        close(pidfd);
+        refuse(who, reqid, EEXIST, msg);
+        return;
+    }
+    /* The job is the first registrant's (postal/jobs.h). */
+    if ((r->flags & CTL_PROC_RANK) && jobs_claim(d->postal, r->job, who->uid, &owner) < 0) {
+        char job[JOBID_STRLEN];
+        snprintf(msg, sizeof msg, "uid %u may not register pid %d as rank %u of job %s: %s", (unsigned)who->uid,
+                 r->pid, r->rank, jobid_format(r->job, job, sizeof job),
+                 owner != who->uid ? "the job belongs to another user" : "out of memory");
+        close(pidfd);
+        refuse(who, reqid, EPERM, msg);
         return;
     }
     struct mproc *p = mproc_new(d, r->pid, d->cl->self);
-    if (!p || (p->stub_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+    if (!p || (p->stub_fd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
         if (p)
             mproc_free(d, p);
-        refuse(client_fd, reqid, ENOMEM, "cannot register the process");
+        if (r->flags & CTL_PROC_RANK)
+            jobs_release(d->postal, r->job);
+        close(pidfd);
+        refuse(who, reqid, ENOMEM, "cannot register the process");
         return;
     }
     p->is_home = p->here = true;
     p->flags = r->flags & (CTL_PROC_NO_MIGRATE | CTL_PROC_RANK);
     p->job = r->job;
     p->rank = r->rank;
-    p->stub_pid = client_pid;
+    p->job_held = (r->flags & CTL_PROC_RANK) != 0;
+    p->uid = u[0];
+    p->pidfd = pidfd;
+    p->stub_pid = who->pid;
     snprintf(p->cmd, sizeof p->cmd, "%.63s", r->cmd);
-    log_info("%s (%s) started here by its stub pid %d%s", mproc_name(p, msg, sizeof msg), p->cmd,
-             client_pid, p->flags & CTL_PROC_NO_MIGRATE ? ", not migratable" : "");
-    ok(client_fd, reqid);
+    log_info("%s (%s, uid %u) started here by its stub pid %d%s", mproc_name(p, msg, sizeof msg), p->cmd,
+             (unsigned)p->uid, who->pid, p->flags & CTL_PROC_NO_MIGRATE ? ", not migratable" : "");
+    ok(who->fd, reqid);
 }
 
 /* A signal to a process with its home here, wherever it runs. */
 static void signal_proc(struct mproc *p, int sig)
 {
-    if (p->here && p->state != MP_MOVING) {
+    if (p->here && !p->child && p->pidfd >= 0) {
+        /* the stub's child: through its pidfd, never a process that took its pid */
+        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+            log_warn("signal %d to pid %d (pidfd %d): %s", sig, p->pid, p->pidfd, strerror(errno));
+    } else if (p->here && !p->child) {
+        log_debug("signal %d to pid %d: nothing holds it any more", sig, p->pid);
+    } else if (p->here && p->state != MP_MOVING) {
         if (kill(p->pid, sig) < 0)
             log_warn("signal %d to pid %d: %s", sig, p->pid, strerror(errno));
     } else if (p->anchor) {
@@ -126,31 +249,45 @@ void migrate_ctl_stub_gone(struct move *d, pid_t stub_pid)
     }
 }
 
-void migrate_ctl_signal(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_signal *s)
+void migrate_ctl_signal(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                        const struct ctl_proc_signal *s)
 {
     struct mproc *p = mproc_find(d, d->cl->self, s->pid);
-    char msg[200];
+    char msg[200], what[32];
     if (!p || !p->is_home) {
         snprintf(msg, sizeof msg, "pid %d has no home on %s", s->pid, cluster_self_name(d->cl));
-        refuse(client_fd, reqid, ESRCH, msg);
+        refuse(who, reqid, ESRCH, msg);
         return;
     }
+    snprintf(what, sizeof what, "send signal %d to", s->sig);
+    int rc = may_act(d, who, reqid, p, what, MAY_KILL);
+    if (rc == -ESRCH) {
+        log_debug("signal %d of uid %u to pid %d: it has ended", s->sig, (unsigned)who->uid, p->pid);
+        ok(who->fd, reqid); /* as a signal to a process that just ended */
+        return;
+    }
+    if (rc < 0)
+        return;
     signal_proc(p, s->sig);
-    ok(client_fd, reqid);
+    ok(who->fd, reqid);
 }
 
-void migrate_ctl_done(struct move *d, int client_fd, uint32_t reqid, const struct ctl_proc_done *s)
+void migrate_ctl_done(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                      const struct ctl_proc_done *s)
 {
     struct mproc *p = mproc_find(d, d->cl->self, s->pid);
     if (p && p->is_home) {
+        if (p->stub_pid != who->pid && may_act(d, who, reqid, p, "deregister", MAY_OWN | MAY_ENDED) < 0)
+            return;
         log_debug("pid %d: its stub is done (status %#x)", p->pid, s->status);
         mproc_free(d, p);
     }
-    ok(client_fd, reqid);
+    ok(who->fd, reqid);
 }
 
 /* The record a move request names: by pid, or by (job, rank) at its home. */
-static struct mproc *migrate_target(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m)
+static struct mproc *migrate_target(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                                    const struct ctl_migrate *m)
 {
     struct mproc *p;
     char msg[200], job[JOBID_STRLEN];
@@ -158,64 +295,99 @@ static struct mproc *migrate_target(struct move *d, int client_fd, uint32_t reqi
         if (!(p = mproc_find_pid(d, m->pid))) {
             snprintf(msg, sizeof msg, "pid %d is not a migratable process known on %s (start it with "
                                       "migrctl run)", m->pid, cluster_self_name(d->cl));
-            refuse(client_fd, reqid, ESRCH, msg);
+            refuse(who, reqid, ESRCH, msg);
         }
         return p;
     }
     if (!(p = mproc_find_rank(d, m->job, m->rank))) {
         snprintf(msg, sizeof msg, "job %s rank %u has no home on %s (ask the node that launched it)",
                  jobid_format(m->job, job, sizeof job), m->rank, cluster_self_name(d->cl));
-        refuse(client_fd, reqid, ESRCH, msg);
+        refuse(who, reqid, ESRCH, msg);
     }
     return p;
 }
 
-void migrate_ctl_migrate(struct move *d, int client_fd, uint32_t reqid, const struct ctl_migrate *m)
+/* Test faults (--inject): root only, and only on a migrd started with
+ * --test-hooks (or MIGR_TEST_HOOKS=1).  0, or -1 after refusing. */
+static int may_inject(struct move *d, const struct ctl_caller *who, uint32_t reqid, const struct ctl_migrate *m)
 {
-    struct mproc *p = migrate_target(d, client_fd, reqid, m);
+    char msg[200];
+    if (m->inject == CTL_INJECT_NONE)
+        return 0;
+    if (who->uid != 0)
+        snprintf(msg, sizeof msg, "uid %u may not use test hooks (--inject): root only", (unsigned)who->uid);
+    else if (!d->test_hooks)
+        snprintf(msg, sizeof msg, "test hooks (--inject) are off on %s: start migrd with --test-hooks",
+                 cluster_self_name(d->cl));
+    else if (m->inject != CTL_INJECT_CORRUPT && m->inject != CTL_INJECT_STALL)
+        snprintf(msg, sizeof msg, "unknown test hook %u", m->inject);
+    else
+        return 0;
+    refuse(who, reqid, EPERM, msg);
+    return -1;
+}
+
+void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                         const struct ctl_migrate *m)
+{
+    struct mproc *p = migrate_target(d, who, reqid, m);
     struct migrate_result res;
     char msg[200];
-    if (!p)
+    if (!p || may_inject(d, who, reqid, m) < 0)
         return;
+    int rc = may_act(d, who, reqid, p, "move", MAY_OWN);
+    if (rc == -ESRCH) {
+        snprintf(msg, sizeof msg, "pid %d has ended", p->pid);
+        refuse(who, reqid, ESRCH, msg);
+    }
+    if (rc < 0)
+        return;
+    log_info("uid %u (pid %d) moves pid %d to %s", (unsigned)who->uid, who->pid, p->pid, m->node);
     if (p->here) {
-        if (migrate_out(d, p, m->node, m->inject, &res) < 0) {
-            refuse(client_fd, reqid, EAGAIN, res.message);
+        if (migrate_out(d, p, m->node, m->inject, who->uid, &res) < 0) {
+            refuse(who, reqid, EAGAIN, res.message);
             return;
         }
         struct ctl_migrate_done done = {.bytes = res.bytes, .frozen_us = res.frozen_us,
                                         .total_us = res.total_us};
         snprintf(done.node, sizeof done.node, "%s", m->node);
-        ctl_send(client_fd, CTL_MIGRATE_DONE, reqid, &done, sizeof done, NULL, 0);
+        ctl_send(who->fd, CTL_MIGRATE_DONE, reqid, &done, sizeof done, NULL, 0);
         return;
     }
     if (p->is_home && p->anchor) {
-        int rfd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-        if (rfd >= 0 && fwd_anchor_move(p->anchor, rfd, reqid, m->inject, m->node) == 0)
+        int rfd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3);
+        if (rfd >= 0 && fwd_anchor_move(p->anchor, rfd, reqid, m->inject, m->node, who->uid) == 0)
             return; /* answered when the node where it runs replies */
         if (rfd >= 0)
             close(rfd);
         snprintf(msg, sizeof msg, "pid %d is moving right now; try again", p->pid);
-        refuse(client_fd, reqid, EBUSY, msg);
+        refuse(who, reqid, EBUSY, msg);
         return;
     }
     snprintf(msg, sizeof msg, "pid %d does not run on %s; ask its home %s", p->pid, cluster_self_name(d->cl),
              d->cl->map.nodes[p->home].name);
-    refuse(client_fd, reqid, ESRCH, msg);
+    refuse(who, reqid, ESRCH, msg);
 }
 
-void migrate_ctl_ps(struct move *d, int client_fd, uint32_t reqid)
+void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid)
 {
     for (struct mproc *p = migrate_procs(d); p; p = p->next) {
-        struct ctl_ps_proc r = {.pid = p->pid, .moves = p->moves, .flags = p->flags,
-                                .job = p->job, .rank = p->rank,
-                                .last_frozen_us = p->last_frozen_us};
+        bool mine = who->uid == 0 || who->uid == p->uid;
+        struct ctl_ps_proc r = {.pid = p->pid, .uid = p->uid, .hidden = !mine,
+                                .flags = p->flags & (mine ? ~0u : (uint32_t)CTL_PROC_NO_MIGRATE)};
+        if (mine) {
+            r.moves = p->moves;
+            r.job = p->job;
+            r.rank = p->rank;
+            r.last_frozen_us = p->last_frozen_us;
+        }
         r.state = p->state == MP_MOVING ? CTL_PS_MOVING : p->state == MP_EXITED ? CTL_PS_EXITED
                   : p->here ? CTL_PS_RUNNING : CTL_PS_AWAY;
         snprintf(r.home, sizeof r.home, "%s", d->cl->map.nodes[p->home].name);
         snprintf(r.node, sizeof r.node, "%s", d->cl->map.nodes[p->here ? d->cl->self : p->at].name);
         snprintf(r.cmd, sizeof r.cmd, "%s", p->cmd);
-        if (ctl_send(client_fd, CTL_PS_PROC, reqid, &r, sizeof r, NULL, 0) < 0)
+        if (ctl_send(who->fd, CTL_PS_PROC, reqid, &r, sizeof r, NULL, 0) < 0)
             return;
     }
-    ctl_send(client_fd, CTL_END, reqid, NULL, 0, NULL, 0);
+    ctl_send(who->fd, CTL_END, reqid, NULL, 0, NULL, 0);
 }

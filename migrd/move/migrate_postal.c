@@ -19,6 +19,7 @@
 #include "migrd/engine/engine.h"
 #include "migrd/postal/adopt.h"
 #include "migrd/postal/exile.h"
+#include "migrd/postal/jobs.h"
 #include "migrd/postal/mbox.h"
 #include "migrd/postal/office.h"
 #include "migrd/util/log.h"
@@ -339,6 +340,15 @@ int mpostal_prepare(struct move *d, const struct mig_postal *mp, struct engine_i
         return -1;
     }
     in->uid = in->m->uid = engine_image_uid(img);
+    /* Its owner travelled with it (the image's credentials, which the
+     * source vouches for): the job must be that uid's here too. */
+    uid_t owner;
+    if (jobs_claim(d->postal, in->m->job, in->uid, &owner) < 0) {
+        snprintf(why, wl, "mailbox %u:%u of pid %d (uid %u): job %u belongs to uid %u on this node", in->m->job,
+                 in->m->rank, pid, (unsigned)in->uid, in->m->job, (unsigned)owner);
+        return -1;
+    }
+    in->m->job_held = true; /* released when the mailbox ends, or is discarded */
     if (mbox_adopt_check(in->m, why, wl) < 0)
         return -1;
     snprintf(path, sizeof path, "/proc/self/fd/%d", d->postal->node_fd);

@@ -13,6 +13,7 @@
 #include "common/ctlmsg.h"
 #include "common/jobid.h"
 #include "migrd/cluster/cluster.h"
+#include "migrd/postal/jobs.h"
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "migrate.h"
@@ -32,6 +33,7 @@ struct mproc *mproc_new(struct move *d, pid_t pid, int home)
     p->home = home;
     p->at = d->cl->self;
     p->stub_fd = -1;
+    p->pidfd = -1;
     p->state = MP_RUNNING;
     migrate_link_proc(d, p);
     return p;
@@ -46,6 +48,10 @@ void mproc_free(struct move *d, struct mproc *p)
         fwd_ep_free(p->ep);
     if (p->stub_fd >= 0)
         close(p->stub_fd);
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    if (p->job_held)
+        jobs_release(d->postal, p->job);
     free(p);
 }
 

@@ -33,6 +33,14 @@ struct mproc {
     uint32_t moves;
     uint64_t last_frozen_us;
     char cmd[64];
+    uid_t uid;               /* its owner: the registering deputy's uid (home),
+                                the image's real uid (guest); who may act on
+                                it is checked on the live process where it
+                                runs here (migrate_ctl.c)                    */
+    int pidfd;               /* home, never moved: the stub's child, opened
+                                at registration (signals reach it, never a
+                                process that reused its pid); or -1          */
+    bool job_held;           /* holds a reference of its job (postal/jobs.h) */
     enum mproc_state state;
     /* home side */
     bool is_home;            /* this node is its home                       */

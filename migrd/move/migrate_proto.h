@@ -110,7 +110,8 @@ struct mig_hello {
 struct mig_exit { int32_t status; };
 struct mig_signal { int32_t sig; };
 struct mig_end { uint64_t frozen_us; };
-struct mig_move { uint32_t reqid; uint32_t inject; char node[64]; };
+/* by_uid: who asked the home for the move (it checked), for the log. */
+struct mig_move { uint32_t reqid; uint32_t inject; uint32_t by_uid; uint32_t pad; char node[64]; };
 struct mig_move_result {
     uint32_t reqid;
     int32_t ok;

@@ -26,6 +26,7 @@
 #ifndef MIGRD_MOVE_H
 #define MIGRD_MOVE_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct event_base;
@@ -53,6 +54,8 @@ struct move {
     struct postal *postal;     /* mailboxes travel with their processes  */
     struct move_ops ops;
     struct migrate *migrate;   /* migrate.c: moves, forwarding, migratable processes */
+    bool test_hooks;           /* migrd --test-hooks / MIGR_TEST_HOOKS=1: root may ask
+                                  for test faults (migrctl migrate --inject)  */
 };
 
 #endif

@@ -45,7 +45,7 @@ static void forward_inbox(struct mbox *m)
             m->exile_end_ms = migrd_now_ms();
             return;
         }
-        struct dicom_pkt *c = postal_copy(k);
+        struct dicom_pkt *c = postal_copy(k, m->uid); /* its job took it: this node vouches */
         if (!c) {
             log_error("exiled mailbox %u:%u: out of memory forwarding a packet: retried", m->job, m->rank);
             return; /* the tick tries again */

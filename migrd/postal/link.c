@@ -48,6 +48,7 @@
 #include "migrd/util/admit.h"
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
+#include "jobs.h"
 #include "location.h"
 #include "mbox.h"
 #include "office.h"
@@ -114,6 +115,8 @@ struct conn {
     size_t rgot;
     char body[LINK_CTL_MAX];
     struct mbox *rx_mbox;        /* DATA: receiving inbox, or NULL: discard */
+    bool refused;                /* a DATA frame into another user's job seen */
+    bool refused_announce;       /* an ANNOUNCE of another user's job seen    */
     struct ring_resv rx_resv;
     char discard[16384];
     /* Bytes read from the socket and not yet parsed: small frames cost one
@@ -229,12 +232,14 @@ static struct txitem *item_new(uint8_t type, uint32_t len)
     return it;
 }
 
-static struct txitem *data_item(const struct dicom_pkt *k)
+/* k vouched for by uid (the owner of its outbox, or postal_copy_uid). */
+static struct txitem *data_item(const struct dicom_pkt *k, uid_t uid)
 {
     struct txitem *it = item_new(LINK_DATA, (uint32_t)(sizeof(struct link_data) + k->len));
     if (!it)
         return NULL;
-    it->data = (struct link_data){k->src_job, k->src_rank, k->dst_job, k->dst_rank, k->seq, k->len, k->tag, k->kind};
+    it->data = (struct link_data){k->src_job, k->src_rank, k->dst_job, k->dst_rank, k->seq, k->len, k->tag, k->kind,
+                                (uint32_t)uid, 0};
     it->base[1] = (struct iovec){&it->data, sizeof it->data};
     it->base[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
     it->nbase = 3;
@@ -309,7 +314,7 @@ int link_send_record(struct postal *d, int node, struct mbox *m, struct dicom_pk
     struct conn *c = d->links ? d->links->peers[node].c : NULL;
     if (!c)
         return -ENOTCONN;
-    struct txitem *it = data_item(k);
+    struct txitem *it = data_item(k, m->uid);
     if (!it)
         return -ENOMEM;
     it->m = m;
@@ -326,7 +331,7 @@ void link_send_copy(struct postal *d, int node, struct dicom_pkt *copy)
         return;
     }
     struct peer *p = &d->links->peers[node];
-    struct txitem *it = data_item(copy);
+    struct txitem *it = data_item(copy, postal_copy_uid(copy));
     if (!it) {
         postal_unreachable(d, copy, "out of memory");
         free(copy);
@@ -612,6 +617,16 @@ static bool take_ctl(struct conn *c, char *why, size_t wl)
     case LINK_HELLO:
         return take_hello(c, why, wl);
     case LINK_ANNOUNCE:
+        if (!jobs_may_send(d, a->uid, a->job)) {
+            if (!c->refused_announce) { /* one line per connection */
+                uid_t owner = 0;
+                c->refused_announce = true;
+                jobs_owner(d, a->job, &owner);
+                log_warn("ignored ANNOUNCE of %u:%u (uid %u) from %s: job %u belongs to uid %u here", a->job,
+                         a->rank, a->uid, c->peer, a->job, (unsigned)owner);
+            }
+            break;
+        }
         location_learn(d, a->job, a->rank, c->node);
         break;
     case LINK_GONE:
@@ -619,10 +634,11 @@ static bool take_ctl(struct conn *c, char *why, size_t wl)
         break;
     case LINK_LOCATE: {
         struct mbox *m = mbox_find(d, a->job, a->rank);
+        struct link_addr ans = {a->job, a->rank, m ? (uint32_t)m->uid : 0, 0};
         if (m && !m->closing)
-            link_send_ctl(d, c->node, LINK_ANNOUNCE, a, sizeof *a);
+            link_send_ctl(d, c->node, LINK_ANNOUNCE, &ans, sizeof ans);
         else
-            link_send_ctl(d, c->node, LINK_NOT_HERE, a, sizeof *a);
+            link_send_ctl(d, c->node, LINK_NOT_HERE, &ans, sizeof ans);
         break;
     }
     default: /* NOT_HERE, PING: nothing to do (the locator retries) */
@@ -655,6 +671,15 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
     /* An exiled mailbox still takes packets: exile.c forwards them. */
     struct mbox *m = mbox_find_any(d, ld->dst_job, ld->dst_rank);
     c->rx_mbox = NULL;
+    if (m && !jobs_may_send(d, ld->src_uid, ld->dst_job)) {
+        if (!c->refused) { /* one line per connection */
+            c->refused = true;
+            struct dicom_pkt k = {.src_job = ld->src_job, .src_rank = ld->src_rank, .dst_job = ld->dst_job,
+                                  .dst_rank = ld->dst_rank};
+            postal_may_enter(d, ld->src_uid, &k, c->peer);
+        }
+        return true; /* discard the payload */
+    }
     if (!m || m->closing || ld->len > ring_max_payload(m->inbox.size)) {
         if (!m)
             log_debug("DATA for %u:%u, which is not here: dropped", ld->dst_job, ld->dst_rank);

@@ -80,11 +80,11 @@ static void ask_everyone(struct postal *d, struct loc_entry *e)
     e->asked_ms = migrd_now_ms();
 }
 
-int location_hold(struct postal *d, const struct dicom_pkt *k)
+int location_hold(struct postal *d, const struct dicom_pkt *k, uid_t uid)
 {
     struct loc_entry *e = entry(d, k->dst_job, k->dst_rank, 1);
     struct held *h = malloc(sizeof *h);
-    struct dicom_pkt *c = postal_copy(k);
+    struct dicom_pkt *c = postal_copy(k, uid);
     if (!e || !h || !c) {
         free(h);
         free(c);
@@ -144,9 +144,9 @@ void location_gone(struct postal *d, uint32_t job, uint32_t rank, int node)
     }
 }
 
-void location_local_added(struct postal *d, uint32_t job, uint32_t rank)
+void location_local_added(struct postal *d, uint32_t job, uint32_t rank, uid_t uid)
 {
-    struct link_addr a = {job, rank};
+    struct link_addr a = {job, rank, (uint32_t)uid, 0};
     struct loc_entry *e = entry(d, job, rank, 0);
     if (e) {
         e->kind = LOC_UNKNOWN;
@@ -172,7 +172,7 @@ struct link_up_ctx {
 static int announce_one(struct mbox *m, void *arg)
 {
     struct link_up_ctx *c = arg;
-    struct link_addr a = {m->job, m->rank};
+    struct link_addr a = {m->job, m->rank, (uint32_t)m->uid, 0};
     if (!m->closing && !m->exiled)
         link_send_ctl(c->d, c->node, LINK_ANNOUNCE, &a, sizeof a);
     return 0;

@@ -10,6 +10,7 @@
 #define MIGRD_LOCATION_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/ring.h"
 
@@ -23,15 +24,17 @@ void location_fini(struct postal *d);
 /* LOC_NODE fills *node. */
 enum loc_kind location_lookup(struct postal *d, uint32_t job, uint32_t rank, int *node);
 
-/* Keep a copy of packet k (for an unknown address) until it is located. */
-int location_hold(struct postal *d, const struct dicom_pkt *k);
+/* Keep a copy of packet k, vouched for by uid (postal_copy), for an
+ * unknown address until it is located. */
+int location_hold(struct postal *d, const struct dicom_pkt *k, uid_t uid);
 
 /* What other nodes say. */
 void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node);
 void location_gone(struct postal *d, uint32_t job, uint32_t rank, int node);
 
 /* Local mailboxes opening and closing. */
-void location_local_added(struct postal *d, uint32_t job, uint32_t rank);
+/* uid: the owner of the new mailbox (in its ANNOUNCE). */
+void location_local_added(struct postal *d, uint32_t job, uint32_t rank, uid_t uid);
 void location_local_removed(struct postal *d, uint32_t job, uint32_t rank);
 
 /* A link came up: tell that node about every local mailbox, ask it about

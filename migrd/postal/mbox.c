@@ -16,6 +16,7 @@
 #include "common/addrmap.h"
 #include "migrd/util/log.h"
 #include "exile.h"
+#include "jobs.h"
 #include "location.h"
 #include "office.h"
 #include "postal.h"
@@ -155,6 +156,8 @@ static void mbox_destroy(struct mbox *m)
         close(m->proc_bell);
     if (m->daemon_bell >= 0)
         close(m->daemon_bell);
+    if (m->job_held)
+        jobs_release(m->d, m->job);
     free(m);
 }
 
@@ -222,6 +225,13 @@ int mbox_register(struct mbox *m, void *owner)
     struct mbox *old = mbox_find_any(d, m->job, m->rank);
     if (old && !old->exiled)
         return -EADDRINUSE;
+    uid_t owner_uid;
+    if (!m->job_held) {
+        int rc = jobs_claim(d, m->job, m->uid, &owner_uid);
+        if (rc < 0)
+            return rc;
+        m->job_held = true;
+    }
     m->bell_ev = event_new(d->base, m->daemon_bell, EV_READ | EV_PERSIST | EV_ET, on_bell, m);
     if (!m->bell_ev || event_add(m->bell_ev, NULL) < 0) {
         log_error("cannot watch doorbell fd %d of mailbox %u:%u", m->daemon_bell, m->job, m->rank);
@@ -234,7 +244,7 @@ int mbox_register(struct mbox *m, void *owner)
         return rc;
     m->owner = owner;
     d->mboxes->count++;
-    location_local_added(d, m->job, m->rank);
+    location_local_added(d, m->job, m->rank, m->uid);
     /* Relay what the outbox holds (a moved process's), then sleep until
      * the owner rings; wake the owner if its inbox holds packets. */
     postal_drain(m);
@@ -247,6 +257,8 @@ int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t 
                 uint32_t inbox, uint32_t outbox, void *owner, struct mbox **out)
 {
     struct mbox *m, *old = mbox_find_any(d, job, rank);
+    if (!jobs_may_send(d, uid, job))
+        return -EPERM; /* before EADDRINUSE: another user learns nothing of the job */
     if (old && !old->exiled)
         return -EADDRINUSE;
     int rc = mbox_new(d, job, rank, pid, uid, inbox, outbox, &m);

@@ -36,6 +36,7 @@ struct mbox {
     uint32_t job, rank;
     pid_t pid;
     uid_t uid;
+    bool job_held;                 /* holds a reference of its job (jobs.h) */
     int memfd, proc_bell, daemon_bell;
     void *map;
     size_t map_len;
@@ -52,6 +53,7 @@ struct mbox {
     struct kept *kept, **kept_tail;/* copies waiting for room, in order */
     struct waiter kept_wait;
     uint64_t relayed_out, delivered_in;
+    bool refused;                  /* sent into another user's job (logged once) */
     /* exile.c state: the owner moved to node `away`; the inbox is drained
      * and forwarded (exile.h) */
     bool exiled;                   /* out of reach of mbox_find()       */
@@ -64,7 +66,8 @@ struct mbox {
 
 struct mbox_table *mbox_table_new(struct postal *d);
 
-/* Create and register a mailbox; -EADDRINUSE, -EINVAL (sizes), -errno. */
+/* Create and register a mailbox; -EADDRINUSE, -EINVAL (sizes), -EPERM (the
+ * job is another user's, jobs.h), -errno. */
 int mbox_create(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid,
                 uint32_t inbox, uint32_t outbox, void *owner, struct mbox **out);
 
@@ -76,7 +79,8 @@ struct mbox *mbox_find_any(struct postal *d, uint32_t job, uint32_t rank);
 /* Creating a mailbox in two steps (the hand-over fills it in between):
  * make it, unregistered (-EINVAL: sizes, -errno); register it for its owner
  * (retires an exiled mailbox of the same address; -EADDRINUSE when a live
- * one has it); or discard it, unseen by anyone. */
+ * one has it; -EPERM when its job is another uid's); or discard it, unseen
+ * by anyone. */
 int mbox_new(struct postal *d, uint32_t job, uint32_t rank, pid_t pid, uid_t uid, uint32_t inbox,
              uint32_t outbox, struct mbox **out);
 int mbox_register(struct mbox *m, void *owner);

@@ -9,6 +9,7 @@
  *   relay.c     how the daemon waits for relay work (asleep or polling)
  *   node_page.c the node page every registered process maps read-only
  *   exile.c     the mailboxes of processes that moved away (forwarded)
+ *   jobs.c      the owner (uid) of each job: who may open or reach its mailboxes
  * A packet's way: a process writes into its outbox -> mbox.c rings the
  * event (or relay.c, polling, finds it) -> postal.c drains the outbox and
  * routes each packet (location.c) -> link.c writes it to the node where the
@@ -35,6 +36,7 @@ struct mbox_table;
 struct link_set;
 struct location;
 struct exile_set;
+struct job_table;
 
 /* What the postal office tells the owner of a mailbox (an opaque pointer
  * given to mbox_create(): the core's control connection of the process). */
@@ -61,6 +63,7 @@ struct postal {
     struct link_set *links;
     struct location *loc;
     struct exile_set *exiles;      /* exile.c: mailboxes whose owner moved */
+    struct job_table *jobs;        /* jobs.c: the owner of each job      */
     int node_fd;                   /* the node page (memfd), see mbox.h */
     struct node_shared *node_sh;
     /* relay.c: scheduling, polling instead of sleeping (see relay.h) */

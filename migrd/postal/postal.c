@@ -10,18 +10,20 @@
 
 #include "migrd/cluster/cluster.h"
 #include "migrd/util/log.h"
+#include "jobs.h"
 #include "link.h"
 #include "location.h"
 #include "mbox.h"
 #include "office.h"
 
-struct dicom_pkt *postal_copy(const struct dicom_pkt *k)
+struct dicom_pkt *postal_copy(const struct dicom_pkt *k, uid_t uid)
 {
     struct dicom_pkt *c = malloc(sizeof *c + k->len);
     if (!c)
         return NULL;
     memcpy(c, k, sizeof *c);
     atomic_store_explicit(&c->commit, 0, memory_order_relaxed);
+    c->flags = (uint32_t)uid;
     memcpy(pkt_payload(c), pkt_payload((struct dicom_pkt *)k), k->len);
     return c;
 }
@@ -33,6 +35,17 @@ void postal_unreachable(struct postal *d, const struct dicom_pkt *k, const char 
     struct mbox *src = mbox_find(d, k->src_job, k->src_rank);
     if (src && src->owner)
         d->ops.unreachable(src->owner, k->dst_job, k->dst_rank, why);
+}
+
+bool postal_may_enter(struct postal *d, uid_t uid, const struct dicom_pkt *k, const char *via)
+{
+    if (jobs_may_send(d, uid, k->dst_job))
+        return true;
+    uid_t owner = 0;
+    jobs_owner(d, k->dst_job, &owner);
+    log_warn("refused a packet of uid %u (%u:%u, %s) into job %u of uid %u (%u:%u): dropped", (unsigned)uid,
+             k->src_job, k->src_rank, via, k->dst_job, (unsigned)owner, k->dst_job, k->dst_rank);
+    return false;
 }
 
 static void tx_resume(struct waiter *w)
@@ -53,6 +66,15 @@ static void consume_outbox(struct mbox *m, struct dicom_pkt *k)
 static bool route(struct mbox *m, struct dicom_pkt *k)
 {
     struct postal *d = m->d;
+    if (!jobs_may_send(d, m->uid, k->dst_job)) {
+        if (!m->refused) { /* one line per sender; its later ones go quietly */
+            m->refused = true;
+            postal_may_enter(d, m->uid, k, "this node");
+            if (m->owner)
+                d->ops.unreachable(m->owner, k->dst_job, k->dst_rank, "the job belongs to another user");
+        }
+        return true; /* dropped */
+    }
     struct mbox *dst = mbox_find(d, k->dst_job, k->dst_rank);
     if (dst) {
         if (dst->closing) {
@@ -71,7 +93,7 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
     case LOC_NODE:
         if (link_send_record(d, node, m, k) == 0)
             return false; /* the link consumes it when written */
-        struct dicom_pkt *c = postal_copy(k);
+        struct dicom_pkt *c = postal_copy(k, m->uid);
         if (!c) {
             m->tx_busy = false;
             log_error("out of memory keeping a packet for node %s", d->cl->map.nodes[node].name);
@@ -83,7 +105,7 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
         log_debug("dropping packet for %u:%u, which has ended", k->dst_job, k->dst_rank);
         return true;
     default:
-        if (location_hold(d, k) < 0) {
+        if (location_hold(d, k, m->uid) < 0) {
             log_error("out of memory holding a packet for %u:%u", k->dst_job, k->dst_rank);
             return false;
         }
@@ -145,6 +167,11 @@ void postal_drain(struct mbox *m)
 
 void postal_send_copy(struct postal *d, struct dicom_pkt *c)
 {
+    if (!jobs_may_send(d, postal_copy_uid(c), c->dst_job)) {
+        postal_may_enter(d, postal_copy_uid(c), c, "a kept copy");
+        free(c);
+        return;
+    }
     struct mbox *dst = mbox_find(d, c->dst_job, c->dst_rank);
     int node;
     if (dst) {
@@ -159,7 +186,7 @@ void postal_send_copy(struct postal *d, struct dicom_pkt *c)
         free(c);
         return;
     default:
-        if (location_hold(d, c) < 0)
+        if (location_hold(d, c, postal_copy_uid(c)) < 0)
             postal_unreachable(d, c, "out of memory");
         free(c);
     }

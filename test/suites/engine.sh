@@ -299,6 +299,10 @@ nonroot_creds() {
 		skip "nonroot-credentials" "setpriv not installed"; return
 	fi
 	mkdir -p "$d"; chmod 777 "$d"
+	# its output file is its own, on a path it may walk: the restore reopens
+	# it with the process's rights
+	chmod 711 "$WORK"
+	: > "$d/out" && chown 65534:65534 "$d/out"
 	( cd "$d" && exec env ZOO_SECONDS=4 timeout -s KILL 60 "$Z/deputy" -c "$CKPT" -p "$d/pid" \
 		-r "$d/results" -l "$d/ckpt.log" -v -- setpriv --reuid=65534 --regid=65534 \
 		--groups=65534,100 --inh-caps=-all "$Z/zoo_threads" > "$d/out" 2>&1 < /dev/null ) &

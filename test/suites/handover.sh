@@ -11,6 +11,7 @@
 # storm.  Runs on its own virtual cluster (MIGR_VCLUSTER_ID=7).
 source "$(dirname "$0")/../lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-7}
+export MIGR_TEST_HOOKS=1 # its broken moves use migrctl migrate --inject (root + migrd test hooks)
 V=$VCLUSTER
 C=$MIGRCTL_BIN
 STREAM=$BUILD/test/dicom/dicom_stream
@@ -255,7 +256,7 @@ case_mpi_storm() {
         </dev/null >"$SCRATCH/mpi.out" 2>&1
       echo $? >"$SCRATCH/mpi.rc" ) &
     for ((i = 0; i < 200; i++)); do
-        MJOB=$("$V" exec n1 "$C" ps 2>/dev/null | awk '$2 ~ /^\[/ {print $2; exit}')
+        MJOB=$("$V" exec n1 "$C" ps 2>/dev/null | awk 'NR > 1 && $3 ~ /^\[/ {print $3; exit}')
         [[ -n $MJOB ]] && break
         sleep 0.1
     done

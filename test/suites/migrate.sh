@@ -10,6 +10,7 @@
 # Runs on its own virtual cluster (MIGR_VCLUSTER_ID=5), torn down at exit.
 source "$(dirname "$0")/../lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-5}
+export MIGR_TEST_HOOKS=1 # its broken moves use migrctl migrate --inject (root + migrd test hooks)
 V=$VCLUSTER
 C=$MIGRCTL_BIN
 

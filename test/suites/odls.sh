@@ -138,7 +138,7 @@ case_dicom() {
     rc=$(await dicom 30)
     [[ $rc == 0 ]] || { echo "status $rc: $(tail -n 3 "$SCRATCH/dicom.out" | tr '\n' '|')"; return 1; }
     grep -qx 'odls_job ok' "$SCRATCH/dicom.out" || { echo "wrong result"; return 1; }
-    grep -qF "pid $(rank_pid dicom 1) (job $job rank 1) (odls_job) started here" "$STATE/n2/migrd.log" ||
+    grep -qF "pid $(rank_pid dicom 1) (job $job rank 1) (odls_job, uid 0) started here" "$STATE/n2/migrd.log" ||
         { echo "n2's migrd did not log rank 1 with its job"; return 1; }
     nothing_left || return 1
     echo "ps: $found($job)"
@@ -200,7 +200,7 @@ case_move_tcp_rank() {
     out=$("$V" exec n1 "$C" migrate "$job" 3 --to n2 2>&1) || { echo "move: $out"; return 1; }
     [[ $("$V" exec n1 "$C" ps | ps_fields "$pid" JOB RANK NODE STATE) == "$job 3 n2 away" ]] ||
         { echo "ps at n1: $("$V" exec n1 "$C" ps | tr '\n' '|')"; return 1; }
-    grep -qF "move pid $pid (job $job rank 3) n1 -> n2: ok" "$STATE/n1/migrd.log" || { echo "no move line in n1's log"; return 1; }
+    grep -qF "move pid $pid (job $job rank 3) n1 -> n2 for uid 0: ok" "$STATE/n1/migrd.log" || { echo "no move line in n1's log"; return 1; }
     [[ $(await mv 30) == 0 ]] || { echo "the job failed: $(tail -n 3 "$SCRATCH/mv.out" | tr '\n' '|')"; return 1; }
     grep -qx 'odls_job ok' "$SCRATCH/mv.out" && grep -qx 'slept 3' "$SCRATCH/mv.out" ||
         { echo "output: $(tr '\n' '|' <"$SCRATCH/mv.out")"; return 1; }
