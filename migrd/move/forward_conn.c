@@ -135,23 +135,11 @@ refuse:
     return -1;
 }
 
-static void admitted(struct fconn *c)
-{
-    admit_release(c->admit);
-    c->admit = NULL;
-    if (c->deadline)
-        event_free(c->deadline);
-    c->deadline = NULL;
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+/* admit: an accepted connection sent no handshake and request in time. */
+static void handshake_expired(void *arg)
 {
     struct fconn *c = arg;
-    (void)fd;
-    (void)what;
-    log_warn("migration port: connection from %s (fd %d): no handshake and request within %d ms: dropping it",
-             c->peer, c->fd, ADMIT_HANDSHAKE_MS);
-    admitted(c);
+    c->ticket = NULL;
     conn_closed(c, "no handshake in time");
 }
 
@@ -191,8 +179,8 @@ static void on_read(struct bufferevent *bev, void *arg)
                 return;
             }
         }
-        if (c->admit) /* its first frame: it is no longer waiting */
-            admitted(c);
+        admit_done(c->ticket); /* a first frame: it no longer waits */
+        c->ticket = NULL;
         c->on_frame(c, &h, h.len ? frame + sizeof h : NULL);
         if (c->closed)
             return;
@@ -267,21 +255,13 @@ static struct fconn *with_auth(struct fconn *c, int expect, enum auth_purpose pu
 struct fconn *fconn_accept(struct move *d, int fd, const char *peer, struct admit *admit,
                            fconn_frame_fn on_frame, fconn_close_fn on_close, void *owner)
 {
-    static const struct timeval wait = {ADMIT_HANDSHAKE_MS / 1000, (ADMIT_HANDSHAKE_MS % 1000) * 1000};
-    if (!admit_take(admit, peer))
-        return NULL;
     struct fconn *c = fconn_new(d, fd, peer, on_frame, on_close, owner);
-    if (!c) {
-        admit_release(admit);
-        return NULL;
-    }
-    c->admit = admit;
-    if (!(c->deadline = evtimer_new(d->base, on_deadline, c)) || evtimer_add(c->deadline, &wait) < 0) {
+    if (c && !(c->ticket = admit_take(admit, peer, fd, handshake_expired, c))) {
         c->fd = -1; /* the caller closes it */
         fconn_free(c);
         return NULL;
     }
-    return with_auth(c, -1, 0);
+    return c ? with_auth(c, -1, 0) : NULL;
 }
 
 struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose purpose, const char *peer,
@@ -362,8 +342,7 @@ void fconn_free(struct fconn *c)
         sodium_memzero(c->sess, sizeof *c->sess);
     free(c->sess);
     fconn_auth_free(c->auth);
-    if (c->admit)
-        admitted(c);
+    admit_done(c->ticket);
     bufferevent_free(c->bev);
     if (c->fd >= 0)
         close(c->fd);

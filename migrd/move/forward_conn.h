@@ -39,8 +39,7 @@ struct fconn {
     struct auth_session *sess; /* authenticated: MAC on each frame */
     int peer_node;       /* the node it proved to be; -1: none  */
     unsigned purpose;    /* enum auth_purpose it proved for; 0: insecure */
-    struct admit *admit; /* accepted, no frame yet: counted there  */
-    struct event *deadline;    /* ... and dropped when this fires  */
+    struct admit_ticket *ticket; /* accepted, no frame yet        */
 };
 
 /* A connection (its session, if any, from mig_auth_connect or
@@ -51,6 +50,7 @@ struct fconn *fconn_new(struct move *d, int fd, const char *peer, fconn_frame_fn
  * the peer must prove itself before any frame reaches on_frame.  Until
  * its first frame it counts in `admit` and has ADMIT_HANDSHAKE_MS to send
  * it; NULL when admit refuses it (the caller closes fd). */
+struct admit;
 struct fconn *fconn_accept(struct move *d, int fd, const char *peer, struct admit *admit,
                            fconn_frame_fn on_frame, fconn_close_fn on_close, void *owner);
 /* A connection we made to node `node` for `purpose`: in a cluster with a

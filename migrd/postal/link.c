@@ -104,10 +104,7 @@ struct conn {
     struct txitem *q, **q_tail;
     size_t queued;
     bool hello_seen;
-    /* accepted, no HELLO yet: counted in the set's admit, dropped when
-     * `deadline` fires */
-    bool admitting;
-    struct event *deadline;
+    struct admit_ticket *ticket; /* accepted, no HELLO yet             */
     /* receiving */
     enum rx_state rx;
     struct link_hdr rh;
@@ -155,7 +152,6 @@ struct link_set {
 };
 
 static void conn_close(struct conn *c, const char *why);
-static void admitted(struct conn *c);
 static void conn_flush(struct conn *c);
 static void start_connect(struct postal *d, int node);
 static void schedule_retry(struct postal *d, int node);
@@ -542,7 +538,8 @@ static bool take_hello(struct conn *c, char *why, size_t wl)
         log_warn("node %s runs kernel %s, this node %s: moves between them will be refused", h->node,
                  h->kernel, d->cl->kernel);
     c->hello_seen = true;
-    admitted(c);
+    admit_done(c->ticket);
+    c->ticket = NULL;
     c->node = node;
     struct peer *p = &c->set->peers[node];
     if (p->c && p->c != c)
@@ -860,32 +857,17 @@ bad:
 
 /* -------------------------------------------------------- connections --- */
 
-/* An accepted connection's wait for its HELLO is over. */
-static void admitted(struct conn *c)
-{
-    if (!c->admitting)
-        return;
-    c->admitting = false;
-    admit_release(&c->set->admit);
-    if (c->deadline)
-        event_free(c->deadline);
-    c->deadline = NULL;
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+/* admit: an accepted connection sent no HELLO in time. */
+static void handshake_expired(void *arg)
 {
     struct conn *c = arg;
-    (void)fd;
-    (void)what;
-    log_warn("link port: connection from %s (fd %d): no handshake within %d ms: dropping it", c->peer, c->fd,
-             ADMIT_HANDSHAKE_MS);
-    admitted(c);
+    c->ticket = NULL;
     conn_close(c, "no handshake in time");
 }
 
 static void conn_free(struct conn *c)
 {
-    admitted(c);
+    admit_done(c->ticket);
     if (c->rev)
         event_free(c->rev);
     if (c->wev)
@@ -1135,20 +1117,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             close(fd);
             continue;
         }
-        if (!admit_take(&s->admit, peer)) {
-            close(fd);
-            continue;
-        }
-        static const struct timeval wait = {ADMIT_HANDSHAKE_MS / 1000, (ADMIT_HANDSHAKE_MS % 1000) * 1000};
         struct conn *c = conn_new(s, fd, -1, peer, &ss);
         if (!c) {
-            admit_release(&s->admit);
             close(fd);
             continue;
         }
-        c->admitting = true;
-        if (!(c->deadline = evtimer_new(s->d->base, on_deadline, c)) || evtimer_add(c->deadline, &wait) < 0) {
-            conn_close(c, "out of memory");
+        if (!(c->ticket = admit_take(&s->admit, peer, fd, handshake_expired, c))) {
+            conn_close(c, "too many connections wait for their handshake");
             continue;
         }
         send_first(c);

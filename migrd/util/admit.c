@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -25,6 +27,7 @@ int admit_init(struct admit *a, struct event_base *base, const char *port, unsig
                struct event *listener)
 {
     memset(a, 0, sizeof *a);
+    a->base = base;
     a->port = port;
     a->max_pending = max_pending;
     a->listener = listener;
@@ -74,21 +77,61 @@ bool admit_accept_failed(struct admit *a, int err)
     return true;
 }
 
-bool admit_take(struct admit *a, const char *peer)
+struct admit_ticket {
+    struct admit *a;
+    struct event *deadline;
+    char peer[64];
+    int fd;
+    void (*expired)(void *arg);
+    void *arg;
+};
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
+    struct admit_ticket *t = arg;
+    void (*expired)(void *) = t->expired;
+    void *earg = t->arg;
+    (void)fd;
+    (void)what;
+    log_warn("%s: connection from %s (fd %d): no handshake within %d ms: dropping it", t->a->port, t->peer,
+             t->fd, ADMIT_HANDSHAKE_MS);
+    admit_done(t);
+    expired(earg);
+}
+
+struct admit_ticket *admit_take(struct admit *a, const char *peer, int fd, void (*expired)(void *arg),
+                                void *arg)
+{
+    static const struct timeval wait = {ADMIT_HANDSHAKE_MS / 1000, (ADMIT_HANDSHAKE_MS % 1000) * 1000};
     unsigned n;
     if (a->pending >= a->max_pending) {
         if (admit_may_log(a, &n))
             log_warn("%s: connection from %s refused: %u connections already wait for their handshake (%u "
                      "such lines left out)", a->port, peer, a->pending, n);
-        return false;
+        return NULL;
     }
+    struct admit_ticket *t = calloc(1, sizeof *t);
+    if (!t || !(t->deadline = evtimer_new(a->base, on_deadline, t)) || evtimer_add(t->deadline, &wait) < 0) {
+        log_error("%s: connection from %s refused: out of memory", a->port, peer);
+        if (t && t->deadline)
+            event_free(t->deadline);
+        free(t);
+        return NULL;
+    }
+    t->a = a;
+    t->fd = fd;
+    snprintf(t->peer, sizeof t->peer, "%s", peer);
+    t->expired = expired;
+    t->arg = arg;
     a->pending++;
-    return true;
+    return t;
 }
 
-void admit_release(struct admit *a)
+void admit_done(struct admit_ticket *t)
 {
-    if (a->pending)
-        a->pending--;
+    if (!t)
+        return;
+    t->a->pending--;
+    event_free(t->deadline);
+    free(t);
 }

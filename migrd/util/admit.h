@@ -3,11 +3,12 @@
  *
  * Owns: how many accepted connections may wait at once for their handshake
  * (a peer that has not proved who it is holds a descriptor and memory for
- * nothing), how long one may wait (ADMIT_HANDSHAKE_MS), and what happens
- * when the daemon is out of descriptors: the listener pauses for a second
- * instead of spinning on EMFILE, and says so once.  Refusals are logged at
- * most once a second, with the number left unsaid.  Calls only the log and
- * the clock; the link port, the migration port and the control socket use it.
+ * nothing), how long one may wait (ADMIT_HANDSHAKE_MS: then it is dropped,
+ * with a line naming it), and what happens when the daemon is out of
+ * descriptors: the listener pauses for a second instead of spinning on
+ * EMFILE.  Refusals are logged at most once a second, with the number left
+ * unsaid.  Calls only the log and the clock; the link port, the migration
+ * port and the control socket use it.
  */
 #ifndef MIGRD_ADMIT_H
 #define MIGRD_ADMIT_H
@@ -21,6 +22,7 @@ struct event_base;
 #define ADMIT_HANDSHAKE_MS 10000  /* from accept to a proved handshake */
 
 struct admit {
+    struct event_base *base;
     const char *port;             /* "link port", for messages          */
     unsigned pending, max_pending;
     struct event *listener;       /* paused when out of descriptors     */
@@ -29,6 +31,9 @@ struct admit {
     unsigned unlogged;
 };
 
+/* An accepted connection waiting for its handshake. */
+struct admit_ticket;
+
 /* listener: the port's accept event (re-added after a pause). */
 int admit_init(struct admit *a, struct event_base *base, const char *port, unsigned max_pending,
                struct event *listener);
@@ -36,11 +41,14 @@ void admit_fini(struct admit *a);
 /* accept() failed with err: true if the accept loop must stop (EAGAIN, or
  * out of descriptors: the listener is paused). */
 bool admit_accept_failed(struct admit *a, int err);
-/* A connection from peer was accepted and waits for its handshake: true if
- * it may (counted), false if too many wait (logged; close it). */
-bool admit_take(struct admit *a, const char *peer);
-/* A counted connection proved itself or closed. */
-void admit_release(struct admit *a);
+/* Connection fd from peer was accepted: its ticket, or NULL if too many
+ * wait already (logged; close it).  If it has not proved itself within
+ * ADMIT_HANDSHAKE_MS, the drop is logged, the ticket ends and expired(arg)
+ * is called to close it. */
+struct admit_ticket *admit_take(struct admit *a, const char *peer, int fd, void (*expired)(void *arg),
+                                void *arg);
+/* The connection proved itself or closed (NULL: nothing). */
+void admit_done(struct admit_ticket *t);
 /* May a refusal be logged now (at most one line a second)?  *left_out:
  * the refusals not logged since the last line. */
 bool admit_may_log(struct admit *a, unsigned *left_out);
