@@ -70,8 +70,8 @@ struct txitem {
     int niov;
     uint8_t tag[2][AUTH_TAG];
     size_t total, done;
-    struct mbox *m;              /* outbox record: consume when written */
-    struct dicom_pkt *rec;
+    struct mbox *m;              /* outbox record: release when written */
+    struct dicom_pkt rec;        /* its header, as ring_take copied it  */
     void *heap;                  /* kept copy or control body: free     */
 };
 
@@ -161,7 +161,7 @@ static void item_done(struct txitem *it, bool written)
     if (it->m) {
         struct mbox *m = it->m;
         if (written)
-            ring_consume(&m->outbox, it->rec), m->relayed_out++;
+            ring_release(&m->outbox, &it->rec), m->relayed_out++;
         m->tx_busy = false;
         postal_drain(m); /* not written: stays in the outbox and is routed again */
     }
@@ -221,14 +221,16 @@ static struct txitem *item_new(uint8_t type, uint32_t len)
     return it;
 }
 
-static struct txitem *data_item(const struct dicom_pkt *k)
+/* A DATA frame for the packet whose header is k (private memory: every
+ * length below is the one that was checked) and whose payload is at p. */
+static struct txitem *data_item(const struct dicom_pkt *k, const void *p)
 {
     struct txitem *it = item_new(LINK_DATA, (uint32_t)(sizeof(struct link_data) + k->len));
     if (!it)
         return NULL;
     it->data = (struct link_data){k->src_job, k->src_rank, k->dst_job, k->dst_rank, k->seq, k->len, k->tag, k->kind};
     it->base[1] = (struct iovec){&it->data, sizeof it->data};
-    it->base[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
+    it->base[2] = (struct iovec){(void *)p, k->len};
     it->nbase = 3;
     return it;
 }
@@ -296,16 +298,17 @@ bool link_is_up(struct postal *d, int node)
     return node >= 0 && node < d->cl->map.nnodes && d->links->peers[node].c != NULL;
 }
 
-int link_send_record(struct postal *d, int node, struct mbox *m, struct dicom_pkt *k)
+int link_send_record(struct postal *d, int node, struct mbox *m, const struct dicom_pkt *k,
+                     const void *payload)
 {
     struct conn *c = d->links ? d->links->peers[node].c : NULL;
     if (!c)
         return -ENOTCONN;
-    struct txitem *it = data_item(k);
+    struct txitem *it = data_item(k, payload);
     if (!it)
         return -ENOMEM;
     it->m = m;
-    it->rec = k;
+    it->rec = *k;
     m->tx_busy = true;
     enqueue(c, it);
     return 0;
@@ -318,7 +321,7 @@ void link_send_copy(struct postal *d, int node, struct dicom_pkt *copy)
         return;
     }
     struct peer *p = &d->links->peers[node];
-    struct txitem *it = data_item(copy);
+    struct txitem *it = data_item(copy, pkt_payload(copy));
     if (!it) {
         postal_unreachable(d, copy, "out of memory");
         free(copy);
@@ -646,14 +649,17 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
     /* An exiled mailbox still takes packets: exile.c forwards them. */
     struct mbox *m = mbox_find_any(d, ld->dst_job, ld->dst_rank);
     c->rx_mbox = NULL;
-    if (!m || m->closing || ld->len > ring_max_payload(m->inbox.size)) {
+    if (!m || m->closing || m->broken || ld->len > ring_max_payload(m->inbox.size)) {
         if (!m)
             log_debug("DATA for %u:%u, which is not here: dropped", ld->dst_job, ld->dst_rank);
-        else if (!m->closing)
+        else if (!m->closing && !m->broken)
             log_error("DATA of %u bytes for %u:%u exceeds its inbox: dropped", ld->len, ld->dst_job, ld->dst_rank);
         return true; /* discard the payload */
     }
-    if (m->kept || ring_reserve(&m->inbox, ld->len, &c->rx_resv) < 0) {
+    int rc = m->kept ? -EAGAIN : mbox_reserve(m, ld->len, &c->rx_resv);
+    if (rc == -EPROTO)
+        return true; /* its owner broke the inbox: it is being closed */
+    if (rc < 0) {
         c->rx = RX_STALLED;
         event_del(c->rev);
         c->rx_wait.resume = rx_resume;

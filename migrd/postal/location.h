@@ -23,8 +23,9 @@ void location_fini(struct postal *d);
 /* LOC_NODE fills *node. */
 enum loc_kind location_lookup(struct postal *d, uint32_t job, uint32_t rank, int *node);
 
-/* Keep a copy of packet k (for an unknown address) until it is located. */
-int location_hold(struct postal *d, const struct dicom_pkt *k);
+/* Keep a copy of packet k (a private header copy; its payload follows at
+ * `payload`) for an unknown address until it is located. */
+int location_hold(struct postal *d, const struct dicom_pkt *k, const void *payload);
 
 /* What other nodes say. */
 void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node);

@@ -29,7 +29,8 @@ void postal_send_copy(struct postal *d, struct dicom_pkt *copy);
 /* Tell the sender of k (if it is local) that k cannot be delivered. */
 void postal_unreachable(struct postal *d, const struct dicom_pkt *k, const char *why);
 
-/* A malloc'd copy of record k. */
-struct dicom_pkt *postal_copy(const struct dicom_pkt *k);
+/* A malloc'd copy of a record: hdr (a private copy of its header, whose
+ * len was checked) and hdr->len bytes of payload. */
+struct dicom_pkt *postal_copy(const struct dicom_pkt *hdr, const void *payload);
 
 #endif
