@@ -85,7 +85,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (struct mbox **pp = &d->exiles->list; *pp;) {
         struct mbox *m = *pp;
         forward_inbox(m); /* a record that came without a doorbell */
-        if (m->exile_end_ms && now >= m->exile_end_ms && !m->inbox_waiters && !m->kept &&
+        if (m->exile_end_ms && now >= m->exile_end_ms && !m->inbox_waiters && !m->kept && !m->rx_links &&
             (!m->retired || m->broken || !ring_take_pending(&m->inbox))) {
             *pp = m->exile_next;
             end_one(m);

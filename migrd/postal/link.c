@@ -377,11 +377,27 @@ void link_broadcast(struct postal *d, uint8_t type, const void *body, uint32_t l
 
 /* ---------------------------------------------------------- receiving --- */
 
+/* The inbox a DATA frame is being read into stays while it is (its owner
+ * may go meanwhile: a rank that exits, a hostile one); then it may close. */
+static void rx_hold(struct conn *c, struct mbox *m)
+{
+    c->rx_mbox = m;
+    m->rx_links++;
+}
+
+static void rx_unhold(struct conn *c)
+{
+    struct mbox *m = c->rx_mbox;
+    c->rx_mbox = NULL;
+    if (m && --m->rx_links == 0 && m->closing && !m->exiled)
+        mbox_maybe_free(m);
+}
+
 static void rx_reset(struct conn *c)
 {
     c->rx = RX_HDR;
     c->rgot = 0;
-    c->rx_mbox = NULL;
+    rx_unhold(c);
 }
 
 /* Read into dst up to `want` bytes total (c->rgot so far).  Returns 1 when
@@ -648,7 +664,7 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
     }
     /* An exiled mailbox still takes packets: exile.c forwards them. */
     struct mbox *m = mbox_find_any(d, ld->dst_job, ld->dst_rank);
-    c->rx_mbox = NULL;
+    rx_unhold(c);
     if (!m || m->closing || m->broken || ld->len > ring_max_payload(m->inbox.size)) {
         if (!m)
             log_debug("DATA for %u:%u, which is not here: dropped", ld->dst_job, ld->dst_rank);
@@ -667,7 +683,7 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
         mbox_wait_inbox(m, &c->rx_wait, ld->len);
         return false;
     }
-    c->rx_mbox = m;
+    rx_hold(c, m);
     pkt_fill(c->rx_resv.pkt, ld->src_job, ld->src_rank, ld->dst_job, ld->dst_rank, ld->seq, ld->tag, ld->kind,
              ld->len);
     return true;
@@ -682,7 +698,7 @@ static void rx_cancel(struct conn *c)
     c->rx_resv.pkt->seq = 0;
     if (ring_commit(&c->rx_mbox->inbox, &c->rx_resv))
         mbox_ring_owner(c->rx_mbox);
-    c->rx_mbox = NULL;
+    rx_unhold(c);
 }
 
 static void rx_complete_data(struct conn *c)
@@ -854,6 +870,7 @@ static void conn_close(struct conn *c, const char *why)
         rx_cancel(c); /* half-read: the sender's daemon never consumed it
                        * from its outbox (it was not fully written) and
                        * sends it again */
+    rx_unhold(c);
     if (c->node >= 0 && s->peers[c->node].c == c) {
         struct peer *p = &s->peers[c->node];
         p->c = NULL;

@@ -21,6 +21,7 @@
 #include "postal.h"
 
 static void kept_flush(struct waiter *w);
+static void mbox_destroy(struct mbox *m);
 
 struct mbox_table {
     struct addrmap map;
@@ -38,13 +39,12 @@ struct mbox_table *mbox_table_new(struct postal *d)
     return t;
 }
 
+/* Shutdown: every mailbox goes, whatever its outbox still holds (the
+ * table itself is destroyed right after). */
 static int free_one(struct mbox *m, void *arg)
 {
     (void)arg;
-    m->closing = true;
-    m->tx_busy = false;
-    m->owner = NULL;
-    mbox_maybe_free(m);
+    mbox_destroy(m);
     return 0;
 }
 
@@ -76,6 +76,12 @@ unsigned mbox_count(struct postal *d) { return d->mboxes->count; }
 
 void mbox_room_made(struct mbox *m)
 {
+    /* One waiter may be m's own outbox (a packet it sent to itself): the
+     * drain that resumes must not free m under our caller, who goes on
+     * using m (postal_drain sees `draining` and leaves the rest to the
+     * caller's postal_drain).  Found by test/fuzz/fuzz_rings. */
+    bool held = m->draining;
+    m->draining = true;
     struct waiter *w = m->inbox_waiters;
     m->inbox_waiters = NULL;
     while (w) {
@@ -84,6 +90,7 @@ void mbox_room_made(struct mbox *m)
         w->resume(w);
         w = next;
     }
+    m->draining = held;
 }
 
 /* The doorbell is watched edge-triggered: every write by the owner is a
@@ -277,7 +284,7 @@ void mbox_owner_gone(struct mbox *m)
 
 void mbox_maybe_free(struct mbox *m)
 {
-    if (!m->closing || m->tx_busy || (!m->broken && ring_take_pending(&m->outbox)))
+    if (!m->closing || m->tx_busy || m->rx_links || (!m->broken && ring_take_pending(&m->outbox)))
         return;
     struct postal *d = m->d;
     log_info("mailbox %u:%u (pid %d) closed: %lu packets relayed out, %lu delivered in", m->job,

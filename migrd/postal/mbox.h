@@ -48,6 +48,9 @@ struct mbox {
      * written to it; the owner is dropped from the event loop. */
     bool broken;
     char broken_why[192];
+    /* link.c: connections reading a DATA frame into the inbox right now;
+     * the mailbox is not freed before they are done with it. */
+    unsigned rx_links;
     /* postal.c state */
     bool tx_busy;                  /* an outbox record is being relayed */
     bool draining, drain_again;    /* postal_drain() is on the stack    */
