@@ -111,8 +111,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     office_mbox(&office, 1, 1, &w);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(port + 2)) /* n1, this node */, .sin_addr.s_addr = htonl(0x7f000001)};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+    /* Closed with a reset: no TIME_WAIT at either end, or thousands of
+     * inputs a second would run out of ports. */
+    struct linger lg = {1, 0};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror("fuzz_link: connect to the link port");
         abort();
+    }
     size_t half = (how & 4) ? len * mid / 256 : len;
     send_all(fd, out, half);
     if (how & 4 && w.m) {
