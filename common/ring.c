@@ -170,14 +170,18 @@ int ring_take_seek(struct ring *r, uint64_t pos)
 }
 
 /* Copy the header at pos once: word by word, each word read exactly once
- * (the producer may rewrite it meanwhile; only the copy is looked at). */
-static void header_fetch(const struct ring *r, uint64_t pos, struct dicom_pkt *hdr)
+ * (the producer may rewrite it meanwhile; only the copy is looked at).
+ * The commit word comes first, with acquire: the rest was written before
+ * it.  Returns the commit word. */
+static uint64_t header_fetch(const struct ring *r, uint64_t pos, struct dicom_pkt *hdr)
 {
     const uint64_t *src = (const uint64_t *)(r->data + (pos & r->mask));
     uint64_t w[sizeof *hdr / sizeof(uint64_t)];
-    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+    w[0] = __atomic_load_n(&src[0], __ATOMIC_ACQUIRE);
+    for (size_t i = 1; i < sizeof w / sizeof w[0]; i++)
         w[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     memcpy(hdr, w, sizeof *hdr);
+    return w[0];
 }
 
 static inline uint64_t commit_at(const struct ring *r, uint64_t pos)
@@ -191,11 +195,8 @@ int ring_take(struct ring *r, struct dicom_pkt *hdr, const void **payload, char 
         /* take_pos is private and a multiple of RING_ALIGN, so the header
          * (48 of 64 bytes) lies inside the data area. */
         uint64_t pos = r->take_pos, off = pos & r->mask, room = r->size - off;
-        if (commit_at(r, pos) != pos + 1)
+        if (header_fetch(r, pos, hdr) != pos + 1)
             return RING_EMPTY;
-        header_fetch(r, pos, hdr);
-        if (atomic_load_explicit(&hdr->commit, memory_order_relaxed) != pos + 1)
-            return RING_EMPTY; /* rewritten between the two reads: not complete */
         uint32_t slot = hdr->slot;
         if (slot < RING_ALIGN || slot % RING_ALIGN || slot > room) {
             snprintf(why, wl, "record at %llu (kind %u) occupies %u bytes, %llu to the ring's end",
