@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,26 @@ static int wait_closed(int fd, int turns)
     return -1;
 }
 
+/* connect(), finished if a signal (libFuzzer's timer) interrupts it. */
+static int connect_link(int fd, const struct sockaddr_in *sa)
+{
+    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0)
+        return 0;
+    if (errno != EINTR && errno != EINPROGRESS)
+        return -1;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t el = sizeof err;
+    while (poll(&p, 1, 5000) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+        errno = err ? err : errno;
+        return -1;
+    }
+    return 0;
+}
+
 static void send_all(int fd, const uint8_t *p, size_t n)
 {
     while (n) {
@@ -114,8 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Closed with a reset: no TIME_WAIT at either end, or thousands of
      * inputs a second would run out of ports. */
     struct linger lg = {1, 0};
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 || connect_link(fd, &sa) < 0) {
         perror("fuzz_link: connect to the link port");
         abort();
     }
