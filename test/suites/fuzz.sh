@@ -25,14 +25,15 @@ fi
 pass "fuzz harnesses build (clang, libFuzzer, ASan)"
 
 fuzz_one() { # fuzz_one NAME: regressions, then SECS seconds from the seeds
-    local h=$1 bin=$OUT/fuzz_$1 corpus=$SCRATCH/corpus_$1
+    local h=$1 bin=$OUT/fuzz_$1 corpus=$SCRATCH/corpus_$1 max=8192
+    [[ $h == image || $h == migproto ]] && max=16384
     mkdir -p "$corpus"
     [[ -d $FUZZ/seeds/$h ]] && cp "$FUZZ/seeds/$h"/* "$corpus"/
     if [[ -d $FUZZ/regress/$h ]]; then
         "$bin" -timeout=30 "$FUZZ/regress/$h"/* >"$SCRATCH/$h.regress.log" 2>&1 ||
             { grep -m 5 -E 'ERROR|SUMMARY|Running' "$SCRATCH/$h.regress.log"; return 1; }
     fi
-    (cd "$SCRATCH" && "$bin" -max_total_time="$SECS" -max_len=8192 -timeout=30 -rss_limit_mb=2048 \
+    (cd "$SCRATCH" && "$bin" -max_total_time="$SECS" -max_len=$max -timeout=30 -rss_limit_mb=2048 \
         -print_final_stats=1 "$corpus" >"$SCRATCH/$h.log" 2>&1)
     local rc=$?
     grep -E '^#[0-9]+[[:space:]]+DONE' "$SCRATCH/$h.log" | tail -n 1
