@@ -151,8 +151,11 @@ bool ring_arm_producer(struct ring *r, size_t payload)
     atomic_thread_fence(memory_order_seq_cst);
     uint64_t t = atomic_load_explicit(&r->ctl->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
-    /* Room for the record and a worst-case PAD. */
-    if (t - h + 2ull * ring_slot_bytes(payload) <= r->size) {
+    /* Room for the record and a worst-case PAD.  A head past the tail, or
+     * more than a ring behind (written by someone who maps the ring), is
+     * no room: else this said "room" where ring_reserve() said none, and
+     * migrd rang itself awake forever (test/fuzz/fuzz_rings). */
+    if (t - h <= r->size && t - h + 2ull * ring_slot_bytes(payload) <= r->size) {
         atomic_store_explicit(&r->ctl->producer_waiting, 0, memory_order_relaxed);
         return false;
     }
