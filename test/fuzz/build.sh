@@ -46,7 +46,12 @@ for h in "${want[@]}"; do
     done
     # move/ refers to the core's move_ops and migrate_ctl only through
     # pointers; the linker drops what a harness never calls.
-    "$CC" -fsanitize=fuzzer,address -Wl,--gc-sections "${objs[@]}" $DEPS -lpthread -o "$OUT/fuzz_$h" ||
-        rc=1
+    relink=0
+    [[ -e $OUT/fuzz_$h ]] || relink=1
+    for o in "${objs[@]}"; do [[ $o -nt $OUT/fuzz_$h ]] && relink=1; done
+    if ((relink)); then # a new file: a harness running from the old one goes on
+        "$CC" -fsanitize=fuzzer,address -Wl,--gc-sections "${objs[@]}" $DEPS -lpthread -o "$OUT/fuzz_$h.new" &&
+            mv -f "$OUT/fuzz_$h.new" "$OUT/fuzz_$h" || rc=1
+    fi
 done
 exit $rc
