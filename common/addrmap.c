@@ -90,6 +90,8 @@ static int grow(struct addrmap *m, struct addrmap_table *t)
 
 int addrmap_put(struct addrmap *m, uint64_t key, void *val)
 {
+    if (key == ADDRMAP_NO_KEY)
+        return -EINVAL; /* found by test/fuzz/fuzz_link: it was stored unseen, and leaked */
     struct addrmap_table *t = atomic_load_explicit(&m->t, memory_order_relaxed);
     if ((t->used + 1) * 2 > t->cap) {
         int rc = grow(m, t);

@@ -39,7 +39,10 @@ static inline uint64_t addrmap_key(uint32_t job, uint32_t rank)
 int addrmap_init(struct addrmap *m);
 void addrmap_destroy(struct addrmap *m);
 void *addrmap_get(const struct addrmap *m, uint64_t key);
-/* Insert or replace; val NULL clears.  -ENOMEM on allocation failure. */
+/* Insert or replace; val NULL clears.  -ENOMEM on allocation failure;
+ * -EINVAL for ADDRMAP_NO_KEY (job and rank ~0), which no table can hold
+ * (a slot stores key + 1, 0 meaning empty). */
+#define ADDRMAP_NO_KEY UINT64_MAX
 int addrmap_put(struct addrmap *m, uint64_t key, void *val);
 /* Call fn for every non-NULL value; stops when fn returns non-zero. */
 int addrmap_foreach(const struct addrmap *m, int (*fn)(uint64_t key, void *val, void *arg), void *arg);

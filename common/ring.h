@@ -13,6 +13,13 @@
  * cross the end of the data is preceded by a PAD record to the end.  A stale
  * record from an earlier lap has a different commit value, so the consumer
  * never needs to clear what it consumed.
+ *
+ * Two consumers: the DiCOM library reads its own inbox with ring_peek() /
+ * ring_consume(); migrd, which must trust no byte a process can write,
+ * reads every ring with ring_take() / ring_release(): its position is
+ * private (ctl->head is only written back for the producers), each record
+ * header is fetched once into the caller's memory and checked there, and a
+ * record that breaks the rules is reported, never followed.
  */
 #ifndef MIGR_RING_H
 #define MIGR_RING_H
@@ -85,6 +92,8 @@ struct ring {
      * only underestimates the room): saves reading the consumer's cache
      * line on every reservation. */
     _Atomic uint64_t head_cache;
+    /* ring_take(): the consumer's own position (never read from ctl). */
+    uint64_t take_pos;
 };
 
 /* A reservation: where the record goes, and the PAD before it, if any. */
@@ -118,7 +127,10 @@ void ring_format(void *base, uint64_t size);
  * at most `map_len` bytes. */
 int ring_attach(struct ring *r, void *base, size_t map_len);
 
-/* Producer: reserve a record for up to `payload` bytes; -EAGAIN if no room. */
+/* Producer: reserve a record for up to `payload` bytes; -EAGAIN if no room
+ * (or if the tail kept changing under a bounded number of tries),
+ * -EMSGSIZE if it can never fit, -EPROTO if the ring's tail is not a record
+ * boundary (someone who maps the ring broke it). */
 int ring_reserve(struct ring *r, size_t payload, struct ring_resv *rv);
 
 /* Producer: publish the record (the caller has filled every field but
@@ -141,6 +153,38 @@ void ring_disarm_consumer(struct ring *r);
 /* Producer doorbell: announce that a producer waits for room (returns false
  * if there is room for `payload` already). */
 bool ring_arm_producer(struct ring *r, size_t payload);
+
+/* ---- The guarded consumer (migrd): the producers are hostile. ---- */
+
+enum ring_take_rc {
+    RING_TAKEN = 0, /* *hdr holds a checked DATA or NOP record           */
+    RING_EMPTY = 1, /* no complete record at the consumer's position     */
+    RING_BAD = -1,  /* a complete record breaks the rules: why says how  */
+};
+
+/* Consume from position pos on (0 after ring_format; a position read once
+ * from a ring whose consumer was someone else); -EPROTO if pos is not a
+ * record boundary. */
+int ring_take_seek(struct ring *r, uint64_t pos);
+
+/* The next record: its header copied once into *hdr and checked (slot a
+ * multiple of RING_ALIGN within the data area, len within the slot, kind
+ * DATA or NOP; a PAD must reach exactly to the end of the data and is
+ * skipped), its payload at *payload (hdr->len bytes in shared memory: the
+ * bytes may still change, the length may not).  The record stays at the
+ * head until ring_release(). */
+int ring_take(struct ring *r, struct dicom_pkt *hdr, const void **payload, char *why, size_t wl);
+
+/* Release the record ring_take() returned (hdr: that private copy).
+ * Returns true when a producer sleeps for room (ring its doorbell). */
+bool ring_release(struct ring *r, const struct dicom_pkt *hdr);
+
+/* Is a complete record waiting at the consumer's position? */
+bool ring_take_pending(const struct ring *r);
+
+/* Arm the consumer doorbell (false if a record is already there, in
+ * which case the consumer must not sleep); ring_disarm_consumer() undoes. */
+bool ring_take_arm(struct ring *r);
 
 /* Bytes reserved and not yet consumed. */
 uint64_t ring_used(const struct ring *r);

@@ -154,8 +154,8 @@ static void do_register(struct ctl_client *c, const struct ctl_hdr *h)
     }
     c->mbox = m;
     struct ctl_registered rep = {.map_size = m->map_len,
-                                 .inbox_off = m->sh->inbox_off, .inbox_size = m->sh->inbox_size,
-                                 .outbox_off = m->sh->outbox_off, .outbox_size = m->sh->outbox_size};
+                                 .inbox_off = mbox_inbox_off(m), .inbox_size = m->inbox.size,
+                                 .outbox_off = mbox_outbox_off(m), .outbox_size = m->outbox.size};
     snprintf(rep.node, sizeof rep.node, "%s", cluster_self_name(&d->cl));
     int fds[4] = {m->memfd, m->proc_bell, m->daemon_bell, d->postal.node_fd};
     rc = ctl_send(c->fd, CTL_REGISTERED, h->reqid, &rep, sizeof rep, fds, 4);
@@ -175,8 +175,8 @@ static void do_lookup(struct ctl_client *c, const struct ctl_hdr *h)
     if (m && !m->closing && (c->uid == 0 || c->uid == m->uid)) {
         rep.where = LOOKUP_LOCAL;
         rep.map_size = m->map_len;
-        rep.inbox_off = m->sh->inbox_off;
-        rep.inbox_size = m->sh->inbox_size;
+        rep.inbox_off = mbox_inbox_off(m);
+        rep.inbox_size = m->inbox.size;
         int fds[2] = {m->memfd, m->proc_bell};
         ctl_send(c->fd, CTL_LOOKUP_REPLY, h->reqid, &rep, sizeof rep, fds, 2);
         return;

@@ -810,20 +810,30 @@ static int read_pages(struct ein *in, const uint8_t *sh, uint64_t len, struct en
 	*crc = eng_crc32c(*crc, &nruns, 4);
 	if ((uint64_t)nruns * 16 > len - 4)
 		return eng_fail("image: PAGES: %u runs do not fit in %" PRIu64 " bytes", nruns, len);
-	img->runs = calloc(nruns ? nruns : 1, sizeof(*img->runs));
-	if (!img->runs)
-		return eng_fail("out of memory");
-	img->nruns = nruns;
+	/* The table grows as runs arrive: memory in proportion to the bytes
+	 * received, never to the count a section claims (test/fuzz/fuzz_image
+	 * asked for 6 GiB with a few bytes). */
+	uint32_t cap = 0;
+	img->nruns = 0;
 	for (uint32_t i = 0; i < nruns; i++) {
 		uint64_t r[2];
 		if (in_read(in, r, 16) < 0)
 			return -1;
+		if (i == cap) {
+			uint32_t ncap = cap ? (cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2) : 64;
+			struct eng_run *nr = realloc(img->runs, (size_t)ncap * sizeof(*img->runs));
+			if (!nr)
+				return eng_fail("out of memory");
+			img->runs = nr;
+			cap = ncap;
+		}
 		*crc = eng_crc32c(*crc, r, 16);
 		if (!r[1] || r[1] > (ENG_TASK_SIZE / ENG_PAGE) || pages + r[1] > (ENG_TASK_SIZE / ENG_PAGE))
 			return eng_fail("image: PAGES: bad run %u", i);
 		img->runs[i].addr = r[0];
 		img->runs[i].npages = r[1];
 		img->runs[i].off = pages * ENG_PAGE;
+		img->nruns = i + 1;
 		pages += r[1];
 	}
 	if (4 + (uint64_t)nruns * 16 + pages * ENG_PAGE != len)

@@ -198,7 +198,7 @@ static int send_ring(int fd, const struct ring *r, uint32_t which, char *buf)
 {
     struct mig_ring h = {.which = which,
                          .consumer_waiting = atomic_load(&r->ctl->consumer_waiting) != 0};
-    mbox_ring_complete(r, &h.head, &h.total);
+    mbox_ring_complete(r, which == MIG_RING_OUTBOX, &h.head, &h.total);
     do {
         uint64_t n = h.total - h.off < MIG_RING_CHUNK ? h.total - h.off : MIG_RING_CHUNK;
         memcpy(buf, &h, sizeof h);

@@ -9,27 +9,32 @@
 #include "mbox.h"
 #include "office.h"
 
-/* The record at position pos of r, if it is complete and well formed. */
-static const struct dicom_pkt *complete_at(const struct ring *r, uint64_t pos, uint64_t tail)
+/* The record at position pos (a record boundary) of r, if it is complete
+ * and its slot fits: its slot, or 0.  Each word is read once. */
+static uint32_t complete_at(const struct ring *r, uint64_t pos, uint64_t tail)
 {
     const struct dicom_pkt *k = (const void *)(r->data + (pos & r->mask));
     if (atomic_load_explicit(&((struct dicom_pkt *)k)->commit, memory_order_acquire) != pos + 1)
-        return NULL;
-    uint32_t slot = k->slot; /* read once */
+        return 0;
+    uint32_t slot = __atomic_load_n(&k->slot, __ATOMIC_RELAXED);
     uint64_t room = r->size - (pos & r->mask);
     if (slot < RING_ALIGN || slot % RING_ALIGN || slot > room || slot > tail - pos)
-        return NULL;
-    return k;
+        return 0;
+    return slot;
 }
 
-void mbox_ring_complete(const struct ring *r, uint64_t *head, uint64_t *len)
+void mbox_ring_complete(const struct ring *r, bool migrd_consumes, uint64_t *head, uint64_t *len)
 {
-    uint64_t h = atomic_load(&r->ctl->head), t = atomic_load(&r->ctl->tail), pos = h;
-    if (t - h > r->size)
-        t = h; /* nonsense: take nothing, the exile forwards what is there */
-    const struct dicom_pkt *k;
-    while (pos != t && (k = complete_at(r, pos, t)))
-        pos += k->slot;
+    /* Whoever consumes the ring knows its head: migrd its own position, the
+     * process its ctl->head (read once here, and cut to a record boundary
+     * if the process broke it: then nothing is taken). */
+    uint64_t h = migrd_consumes ? r->take_pos : atomic_load(&r->ctl->head);
+    uint64_t t = atomic_load(&r->ctl->tail), pos = h;
+    if (h % RING_ALIGN || t - h > r->size)
+        t = h -= h % RING_ALIGN; /* nonsense: take nothing, the exile forwards what is there */
+    uint32_t slot;
+    while (pos != t && (slot = complete_at(r, pos, t)))
+        pos += slot;
     *head = h;
     *len = pos - h;
 }
@@ -63,6 +68,7 @@ void mbox_ring_place(struct ring *r, uint64_t head, uint64_t tail)
     atomic_store(&r->ctl->head, head);
     atomic_store(&r->ctl->tail, tail);
     atomic_store(&r->head_cache, head);
+    r->take_pos = head; /* head is a record boundary (mpostal_ring checked) */
 }
 
 /* Zero ring bytes [from, to) (positions; at most one lap). */

@@ -10,6 +10,7 @@
 #ifndef MIGRD_ADOPT_H
 #define MIGRD_ADOPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -19,8 +20,10 @@ struct ring;
 
 /* Source: the complete records of r from its head, read with the ring's
  * discipline (a record counts once its commit word says so): [head,
- * head + len).  Producers may go on: what they add is the exile's. */
-void mbox_ring_complete(const struct ring *r, uint64_t *head, uint64_t *len);
+ * head + len).  Producers may go on: what they add is the exile's.  The
+ * head is migrd's own position when migrd consumes r (the outbox), else
+ * the process's. */
+void mbox_ring_complete(const struct ring *r, bool migrd_consumes, uint64_t *head, uint64_t *len);
 /* Bytes of r at ring positions [pos, pos + len), out and in. */
 void mbox_ring_read(const struct ring *r, uint64_t pos, void *buf, size_t len);
 void mbox_ring_write(struct ring *r, uint64_t pos, const void *buf, size_t len);

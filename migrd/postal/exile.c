@@ -4,6 +4,7 @@
 #include "exile.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "migrd/cluster/cluster.h"
@@ -30,27 +31,29 @@ struct exile_set {
 static void forward_inbox(struct mbox *m)
 {
     struct postal *d = m->d;
-    for (unsigned n = 0; n < EXILE_BATCH; n++) {
-        struct dicom_pkt *k = ring_peek(&m->inbox);
-        if (!k) {
-            if (ring_arm_consumer(&m->inbox))
+    for (unsigned n = 0; n < EXILE_BATCH && !m->broken; n++) {
+        struct dicom_pkt k;
+        const void *payload;
+        char why[160];
+        int rc = ring_take(&m->inbox, &k, &payload, why, sizeof why);
+        if (rc == RING_EMPTY) {
+            if (ring_take_arm(&m->inbox))
                 return; /* the next record rings the old doorbell */
             continue;
         }
         postal_busy(d);
-        if (!mbox_record_ok(&m->inbox, k)) {
-            log_error("exiled mailbox %u:%u: malformed inbox record (slot %u, len %u, kind %u): "
-                      "forwarding stopped", m->job, m->rank, k->slot, k->len, k->kind);
+        if (rc == RING_BAD) {
             ring_disarm_consumer(&m->inbox);
+            mbox_broken(m, "inbox of the exile", why); /* no owner: logged now */
             m->exile_end_ms = migrd_now_ms();
             return;
         }
-        struct dicom_pkt *c = postal_copy(k, m->uid); /* its job took it: this node vouches */
+        struct dicom_pkt *c = postal_copy(&k, payload, m->uid); /* its job took it: this node vouches */
         if (!c) {
             log_error("exiled mailbox %u:%u: out of memory forwarding a packet: retried", m->job, m->rank);
             return; /* the tick tries again */
         }
-        bool room = ring_consume(&m->inbox, k);
+        bool room = ring_release(&m->inbox, &k);
         postal_send_copy(d, c); /* to the node the owner runs on, or here again */
         if (room)
             mbox_room_made(m);
@@ -82,8 +85,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (struct mbox **pp = &d->exiles->list; *pp;) {
         struct mbox *m = *pp;
         forward_inbox(m); /* a record that came without a doorbell */
-        if (m->exile_end_ms && now >= m->exile_end_ms && !m->inbox_waiters && !m->kept &&
-            (!m->retired || ring_used(&m->inbox) == 0)) {
+        if (m->exile_end_ms && now >= m->exile_end_ms && !m->inbox_waiters && !m->kept && !m->rx_links &&
+            (!m->retired || m->broken || !ring_take_pending(&m->inbox))) {
             *pp = m->exile_next;
             end_one(m);
             continue;
@@ -130,6 +133,14 @@ void exile_begin(struct mbox *m, int node)
     /* Senders here that write into the inbox directly look again and are
      * told to go through migrd, which forwards. */
     atomic_store(&m->sh->state, MBOX_CLOSED);
+    /* migrd consumes the inbox from now on, from where its owner left it
+     * (read once: a position its owner wrote). */
+    uint64_t head = atomic_load_explicit(&m->inbox.ctl->head, memory_order_acquire);
+    if (ring_take_seek(&m->inbox, head) < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "head %llu is not a record boundary", (unsigned long long)head);
+        mbox_broken(m, "inbox of the exile", why);
+    }
     location_learn(d, m->job, m->rank, node);
     m->exile_ev = event_new(d->base, m->proc_bell, EV_READ | EV_PERSIST | EV_ET, on_old_bell, m);
     if (!m->exile_ev || event_add(m->exile_ev, NULL) < 0)

@@ -73,8 +73,8 @@ struct txitem {
     int niov;
     uint8_t tag[2][AUTH_TAG];
     size_t total, done;
-    struct mbox *m;              /* outbox record: consume when written */
-    struct dicom_pkt *rec;
+    struct mbox *m;              /* outbox record: release when written */
+    struct dicom_pkt rec;        /* its header, as ring_take copied it  */
     void *heap;                  /* kept copy or control body: free     */
 };
 
@@ -168,7 +168,7 @@ static void item_done(struct txitem *it, bool written)
     if (it->m) {
         struct mbox *m = it->m;
         if (written)
-            ring_consume(&m->outbox, it->rec), m->relayed_out++;
+            ring_release(&m->outbox, &it->rec), m->relayed_out++;
         m->tx_busy = false;
         postal_drain(m); /* not written: stays in the outbox and is routed again */
     }
@@ -228,8 +228,10 @@ static struct txitem *item_new(uint8_t type, uint32_t len)
     return it;
 }
 
-/* k vouched for by uid (the owner of its outbox, or postal_copy_uid). */
-static struct txitem *data_item(const struct dicom_pkt *k, uid_t uid)
+/* A DATA frame for the packet whose header is k (private memory: every
+ * length below is the one that was checked), whose payload is at p,
+ * vouched for by uid (the owner of its outbox, or postal_copy_uid). */
+static struct txitem *data_item(const struct dicom_pkt *k, const void *p, uid_t uid)
 {
     struct txitem *it = item_new(LINK_DATA, (uint32_t)(sizeof(struct link_data) + k->len));
     if (!it)
@@ -237,7 +239,7 @@ static struct txitem *data_item(const struct dicom_pkt *k, uid_t uid)
     it->data = (struct link_data){k->src_job, k->src_rank, k->dst_job, k->dst_rank, k->seq, k->len, k->tag, k->kind,
                                 (uint32_t)uid, 0};
     it->base[1] = (struct iovec){&it->data, sizeof it->data};
-    it->base[2] = (struct iovec){pkt_payload((struct dicom_pkt *)k), k->len};
+    it->base[2] = (struct iovec){(void *)p, k->len};
     it->nbase = 3;
     return it;
 }
@@ -305,16 +307,17 @@ bool link_is_up(struct postal *d, int node)
     return node >= 0 && node < d->cl->map.nnodes && d->links->peers[node].c != NULL;
 }
 
-int link_send_record(struct postal *d, int node, struct mbox *m, struct dicom_pkt *k)
+int link_send_record(struct postal *d, int node, struct mbox *m, const struct dicom_pkt *k,
+                     const void *payload)
 {
     struct conn *c = d->links ? d->links->peers[node].c : NULL;
     if (!c)
         return -ENOTCONN;
-    struct txitem *it = data_item(k, m->uid);
+    struct txitem *it = data_item(k, payload, m->uid);
     if (!it)
         return -ENOMEM;
     it->m = m;
-    it->rec = k;
+    it->rec = *k;
     m->tx_busy = true;
     enqueue(c, it);
     return 0;
@@ -327,7 +330,7 @@ void link_send_copy(struct postal *d, int node, struct dicom_pkt *copy)
         return;
     }
     struct peer *p = &d->links->peers[node];
-    struct txitem *it = data_item(copy, postal_copy_uid(copy));
+    struct txitem *it = data_item(copy, pkt_payload(copy), postal_copy_uid(copy));
     if (!it) {
         postal_unreachable(d, copy, "out of memory");
         free(copy);
@@ -383,11 +386,27 @@ void link_broadcast(struct postal *d, uint8_t type, const void *body, uint32_t l
 
 /* ---------------------------------------------------------- receiving --- */
 
+/* The inbox a DATA frame is being read into stays while it is (its owner
+ * may go meanwhile: a rank that exits, a hostile one); then it may close. */
+static void rx_hold(struct conn *c, struct mbox *m)
+{
+    c->rx_mbox = m;
+    m->rx_links++;
+}
+
+static void rx_unhold(struct conn *c)
+{
+    struct mbox *m = c->rx_mbox;
+    c->rx_mbox = NULL;
+    if (m && --m->rx_links == 0 && m->closing && !m->exiled)
+        mbox_maybe_free(m);
+}
+
 static void rx_reset(struct conn *c)
 {
     c->rx = RX_HDR;
     c->rgot = 0;
-    c->rx_mbox = NULL;
+    rx_unhold(c);
 }
 
 /* Read into dst up to `want` bytes total (c->rgot so far).  Returns 1 when
@@ -667,7 +686,7 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
     }
     /* An exiled mailbox still takes packets: exile.c forwards them. */
     struct mbox *m = mbox_find_any(d, ld->dst_job, ld->dst_rank);
-    c->rx_mbox = NULL;
+    rx_unhold(c);
     if (m && !jobs_may_send(d, ld->src_uid, ld->dst_job)) {
         if (!c->refused) { /* one line per connection */
             c->refused = true;
@@ -677,14 +696,17 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
         }
         return true; /* discard the payload */
     }
-    if (!m || m->closing || ld->len > ring_max_payload(m->inbox.size)) {
+    if (!m || m->closing || m->broken || ld->len > ring_max_payload(m->inbox.size)) {
         if (!m)
             log_debug("DATA for %u:%u, which is not here: dropped", ld->dst_job, ld->dst_rank);
-        else if (!m->closing)
+        else if (!m->closing && !m->broken)
             log_error("DATA of %u bytes for %u:%u exceeds its inbox: dropped", ld->len, ld->dst_job, ld->dst_rank);
         return true; /* discard the payload */
     }
-    if (m->kept || ring_reserve(&m->inbox, ld->len, &c->rx_resv) < 0) {
+    int rc = m->kept ? -EAGAIN : mbox_reserve(m, ld->len, &c->rx_resv);
+    if (rc == -EPROTO)
+        return true; /* its owner broke the inbox: it is being closed */
+    if (rc < 0) {
         c->rx = RX_STALLED;
         event_del(c->rev);
         c->rx_wait.resume = rx_resume;
@@ -692,7 +714,7 @@ static bool rx_target(struct conn *c, char *why, size_t wl, bool *bad)
         mbox_wait_inbox(m, &c->rx_wait, ld->len);
         return false;
     }
-    c->rx_mbox = m;
+    rx_hold(c, m);
     pkt_fill(c->rx_resv.pkt, ld->src_job, ld->src_rank, ld->dst_job, ld->dst_rank, ld->seq, ld->tag, ld->kind,
              ld->len);
     return true;
@@ -707,7 +729,7 @@ static void rx_cancel(struct conn *c)
     c->rx_resv.pkt->seq = 0;
     if (ring_commit(&c->rx_mbox->inbox, &c->rx_resv))
         mbox_ring_owner(c->rx_mbox);
-    c->rx_mbox = NULL;
+    rx_unhold(c);
 }
 
 static void rx_complete_data(struct conn *c)
@@ -888,6 +910,7 @@ static void conn_close(struct conn *c, const char *why)
         rx_cancel(c); /* half-read: the sender's daemon never consumed it
                        * from its outbox (it was not fully written) and
                        * sends it again */
+    rx_unhold(c);
     if (c->node >= 0 && s->peers[c->node].c == c) {
         struct peer *p = &s->peers[c->node];
         p->c = NULL;

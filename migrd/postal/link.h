@@ -26,10 +26,13 @@ void link_fini(struct postal *d);
 
 bool link_is_up(struct postal *d, int node);
 
-/* Relay outbox record k of m to `node` without copying.  0: taken — the
- * link consumes it from the outbox when written, then calls postal_drain(m);
- * -ENOTCONN: the link is down (the caller keeps a copy instead). */
-int link_send_record(struct postal *d, int node, struct mbox *m, struct dicom_pkt *k);
+/* Relay outbox record k of m to `node` without copying its payload (k: the
+ * private copy of its header from ring_take, payload: k->len bytes in the
+ * outbox).  0: taken — the link releases it from the outbox when written,
+ * then calls postal_drain(m); -ENOTCONN: the link is down (the caller
+ * keeps a copy instead). */
+int link_send_record(struct postal *d, int node, struct mbox *m, const struct dicom_pkt *k,
+                     const void *payload);
 
 /* Send a kept copy (ownership passes to the link).  While the link is down
  * it waits; when the node stays unreachable too long it is refused. */

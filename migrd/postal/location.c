@@ -80,11 +80,11 @@ static void ask_everyone(struct postal *d, struct loc_entry *e)
     e->asked_ms = migrd_now_ms();
 }
 
-int location_hold(struct postal *d, const struct dicom_pkt *k, uid_t uid)
+int location_hold(struct postal *d, const struct dicom_pkt *k, const void *payload, uid_t uid)
 {
     struct loc_entry *e = entry(d, k->dst_job, k->dst_rank, 1);
     struct held *h = malloc(sizeof *h);
-    struct dicom_pkt *c = postal_copy(k, uid);
+    struct dicom_pkt *c = postal_copy(k, payload, uid);
     if (!e || !h || !c) {
         free(h);
         free(c);

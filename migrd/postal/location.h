@@ -24,9 +24,10 @@ void location_fini(struct postal *d);
 /* LOC_NODE fills *node. */
 enum loc_kind location_lookup(struct postal *d, uint32_t job, uint32_t rank, int *node);
 
-/* Keep a copy of packet k, vouched for by uid (postal_copy), for an
- * unknown address until it is located. */
-int location_hold(struct postal *d, const struct dicom_pkt *k, uid_t uid);
+/* Keep a copy of packet k (a private header copy; its payload follows at
+ * `payload`), vouched for by uid (postal_copy), for an unknown address
+ * until it is located. */
+int location_hold(struct postal *d, const struct dicom_pkt *k, const void *payload, uid_t uid);
 
 /* What other nodes say. */
 void location_learn(struct postal *d, uint32_t job, uint32_t rank, int node);

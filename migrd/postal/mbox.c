@@ -22,6 +22,7 @@
 #include "postal.h"
 
 static void kept_flush(struct waiter *w);
+static void mbox_destroy(struct mbox *m);
 
 struct mbox_table {
     struct addrmap map;
@@ -39,13 +40,12 @@ struct mbox_table *mbox_table_new(struct postal *d)
     return t;
 }
 
+/* Shutdown: every mailbox goes, whatever its outbox still holds (the
+ * table itself is destroyed right after). */
 static int free_one(struct mbox *m, void *arg)
 {
     (void)arg;
-    m->closing = true;
-    m->tx_busy = false;
-    m->owner = NULL;
-    mbox_maybe_free(m);
+    mbox_destroy(m);
     return 0;
 }
 
@@ -77,6 +77,12 @@ unsigned mbox_count(struct postal *d) { return d->mboxes->count; }
 
 void mbox_room_made(struct mbox *m)
 {
+    /* One waiter may be m's own outbox (a packet it sent to itself): the
+     * drain that resumes must not free m under our caller, who goes on
+     * using m (postal_drain sees `draining` and leaves the rest to the
+     * caller's postal_drain).  Found by test/fuzz/fuzz_rings. */
+    bool held = m->draining;
+    m->draining = true;
     struct waiter *w = m->inbox_waiters;
     m->inbox_waiters = NULL;
     while (w) {
@@ -85,6 +91,7 @@ void mbox_room_made(struct mbox *m)
         w->resume(w);
         w = next;
     }
+    m->draining = held;
 }
 
 /* The doorbell is watched edge-triggered: every write by the owner is a
@@ -95,6 +102,11 @@ static void on_bell(evutil_socket_t fd, short what, void *arg)
     struct mbox *m = arg;
     (void)fd;
     (void)what;
+    if (m->broken) {
+        if (m->owner) /* frees m, once nothing is left to relay */
+            m->d->ops.drop_owner(m->owner, m->broken_why);
+        return;
+    }
     postal_busy(m->d);
     mbox_room_made(m); /* room in the inbox */
     postal_drain(m);
@@ -284,7 +296,7 @@ void mbox_owner_gone(struct mbox *m)
 
 void mbox_maybe_free(struct mbox *m)
 {
-    if (!m->closing || m->tx_busy || ring_peek(&m->outbox))
+    if (!m->closing || m->tx_busy || m->rx_links || (!m->broken && ring_take_pending(&m->outbox)))
         return;
     struct postal *d = m->d;
     log_info("mailbox %u:%u (pid %d) closed: %lu packets relayed out, %lu delivered in", m->job,
@@ -295,12 +307,33 @@ void mbox_maybe_free(struct mbox *m)
     mbox_destroy(m);
 }
 
-bool mbox_record_ok(const struct ring *r, const struct dicom_pkt *k)
+void mbox_broken(struct mbox *m, const char *ring, const char *why)
 {
-    uint64_t head = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
-    uint64_t room = r->size - (head & r->mask);
-    return k->slot >= sizeof *k && (k->slot % RING_ALIGN) == 0 && k->slot <= room &&
-           k->len <= k->slot - sizeof *k && (k->kind == PKT_DATA || k->kind == PKT_NOP);
+    if (m->broken)
+        return;
+    m->broken = true;
+    snprintf(m->broken_why, sizeof m->broken_why, "mailbox %u:%u (uid %u): %s: %s: mailbox closed", m->job,
+             m->rank, (unsigned)m->uid, ring, why);
+    if (!m->owner || !m->bell_ev) {
+        log_error("pid %d: %s", m->pid, m->broken_why);
+        return;
+    }
+    /* Not from here: the caller may be deep in a relay that uses m. */
+    event_active(m->bell_ev, EV_READ, 0);
+}
+
+int mbox_reserve(struct mbox *m, uint32_t len, struct ring_resv *rv)
+{
+    if (m->broken)
+        return -EPROTO;
+    int rc = ring_reserve(&m->inbox, len, rv);
+    if (rc == -EPROTO) {
+        char why[96];
+        snprintf(why, sizeof why, "tail %llu is not a record boundary",
+                 (unsigned long long)atomic_load_explicit(&m->inbox.ctl->tail, memory_order_relaxed));
+        mbox_broken(m, "inbox", why);
+    }
+    return rc;
 }
 
 void mbox_wait_inbox(struct mbox *m, struct waiter *w, size_t payload)
@@ -336,7 +369,7 @@ void mbox_ring_owner(struct mbox *m)
 int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payload)
 {
     struct ring_resv rv;
-    int rc = ring_reserve(&m->inbox, hdr->len, &rv);
+    int rc = mbox_reserve(m, hdr->len, &rv);
     if (rc < 0)
         return rc;
     struct dicom_pkt *k = rv.pkt;
@@ -365,7 +398,7 @@ static void kept_flush(struct waiter *w)
     struct mbox *m = (struct mbox *)((char *)w - offsetof(struct mbox, kept_wait));
     while (m->kept) {
         struct kept *k = m->kept;
-        if (!m->closing && mbox_deliver(m, &k->pkt, pkt_payload(&k->pkt)) < 0) {
+        if (!m->closing && !m->broken && mbox_deliver(m, &k->pkt, pkt_payload(&k->pkt)) == -EAGAIN) {
             mbox_wait_inbox(m, &m->kept_wait, k->pkt.len);
             return;
         }
@@ -379,8 +412,8 @@ static void kept_flush(struct waiter *w)
 void mbox_deliver_copy(struct mbox *m, struct dicom_pkt *copy)
 {
     bool idle = m->kept == NULL;
-    if (idle && (m->closing || mbox_deliver(m, copy, pkt_payload(copy)) == 0)) {
-        free(copy);
+    if (idle && (m->closing || m->broken || mbox_deliver(m, copy, pkt_payload(copy)) != -EAGAIN)) {
+        free(copy); /* delivered, or never will be (-EMSGSIZE, -EPROTO) */
         return;
     }
     /* The copy was malloc'd as a struct dicom_pkt + payload: rewrap it. */

@@ -45,6 +45,13 @@ struct mbox {
     struct event *bell_ev;
     void *owner;                   /* postal_ops' owner; NULL once gone */
     bool closing;                  /* owner gone: drain outbox, then free */
+    /* A ring broke the rules (mbox_broken): nothing more is read from or
+     * written to it; the owner is dropped from the event loop. */
+    bool broken;
+    char broken_why[192];
+    /* link.c: connections reading a DATA frame into the inbox right now;
+     * the mailbox is not freed before they are done with it. */
+    unsigned rx_links;
     /* postal.c state */
     bool tx_busy;                  /* an outbox record is being relayed */
     bool draining, drain_again;    /* postal_drain() is on the stack    */
@@ -100,8 +107,27 @@ void mbox_maybe_free(struct mbox *m);
 int mbox_foreach(struct postal *d, int (*fn)(struct mbox *m, void *arg), void *arg);
 unsigned mbox_count(struct postal *d);
 
-/* Is record k (at the head of ring r of mailbox m) well formed? */
-bool mbox_record_ok(const struct ring *r, const struct dicom_pkt *k);
+/* Where the rings are in the mapping (migrd's own numbers, never read
+ * back from the first page, which the owner can write). */
+static inline uint64_t mbox_inbox_off(const struct mbox *m)
+{
+    (void)m;
+    return MBOX_PAGE;
+}
+static inline uint64_t mbox_outbox_off(const struct mbox *m)
+{
+    return MBOX_PAGE + ring_map_bytes(m->inbox.size);
+}
+
+/* A ring of m broke the rules (a record, length or position a process
+ * wrote): from now on m's rings are left alone, and the owner's
+ * registration ends from the event loop with one line naming the mailbox,
+ * the pid and `why`.  Only the first call counts. */
+void mbox_broken(struct mbox *m, const char *ring, const char *why);
+
+/* Reserve a record of len bytes in m's inbox: 0, -EAGAIN (no room),
+ * -EMSGSIZE (never fits), -EPROTO (the inbox is broken: see mbox_broken). */
+int mbox_reserve(struct mbox *m, uint32_t len, struct ring_resv *rv);
 
 /* Wait for room in m's inbox: w->resume is called when the owner consumed. */
 void mbox_wait_inbox(struct mbox *m, struct waiter *w, size_t payload);
@@ -109,7 +135,8 @@ void mbox_wait_inbox(struct mbox *m, struct waiter *w, size_t payload);
 /* Stop waiting (w must be on m's list or already resumed). */
 void mbox_unwait(struct mbox *m, struct waiter *w);
 
-/* Write a packet into m's inbox if there is room (0) or -EAGAIN. */
+/* Write a packet (hdr: a private copy) into m's inbox if there is room
+ * (0), or as mbox_reserve() says. */
 int mbox_deliver(struct mbox *m, const struct dicom_pkt *hdr, const void *payload);
 
 /* Shutdown: free every mailbox and the table. */

@@ -16,15 +16,15 @@
 #include "mbox.h"
 #include "office.h"
 
-struct dicom_pkt *postal_copy(const struct dicom_pkt *k, uid_t uid)
+struct dicom_pkt *postal_copy(const struct dicom_pkt *hdr, const void *payload, uid_t uid)
 {
-    struct dicom_pkt *c = malloc(sizeof *c + k->len);
+    struct dicom_pkt *c = malloc(sizeof *c + hdr->len);
     if (!c)
         return NULL;
-    memcpy(c, k, sizeof *c);
+    memcpy(c, hdr, sizeof *c);
     atomic_store_explicit(&c->commit, 0, memory_order_relaxed);
     c->flags = (uint32_t)uid;
-    memcpy(pkt_payload(c), pkt_payload((struct dicom_pkt *)k), k->len);
+    memcpy(pkt_payload(c), payload, hdr->len);
     return c;
 }
 
@@ -55,15 +55,16 @@ static void tx_resume(struct waiter *w)
     postal_drain(m);
 }
 
-static void consume_outbox(struct mbox *m, struct dicom_pkt *k)
+static void consume_outbox(struct mbox *m, const struct dicom_pkt *k)
 {
-    ring_consume(&m->outbox, k);
+    ring_release(&m->outbox, k);
     m->relayed_out++;
 }
 
-/* Route record k of m.  Returns true when it was dealt with (consume it),
- * false when m must wait (m->tx_busy is then set). */
-static bool route(struct mbox *m, struct dicom_pkt *k)
+/* Route record k of m (k: the private copy of its header; payload: in
+ * m's outbox).  Returns true when it was dealt with (consume it), false
+ * when m must wait (m->tx_busy is then set). */
+static bool route(struct mbox *m, const struct dicom_pkt *k, const void *payload)
 {
     struct postal *d = m->d;
     if (!jobs_may_send(d, m->uid, k->dst_job)) {
@@ -77,12 +78,17 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
     }
     struct mbox *dst = mbox_find(d, k->dst_job, k->dst_rank);
     if (dst) {
-        if (dst->closing) {
+        if (dst->closing || dst->broken) {
             log_debug("dropping packet for closed mailbox %u:%u", k->dst_job, k->dst_rank);
             return true;
         }
-        if (mbox_deliver(dst, k, pkt_payload(k)) == 0)
+        int rc = mbox_deliver(dst, k, payload);
+        if (rc == 0 || rc == -EPROTO) /* -EPROTO: dst is being closed */
             return true;
+        if (rc == -EMSGSIZE) {
+            postal_unreachable(d, k, "larger than the receiver's inbox");
+            return true;
+        }
         m->tx_busy = true;
         m->tx_wait.resume = tx_resume;
         mbox_wait_inbox(dst, &m->tx_wait, k->len);
@@ -91,9 +97,9 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
     int node;
     switch (location_lookup(d, k->dst_job, k->dst_rank, &node)) {
     case LOC_NODE:
-        if (link_send_record(d, node, m, k) == 0)
+        if (link_send_record(d, node, m, k, payload) == 0)
             return false; /* the link consumes it when written */
-        struct dicom_pkt *c = postal_copy(k, m->uid);
+        struct dicom_pkt *c = postal_copy(k, payload, m->uid);
         if (!c) {
             m->tx_busy = false;
             log_error("out of memory keeping a packet for node %s", d->cl->map.nodes[node].name);
@@ -105,7 +111,7 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
         log_debug("dropping packet for %u:%u, which has ended", k->dst_job, k->dst_rank);
         return true;
     default:
-        if (location_hold(d, k, m->uid) < 0) {
+        if (location_hold(d, k, payload, m->uid) < 0) {
             log_error("out of memory holding a packet for %u:%u", k->dst_job, k->dst_rank);
             return false;
         }
@@ -118,29 +124,32 @@ static bool route(struct mbox *m, struct dicom_pkt *k)
  * postal_drain), which only asks us to go on. */
 static void drain(struct mbox *m)
 {
-    while (!m->tx_busy) {
-        struct dicom_pkt *k = ring_peek(&m->outbox);
-        if (!k) {
+    /* A record that looks complete to the doorbell's check and not to
+     * ring_take (its owner rewrites its commit word): give up after a few
+     * turns; an honest owner never does that. */
+    unsigned spins = 0;
+    while (!m->tx_busy && !m->broken) {
+        struct dicom_pkt k;
+        const void *payload;
+        char why[160];
+        int rc = ring_take(&m->outbox, &k, &payload, why, sizeof why);
+        if (rc == RING_EMPTY) {
             if (m->closing || m->d->polling)
                 return; /* freed by postal_drain / relay.c looks again soon */
-            if (ring_arm_consumer(&m->outbox))
+            if (ring_take_arm(&m->outbox) || ++spins == 64)
                 return; /* asleep until the owner rings */
             continue;
         }
         m->d->relay_work++;
-        if (!mbox_record_ok(&m->outbox, k)) {
-            log_error("mailbox %u:%u (pid %d): malformed outbox record (slot %u, len %u, kind %u): "
-                      "closing the mailbox",
-                      m->job, m->rank, m->pid, k->slot, k->len, k->kind);
-            if (m->owner)
-                m->d->ops.drop_owner(m->owner, "malformed outbox record");
+        if (rc == RING_BAD) {
+            mbox_broken(m, "outbox", why); /* never read again */
             return;
         }
         /* The sender is who owns the outbox, whatever the record says. */
-        k->src_job = m->job;
-        k->src_rank = m->rank;
-        if (route(m, k))
-            consume_outbox(m, k);
+        k.src_job = m->job;
+        k.src_rank = m->rank;
+        if (route(m, &k, payload))
+            consume_outbox(m, &k);
         else
             return; /* m waits, or the link took k (drain_again says if it is written) */
     }
@@ -186,7 +195,7 @@ void postal_send_copy(struct postal *d, struct dicom_pkt *c)
         free(c);
         return;
     default:
-        if (location_hold(d, c, postal_copy_uid(c)) < 0)
+        if (location_hold(d, c, pkt_payload(c), postal_copy_uid(c)) < 0)
             postal_unreachable(d, c, "out of memory");
         free(c);
     }

@@ -31,12 +31,13 @@ void postal_send_copy(struct postal *d, struct dicom_pkt *copy);
 /* Tell the sender of k (if it is local) that k cannot be delivered. */
 void postal_unreachable(struct postal *d, const struct dicom_pkt *k, const char *why);
 
-/* A malloc'd copy of record k, vouched for by `uid`: the user this node
- * knows sent it (the owner of the outbox it left, or of the job whose inbox
- * took it).  A copy never reaches shared memory as it is (mbox_deliver
- * writes a new header), so its header's flags word carries that uid:
- * postal_copy_uid(). */
-struct dicom_pkt *postal_copy(const struct dicom_pkt *k, uid_t uid);
+/* A malloc'd copy of a record: hdr (a private copy of its header, whose
+ * len was checked) and hdr->len bytes of payload, vouched for by `uid`: the
+ * user this node knows sent it (the owner of the outbox it left, or of the
+ * job whose inbox took it).  A copy never reaches shared memory as it is
+ * (mbox_deliver writes a new header), so its header's flags word carries
+ * that uid: postal_copy_uid(). */
+struct dicom_pkt *postal_copy(const struct dicom_pkt *hdr, const void *payload, uid_t uid);
 static inline uid_t postal_copy_uid(const struct dicom_pkt *c) { return (uid_t)c->flags; }
 
 /* A packet vouched for by uid, for job: may it go in (jobs.h)?  If not,

@@ -8,6 +8,7 @@ source "$(dirname "$0")/../lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-1}
 PINGPONG=$BUILD/test/dicom/dicom_pingpong
 BADFRAMES=$BUILD/test/dicom/badframes
+HOSTILE=$BUILD/test/dicom/hostile
 
 pair() { # pair JOB COUNT MAXSIZE [exec-prefix-for-rank0...] -- [prefix-for-rank1...]
     local job=$1 count=$2 max=$3 rc0 rc1
@@ -30,6 +31,45 @@ run_case "migrctl status lists the node" 10 sh -c "'$MIGRCTL_BIN' status | grep 
 expect_fail "dicom_open refuses a second mailbox for the same address" 20 "already has a mailbox" \
     sh -c "'$PINGPONG' 13 0 1 1000000 & sleep 0.5; '$PINGPONG' 13 0 1 1; rc=\$?; kill %1; exit \$rc"
 "$BADFRAMES" ctl "$MIGR_SOCKET" || true
+
+# --- hostile shared memory: a client writes into its own mailbox what
+# breaks the ring's rules; migrd closes that mailbox with one line, and
+# goes on (a well-behaved job runs beside the attacks the whole time) ---
+( pair 14 30000 16384; echo $? >"$SCRATCH/pair14.rc" ) &
+bystander=$!
+at_exit "kill $bystander"
+hostile() { # hostile CASE JOB [LOG-PATTERN]: the case, then migrd alive, answering, one log line
+    local out=$SCRATCH/hostile.out n
+    "$HOSTILE" "$1" "$2" >"$out" 2>&1
+    local rc=$?
+    cat "$out"
+    ((rc == 0)) || return 1
+    kill -0 "$MIGRD_PID" || { echo "migrd is gone"; return 1; }
+    "$MIGRCTL_BIN" status >/dev/null || { echo "migrctl status: no answer"; return 1; }
+    [[ -z ${3:-} ]] && return 0
+    sleep 1 # a record read again and again would log again and again
+    n=$(grep -cE -- "$3" "$SCRATCH/migrd.log")
+    ((n == 1)) || { echo "$n log lines match /$3/, expected 1"; return 1; }
+}
+run_case "hostile outbox: a PAD of slot 0 closes that mailbox (pid, job, rank, reason logged once)" 30 \
+    hostile pad0 31 "pid [0-9]+: mailbox 31:0 .*outbox: record at 0 .*occupies 0 bytes.*closed"
+run_case "hostile outbox: a length past its slot closes that mailbox, logged once" 30 \
+    hostile badlen 32 "pid [0-9]+: mailbox 32:0 .*outbox: record at 0 claims 4096 payload bytes in a slot of 64"
+run_case "hostile outbox: lengths flipped to 8 MiB while migrd reads them (double fetch)" 60 \
+    hostile dfetch 33
+run_case "hostile outbox: head put 8 bytes before the ring's end is not followed" 30 hostile head 34
+run_case "hostile inbox: a tail off a record boundary closes that mailbox, not the sender's" 30 \
+    hostile tail 35 "mailbox 35:1 .*inbox: tail [0-9]+ is not a record boundary"
+run_case "the node page cannot be written by a client (mmap, mprotect, write)" 30 hostile nodepage 36
+bystander_done() {
+    for ((i = 0; i < 1200; i++)); do
+        [[ -s $SCRATCH/pair14.rc ]] && { [[ $(cat "$SCRATCH/pair14.rc") == 0 ]]; return; }
+        sleep 0.1
+    done
+    echo "the bystander pair did not finish"
+    return 1
+}
+run_case "a well-behaved job on the same node got all its packets during the attacks" 130 bystander_done
 expect_fail "migrctl: unknown command refused" 10 "unknown command" "$MIGRCTL_BIN" frobnicate
 expect_fail "migrctl: no daemon named clearly" 10 "no migrd answers on /nonexistent" \
     "$MIGRCTL_BIN" --socket /nonexistent/sock status

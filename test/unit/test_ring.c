@@ -138,12 +138,129 @@ static void stale_records_ignored(void)
     CHECK(ring_peek(&r) != NULL);
 }
 
+/* --- the guarded consumer (migrd's): every record a producer wrote is hostile --- */
+
+/* Write a complete record at position pos by hand, as a hostile producer would. */
+static struct dicom_pkt *forge(uint64_t pos, uint32_t slot, uint32_t len, uint16_t kind)
+{
+    struct dicom_pkt *k = (struct dicom_pkt *)(r.data + (pos & r.mask));
+    k->slot = slot;
+    k->len = len;
+    k->kind = kind;
+    atomic_store(&k->commit, pos + 1);
+    atomic_store(&r.ctl->tail, pos + slot);
+    return k;
+}
+
+static int take(struct dicom_pkt *h, const void **p)
+{
+    char why[160];
+    return ring_take(&r, h, p, why, sizeof why);
+}
+
+static void take_honest_laps(void)
+{
+    /* What ring_reserve writes, ring_take reads back, PADs skipped, over laps. */
+    setup(RING_MIN_SIZE);
+    struct ring_resv rv;
+    struct dicom_pkt h;
+    const void *p;
+    for (uint32_t i = 0; i < 3000; i++) {
+        size_t len = (i * 131u) % 5000;
+        CHECK(ring_reserve(&r, len, &rv) == 0);
+        pkt_fill(rv.pkt, 1, 2, 3, 4, i, 7, PKT_DATA, (uint32_t)len);
+        memset(pkt_payload(rv.pkt), (int)(i & 0xff), len);
+        ring_commit(&r, &rv);
+        CHECK(take(&h, &p) == RING_TAKEN);
+        CHECK(h.seq == i && h.len == len && p == pkt_payload(rv.pkt));
+        CHECK(len == 0 || ((const uint8_t *)p)[len - 1] == (i & 0xff));
+        ring_release(&r, &h);
+        CHECK(take(&h, &p) == RING_EMPTY);
+        CHECK(atomic_load(&r.ctl->head) == atomic_load(&r.ctl->tail));
+    }
+}
+
+static void take_refuses_hostile_records(void)
+{
+    struct dicom_pkt h;
+    const void *p;
+    char why[160] = "";
+    setup(RING_MIN_SIZE);
+    forge(0, 0, 0, PKT_PAD); /* the padding record of slot 0 that hung migrd */
+    CHECK(ring_take(&r, &h, &p, why, sizeof why) == RING_BAD);
+    CHECK(strstr(why, "occupies 0 bytes") != NULL);
+    setup(RING_MIN_SIZE);
+    forge(0, 128, 0, PKT_PAD); /* a PAD that does not reach the end */
+    CHECK(take(&h, &p) == RING_BAD);
+    setup(RING_MIN_SIZE);
+    forge(0, RING_MIN_SIZE, 0, PKT_PAD); /* a PAD of a whole lap */
+    CHECK(take(&h, &p) == RING_BAD);
+    setup(RING_MIN_SIZE);
+    forge(0, 100, 0, PKT_DATA); /* slot not a multiple of 64 */
+    CHECK(take(&h, &p) == RING_BAD);
+    setup(RING_MIN_SIZE);
+    forge(0, 2 * RING_MIN_SIZE, 0, PKT_DATA); /* slot past the end */
+    CHECK(take(&h, &p) == RING_BAD);
+    setup(RING_MIN_SIZE);
+    forge(0, 64, 17, PKT_DATA); /* payload longer than the slot */
+    CHECK(take(&h, &p) == RING_BAD);
+    setup(RING_MIN_SIZE);
+    forge(0, 8u << 20, 8u << 20, PKT_DATA); /* the 8 MiB length of the audit */
+    CHECK(take(&h, &p) == RING_BAD);
+    setup(RING_MIN_SIZE);
+    forge(0, 64, 0, 9); /* unknown kind */
+    CHECK(take(&h, &p) == RING_BAD);
+    /* A record that is fine: taken; the header is a copy, changed later in vain. */
+    setup(RING_MIN_SIZE);
+    struct dicom_pkt *k = forge(0, 128, 80, PKT_DATA);
+    CHECK(take(&h, &p) == RING_TAKEN && h.len == 80);
+    k->len = 8u << 20;
+    k->slot = 0;
+    CHECK(h.len == 80 && h.slot == 128);
+    ring_release(&r, &h);
+    CHECK(atomic_load(&r.ctl->head) == 128);
+    /* A legitimate PAD at the end is skipped once; a second one is refused. */
+    setup(RING_MIN_SIZE);
+    CHECK(ring_take_seek(&r, RING_MIN_SIZE - 128) == 0);
+    forge(RING_MIN_SIZE - 128, 128, 0, PKT_PAD);
+    forge(RING_MIN_SIZE, 64, 4, PKT_DATA);
+    CHECK(take(&h, &p) == RING_TAKEN && h.len == 4);
+    ring_release(&r, &h);
+    forge(RING_MIN_SIZE + 64, RING_MIN_SIZE - 64, 0, PKT_PAD);
+    CHECK(take(&h, &p) == RING_EMPTY); /* a PAD to the end is legal: skipped */
+    CHECK(atomic_load(&r.ctl->head) == 2 * RING_MIN_SIZE);
+}
+
+static void take_ignores_hostile_head(void)
+{
+    /* The owner writes head near the end: the old consumer read a header
+     * there, 40 bytes past the ring.  ring_take never reads ctl->head. */
+    setup(RING_MIN_SIZE);
+    atomic_store(&r.ctl->head, RING_MIN_SIZE - 8);
+    struct dicom_pkt h;
+    const void *p;
+    CHECK(take(&h, &p) == RING_EMPTY);
+    CHECK(ring_take_seek(&r, RING_MIN_SIZE - 8) == -EPROTO);
+    CHECK(ring_take_pending(&r) == false);
+    CHECK(ring_take_arm(&r) == true);
+    /* An unaligned tail: a PAD header written there could cross the end. */
+    setup(RING_MIN_SIZE);
+    atomic_store(&r.ctl->tail, RING_MIN_SIZE - 8);
+    atomic_store(&r.ctl->head, RING_MIN_SIZE - 8);
+    struct ring_resv rv;
+    CHECK(ring_reserve(&r, 100, &rv) == -EPROTO);
+}
+
 int main(void)
 {
     unit_run("ring: 4 concurrent producers, 800k packets, order and contents", concurrent_producers);
     unit_run("ring: full ring, size limit, producer doorbell", full_and_limits);
     unit_run("ring: consumer doorbell only when armed", consumer_doorbell);
     unit_run("ring: stale records of earlier laps ignored", stale_records_ignored);
+    unit_run("ring_take: honest records over laps, PADs skipped", take_honest_laps);
+    unit_run("ring_take: hostile slots, lengths, kinds and PADs refused, header fetched once",
+             take_refuses_hostile_records);
+    unit_run("ring_take: a head or tail written by the owner is not followed", take_ignores_hostile_head);
     free(mem);
     return unit_total_failed ? 1 : 0;
 }
