@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "migrd/postal/exile.h"
+#include "migrd/postal/jobs.h"
 #include "migrd/postal/location.h"
 #include "migrd/util/log.h"
 
@@ -61,7 +62,7 @@ void office_init(struct fuzz_office *o, int nnodes, int self, uint16_t port)
                                    .release = release, .serve = serve, .fd = owner_fd};
     o->p.mboxes = mbox_table_new(&o->p);
     if (!o->base || !o->p.mboxes || node_page_create(&o->p) < 0 || location_init(&o->p) < 0 ||
-        exile_init(&o->p) < 0) {
+        exile_init(&o->p) < 0 || jobs_init(&o->p) < 0) {
         fprintf(stderr, "fuzz: cannot set up the postal office\n");
         exit(1);
     }
@@ -78,8 +79,9 @@ void office_reset(struct fuzz_office *o)
     exile_fini(&o->p);
     mbox_close_all(&o->p);
     location_fini(&o->p);
+    jobs_fini(&o->p);
     o->p.mboxes = mbox_table_new(&o->p);
-    if (!o->p.mboxes || location_init(&o->p) < 0 || exile_init(&o->p) < 0) {
+    if (!o->p.mboxes || location_init(&o->p) < 0 || exile_init(&o->p) < 0 || jobs_init(&o->p) < 0) {
         fprintf(stderr, "fuzz: cannot reset the postal office\n");
         exit(1);
     }
