@@ -44,11 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static size_t put_frame(size_t at, uint8_t type, const void *body, uint32_t len)
 {
     struct link_hdr h = {.magic = LINK_MAGIC, .version = MIGR_PROTO_VERSION, .type = type, .len = len};
-    if (at + sizeof h + len > sizeof out)
-        return at;
-    memcpy(out + at, &h, sizeof h);
-    memcpy(out + at + sizeof h, body, len);
-    return at + sizeof h + len;
+    return fuzz_put_frame(out, sizeof out, at, &h, sizeof h, body, len);
 }
 
 /* Until the daemon has closed the connection (0), or -1 after `turns`. */

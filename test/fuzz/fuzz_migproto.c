@@ -39,11 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static size_t put_frame(size_t at, uint16_t type, const void *b, uint32_t len)
 {
     struct mig_hdr h = {.magic = MIG_MAGIC, .version = MIG_VERSION, .type = type, .len = len};
-    if (at + sizeof h + len > sizeof out)
-        return at;
-    memcpy(out + at, &h, sizeof h);
-    memcpy(out + at + sizeof h, b, len);
-    return at + sizeof h + len;
+    return fuzz_put_frame(out, sizeof out, at, &h, sizeof h, b, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -98,3 +98,13 @@ struct mbox *office_mbox(struct fuzz_office *o, uint32_t job, uint32_t rank, str
     w->m = m;
     return m;
 }
+
+size_t fuzz_put_frame(uint8_t *out, size_t cap, size_t at, const void *hdr, size_t hl, const void *body,
+                      uint32_t len)
+{
+    if (at + hl + len > cap)
+        return at;
+    memcpy(out + at, hdr, hl);
+    memcpy(out + at + hl, body, len);
+    return at + hl + len;
+}

@@ -8,6 +8,7 @@
 #ifndef MIGR_FUZZ_OFFICE_H
 #define MIGR_FUZZ_OFFICE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "migrd/cluster/cluster.h"
@@ -35,5 +36,10 @@ void office_reset(struct fuzz_office *o);
 void office_run(struct fuzz_office *o);
 /* A registered mailbox for (job, rank) owned by w (64 KiB rings). */
 struct mbox *office_mbox(struct fuzz_office *o, uint32_t job, uint32_t rank, struct fuzz_owner *w);
+
+/* Append a frame (header hdr of hl bytes, then len bytes of body) to
+ * out[at..cap): the new end, or at when it does not fit. */
+size_t fuzz_put_frame(uint8_t *out, size_t cap, size_t at, const void *hdr, size_t hl, const void *body,
+                      uint32_t len);
 
 #endif
