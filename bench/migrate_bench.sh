@@ -54,7 +54,7 @@ while (($#)); do
     *) echo "migrate_bench: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-[[ $MIGR_VCLUSTER_ID =~ ^[1-9]$ ]] || { echo "migrate_bench: MIGR_VCLUSTER_ID must be 1-9 (0 is shared)" >&2; exit 2; }
+[[ $MIGR_VCLUSTER_ID =~ ^[1-9][0-9]?$ ]] || { echo "migrate_bench: MIGR_VCLUSTER_ID must be 1-99 (0 is shared)" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "migrate_bench: needs root (namespaces, ptrace)" >&2; exit 2; }
 [[ -x $MIGRD && -x $C ]] || { echo "migrate_bench: build first (make -j2): no $MIGRD or $C" >&2; exit 2; }
 

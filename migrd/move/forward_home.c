@@ -44,6 +44,8 @@ struct fwd_anchor {
     int pend_sig;
     int move_fd;             /* migrctl waiting for a MOVE_RESULT      */
     uint32_t move_reqid;
+    bool move_parked;        /* asked between two locations: sent to   */
+    struct mig_move parked;  /* the next one once it is in service     */
 };
 
 static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
@@ -229,6 +231,8 @@ static void process_exited(struct fwd_anchor *a, int status)
     for (uint32_t i = 0; i < a->n; i++)
         close_chan(&a->ch[i]);
     p->state = MP_EXITED;
+    a->move_parked = false;
+    answer_move(a, &(struct mig_move_result){.ok = 0, .message = "the process ended before it could move"});
     log_info("pid %d ended on %s with status %#x", p->pid, a->d->cl->map.nodes[p->at].name, status);
     mproc_notify_stub(p, CTL_PEV_EXITED, status, a->d->cl->map.nodes[p->at].name);
     if (p->stub_gone) /* nobody will send CTL_PROC_DONE */
@@ -243,6 +247,12 @@ static void promote_next(struct fwd_anchor *a)
         return;
     for (uint32_t i = 0; i < a->n; i++)
         flush_input(a, &a->ch[i]);
+    if (a->move_parked) {
+        a->move_parked = false;
+        if (fconn_send(a->cur, FWD_MOVE, 0, &a->parked, sizeof a->parked) < 0)
+            answer_move(a, &(struct mig_move_result){.ok = 0, .message = "the move request could not be sent to "
+                                                                         "where the process runs; try again"});
+    }
     if (a->pend_sig) {
         fconn_send(a->cur, FWD_SIGNAL, 0, &(struct mig_signal){a->pend_sig}, sizeof(struct mig_signal));
         a->pend_sig = 0;
@@ -371,11 +381,18 @@ int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t
                     const char *node, uid_t by)
 {
     struct mig_move m = {.reqid = reqid, .inject = inject, .by_uid = (uint32_t)by};
-    if (!a->cur || a->move_fd >= 0)
+    if (a->move_fd >= 0 || a->p->state == MP_EXITED)
         return -1;
     snprintf(m.node, sizeof m.node, "%s", node);
-    if (fconn_send(a->cur, FWD_MOVE, 0, &m, sizeof m) < 0)
+    if (!a->cur) {
+        /* its last move is ending (the new location has not connected
+         * yet, or waits for the old one's connection to close): ask the
+         * new one as soon as it is in service */
+        a->parked = m;
+        a->move_parked = true;
+    } else if (fconn_send(a->cur, FWD_MOVE, 0, &m, sizeof m) < 0) {
         return -1;
+    }
     a->move_fd = reply_fd;
     a->move_reqid = reqid;
     return 0;

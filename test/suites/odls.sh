@@ -189,15 +189,19 @@ run_case "odls-migrate-job-rank-resolves" 60 case_migrate_rank
 
 # --- a rank of a job over tcp moved mid-run (its stdin is /dev/null, its
 # PMIx connection and stdout are forwarded by its home): the job completes,
-# the move is logged with job and rank.  n1's pids are pushed past n2's
+# the move is logged with job and rank.  Moved back home and away again at
+# once, each asked as soon as the last one returned (the home then waits
+# for the new location's connection).  n1's pids are pushed past n2's
 # first, so that the rank's pid is free at the destination.
 case_move_tcp_rank() {
     "$V" exec n1 sh -c 'i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i + 1)); done'
-    job mv "${MIGR[@]}" "${TCP[@]}" -- sleep 3
+    job mv "${MIGR[@]}" "${TCP[@]}" -- sleep 4
     started mv || return 1
-    local job pid out
+    local job pid out to
     job=$(rank_job mv) pid=$(rank_pid mv 3)
-    out=$("$V" exec n1 "$C" migrate "$job" 3 --to n2 2>&1) || { echo "move: $out"; return 1; }
+    for to in n2 n1 n2; do
+        out=$("$V" exec n1 "$C" migrate "$job" 3 --to $to 2>&1) || { echo "move to $to: $out"; return 1; }
+    done
     [[ $("$V" exec n1 "$C" ps | ps_fields "$pid" JOB RANK NODE STATE) == "$job 3 n2 away" ]] ||
         { echo "ps at n1: $("$V" exec n1 "$C" ps | tr '\n' '|')"; return 1; }
     grep -qF "move pid $pid (job $job rank 3) n1 -> n2 for uid 0: ok" "$STATE/n1/migrd.log" || { echo "no move line in n1's log"; return 1; }
