@@ -160,6 +160,11 @@ struct engine_region {
 };
 pid_t engine_image_pid(const struct engine_image *img);
 uint32_t engine_image_uid(const struct engine_image *img);   /* real uid */
+/* The credentials the image will be restored with: uid[4] and gid[4] are
+ * real, effective, saved and filesystem ids; *groups (valid while the
+ * image is) the supplementary groups.  Their number. */
+uint32_t engine_image_creds(const struct engine_image *img, uint32_t uid[4], uint32_t gid[4],
+                            const uint32_t **groups);
 /* The fd number in the image of frozen pid that is the same open file as
  * our fd `mine`, -1 when none is (or -1 with an error: check errno). */
 int  engine_image_fd_same(const struct engine_image *img, pid_t pid, int mine);

@@ -207,4 +207,12 @@ int engine_image_poke(struct engine_image *img, uint64_t addr, const void *buf, 
 }
 
 uint32_t engine_image_uid(const struct engine_image *img) { return img->creds.uid[0]; }
+uint32_t engine_image_creds(const struct engine_image *img, uint32_t uid[4], uint32_t gid[4],
+                            const uint32_t **groups)
+{
+	memcpy(uid, img->creds.uid, sizeof img->creds.uid);
+	memcpy(gid, img->creds.gid, sizeof img->creds.gid);
+	*groups = img->creds.groups;
+	return img->creds.ngroups;
+}
 pid_t engine_image_pid(const struct engine_image *img) { return img->pid; }

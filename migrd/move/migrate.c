@@ -32,6 +32,7 @@
 #include "migrd/engine/engine_int.h"
 #include "migrd/util/admit.h"
 #include "migrd/util/log.h"
+#include "creds_check.h"
 #include "forward.h"
 #include "forward_conn.h"
 #include "mig_auth.h"
@@ -637,7 +638,8 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
                  : errno == EBADMSG ? "its MAC is wrong (not the image the source sent)" : strerror(errno));
         goto fail;
     }
-    if (have_postal && mpostal_prepare(d, &mp, img, &pin, why, sizeof why) < 0)
+    if (creds_check_local(img, cluster_self_name(d->cl), why, sizeof why) < 0 ||
+        (have_postal && mpostal_prepare(d, &mp, img, &pin, why, sizeof why) < 0))
         goto fail;
     for (uint32_t i = 0; i < img->nfds; i++) {
         struct eng_fd *f = &img->fds[i];

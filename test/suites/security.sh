@@ -44,15 +44,17 @@ if ! vcluster_up 3; then
     exit 0
 fi
 
-# as USER NODE CMD...: CMD inside NODE as the victim or the attacker.
+# as USER NODE CMD...: CMD inside NODE as the victim or the attacker, with
+# no supplementary groups (or those of AS_GROUPS, e.g. AS_GROUPS=6).
 as() {
-    local u g
+    local u g groups=--clear-groups
     case $1 in
     victim) u=$VU g=$VG ;;
     attacker) u=$AU g=$AG ;;
     esac
     shift
-    "$V" exec "$1" setpriv --reuid="$u" --regid="$g" --clear-groups -- "${@:2}"
+    [[ -n ${AS_GROUPS:-} ]] && groups=--groups=$AS_GROUPS
+    "$V" exec "$1" setpriv --reuid="$u" --regid="$g" "$groups" -- "${@:2}"
 }
 JOB=7340033 # [112,1]
 OTHER=9437185
@@ -209,6 +211,39 @@ run_case "a move that would reopen a file through a symlink to a 0600 root file 
     case_reopen symlink
 run_case "a move that would reopen a file the process may not open at the destination is refused; it runs on" 60 \
     case_reopen rootfile
+
+# --- the destination checks the vouched credentials against its own user
+# database: the user has an account there (n2 gets an /etc/passwd without
+# it, bound over the real one in n2's mount namespace only), and every group
+# the process holds is one of the user's (the victim is not in group 6)
+case_creds() { # case_creds account|group
+    stop_victim
+    if [[ $1 == group ]]; then
+        id -nG "$VICTIM" | tr ' ' '\n' | grep -qx "$(getent group 6 | cut -d: -f1)" && { echo "SKIP: $VICTIM is in group 6"; return 0; }
+        AS_GROUPS=6 start_victim "$PUB/counter" 100000 50 0
+    else
+        start_victim "$PUB/counter" 100000 50 0
+    fi || { echo "no pid: $(tr '\n' '|' <"$PUB/v.err")"; return 1; }
+    sleep 0.3
+    local out rc=0
+    if [[ $1 == account ]]; then
+        grep -v "^$VICTIM:" /etc/passwd >"$PUB/passwd.n2"
+        "$V" exec n2 mount --bind "$PUB/passwd.n2" /etc/passwd || { echo "cannot bind a passwd on n2"; return 1; }
+    fi
+    out=$("$V" exec n1 "$C" migrate "$VPID" --to n2 2>&1) || rc=$?
+    [[ $1 == account ]] && "$V" exec n2 umount /etc/passwd
+    ((rc)) || { echo "moved: $out"; return 1; }
+    echo "$out"
+    case $1 in
+    account) [[ $out == *"uid $VU has no account on n2"* ]] || return 1 ;;
+    group) [[ $out == *"its supplementary group 6 is not a group of $VICTIM (uid $VU) on n2"* ]] || return 1 ;;
+    esac
+    alive_at n1
+}
+run_case "a move into a node where the process's user has no account is refused; it runs on at its source" 60 \
+    case_creds account
+run_case "a move of a process holding a group its user is not in at the destination is refused; it runs on" 60 \
+    case_creds group
 
 # --- the owner can do all of it
 case_owner() {
