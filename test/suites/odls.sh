@@ -106,11 +106,13 @@ nothing_left() {
 
 # same_ending NAME-WITHOUT NAME-WITH: mpirun's status and messages match
 # (pids, job ids and addresses aside; the ranks' own lines aside).  The
-# "[host:pid] " prefixes of a backtrace are dropped: the processes write
-# them apart from the line, and under load another line may come between.
+# "[host:pid] " and "[ N] " prefixes of a backtrace are dropped, and so are
+# the ranks' lines wherever they are: a process writes a prefix apart from
+# its line, and under load another rank's line may come between.
 normalize() {
     sed -E 's/\[n[0-9]+:[0-9]+\] ?//g; s/(PID|pid) [0-9]+/\1 P/g; s/0x[0-9a-f]+/X/g;
-        s/\[\[[0-9]+,/[[J,/g' "$1" | grep -v '^rank ' | sort -u
+        s/\[\[[0-9]+,/[[J,/g; s/rank [0-9]+ of [0-9]+ job [^ ]+ pid P sum [0-9]+//g;
+        s/^\[ *[0-9]+\] ?//' "$1" | grep -v -e '^rank ' -e '^$' | sort -u
 }
 same_ending() {
     local rc0 rc1
