@@ -108,11 +108,13 @@ nothing_left() {
 # (pids, job ids and addresses aside; the ranks' own lines aside).  The
 # "[host:pid] " and "[ N] " prefixes of a backtrace are dropped, and so are
 # the ranks' lines wherever they are: a process writes a prefix apart from
-# its line, and under load another rank's line may come between.
+# its line, and under load another rank's line may come between.  The rsh
+# agent's setpgid warning is a race of mpirun's own (a child that has
+# already run exec), with or without migr.
 normalize() {
     sed -E 's/\[n[0-9]+:[0-9]+\] ?//g; s/(PID|pid) [0-9]+/\1 P/g; s/0x[0-9a-f]+/X/g;
         s/\[\[[0-9]+,/[[J,/g; s/rank [0-9]+ of [0-9]+ job [^ ]+ pid P sum [0-9]+//g;
-        s/^\[ *[0-9]+\] ?//' "$1" | grep -v -e '^rank ' -e '^$' | sort -u
+        s/^\[ *[0-9]+\] ?//' "$1" | grep -v -e '^rank ' -e '^$' -e 'plm:rsh: Warning: setpgid(' | sort -u
 }
 same_ending() {
     local rc0 rc1
