@@ -43,6 +43,11 @@ extern "C" {
 /* Default control socket of the local migrd; $MIGR_SOCKET overrides it. */
 #define DICOM_DEFAULT_SOCKET "/run/migr/migrd.sock"
 
+/* `odls migr` sets this variable to 1 in the environment of every rank it
+ * launches: the job asked for migr, and the dicom BTL takes it without
+ * being named in the btl MCA parameter (see btl_dicom_select). */
+#define DICOM_ODLS_ENV "MIGR_ODLS"
+
 /* A mailbox address.  `job` is chosen by the launcher (Open MPI's jobid),
  * `rank` is the process's rank in that job. */
 typedef struct dicom_addr {

@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "migrd/postal/mbox.h"
 #include "migrd/postal/relay.h"
 #include "migrd/util/clock.h"
+#include "migrd/util/detach.h"
 #include "migrd/util/log.h"
 #include "ctl.h"
 #include "migrd.h"
@@ -58,7 +58,8 @@ static void usage(FILE *f)
             "  -s, --socket PATH     control socket (default %s)\n"
             "  -p, --port N          link port when there is no map (default %d)\n"
             "  -f, --foreground      do not detach; log to stderr unless --log is given\n"
-            "  -l, --log FILE        log to FILE\n"
+            "                        (detached: to syslog, facility daemon, unless --log)\n"
+            "  -l, --log FILE        log to FILE (SIGHUP reopens it)\n"
             "  -L, --log-level LVL   error, warn, info (default) or debug\n"
             "  -P, --pidfile FILE    write the daemon's pid to FILE\n"
             "      --insecure        run without authenticating the other daemons (no\n"
@@ -89,7 +90,9 @@ static void usage(FILE *f)
             "  -h, --help            this text\n"
             "  -V, --version         version\n"
             "\n"
-            "Signals: SIGTERM or SIGINT shut down cleanly.\n",
+            "Detached, migrd returns once every socket is bound and the pidfile written:\n"
+            "exit status 0, or 1 with the reason on stderr.\n"
+            "Signals: SIGTERM or SIGINT shut down cleanly; SIGHUP reopens the log file.\n",
             DICOM_DEFAULT_SOCKET, LINK_DEFAULT_PORT, RELAY_POLL_US_DEFAULT);
 }
 
@@ -233,25 +236,6 @@ static int load_map(struct migrd *d, const struct options *o)
     return load_key(d, o);
 }
 
-static int daemonize(void)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid > 0)
-        _exit(0);
-    if (setsid() < 0)
-        return -errno;
-    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    dup2(fd, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close(fd);
-    return 0;
-}
-
 static int write_pidfile(const char *path)
 {
     FILE *f = fopen(path, "we");
@@ -259,6 +243,21 @@ static int write_pidfile(const char *path)
         return -errno;
     fprintf(f, "%d\n", (int)getpid());
     return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* SIGHUP: logrotate moved the log file away; the daemon goes on. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    int rc = log_reopen();
+    if (rc > 0)
+        log_info("SIGHUP: log file %s reopened", log_path());
+    else if (rc == 0)
+        log_info("SIGHUP: not logging to a file, nothing to reopen");
+    else
+        log_error("SIGHUP: reopening the log file %s: %s; logging on to the old one", log_path(), strerror(-rc));
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -295,11 +294,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "migrd: --log %s: %s\n", o.log, strerror(-rc));
         return 1;
     }
-    if (!o.foreground && (rc = daemonize()) < 0) {
-        fprintf(stderr, "migrd: cannot detach: %s\n", strerror(-rc));
-        return 1;
-    }
+    /* SIGPIPE: a peer or the starting process gone; SIGHUP until the event
+     * loop takes it: not fatal */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    if (!o.foreground) {
+        if (!o.log && access("/dev/log", W_OK) < 0)
+            fprintf(stderr, "migrd: warning: no syslog daemon takes messages on /dev/log (%s): the log "
+                            "is lost; use --log FILE\n", strerror(errno));
+        if ((rc = detach_start()) < 0) {
+            fprintf(stderr, "migrd: cannot detach: %s\n", strerror(-rc));
+            return 1;
+        }
+        if (!o.log)
+            log_to_syslog();
+    }
     relay_init(&d.postal, o.sched, (uint32_t)o.poll_us);
     d.start_ms = migrd_now_ms();
     d.base = event_base_new();
@@ -320,7 +329,9 @@ int main(int argc, char **argv)
         return 1;
     struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-    if (!d.postal.mboxes || !sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
+    struct event *sighup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
+    if (!d.postal.mboxes || !sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0 ||
         location_init(&d.postal) < 0 || exile_init(&d.postal) < 0 || jobs_init(&d.postal) < 0) {
         log_error("out of memory at start-up");
         return 1;
@@ -339,6 +350,7 @@ int main(int argc, char **argv)
         if (!d.cl.secure && d.cl.map.nnodes > 1)
             log_warn("INSECURE: --insecure: daemons of other nodes are not authenticated; anyone who can "
                      "reach ports %u and %u can inject packets and processes", n->port, n->port + 1u);
+        detach_ready();
         relay_run(&d.postal, &d.stopping);
     }
     ctl_fini(&d);
@@ -350,6 +362,7 @@ int main(int argc, char **argv)
     jobs_fini(&d.postal);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
     event_base_free(d.base);
     node_page_free(&d.postal);
     if (o.pidfile && rc == 0)

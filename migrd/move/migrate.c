@@ -840,10 +840,17 @@ int migrate_init(struct move *d)
     d->migrate = m;
     m->lfd = node_listen(self, migrate_port(d, d->cl->self));
     if (m->lfd < 0) {
-        /* another daemon on this host (tests): no moves in or out here */
-        log_warn("migration port %s:%u: %s: processes cannot move to or from this node",
-                 self->addr, migrate_port(d, d->cl->self), strerror(-m->lfd));
+        int rc = m->lfd;
         m->lfd = -1;
+        if (d->cl->map.nnodes > 1) {
+            log_error("cannot listen on the migration port %s:%u (node %s): %s", self->addr,
+                      migrate_port(d, d->cl->self), self->name, strerror(-rc));
+            return rc;
+        }
+        /* a node alone has nowhere to move to; a second one-node daemon on
+         * this host (tests) runs without the port */
+        log_warn("migration port %s:%u: %s: processes cannot move to or from this node",
+                 self->addr, migrate_port(d, d->cl->self), strerror(-rc));
     }
     if (m->lfd >= 0) {
         m->lev = event_new(d->base, m->lfd, EV_READ | EV_PERSIST, on_accept, d);

@@ -83,6 +83,94 @@ expect_fail "migrd: second daemon on the same socket refused" 10 "already answer
     "$MIGRD_BIN" --foreground --socket "$MIGR_SOCKET"
 expect_fail "migrd: bad option refused" 10 "is not error, warn, info or debug" \
     "$MIGRD_BIN" --log-level loud
+
+# --- migrd in the background: it returns once every socket is bound, or
+# exits 1 with the reason; SIGHUP reopens its log; syslog without --log ---
+BGPORT=$((30000 + RANDOM % 20000))
+printf 'cluster c\nnode a 127.0.0.1:%d\nnode b 127.0.0.2:%d\n' $BGPORT $BGPORT >"$SCRATCH/bg.conf"
+# the detached daemons are stopped through their pidfiles (run_case runs
+# a case in a subshell: an at_exit there would be lost)
+at_exit "for f in '$SCRATCH'/*.pid; do [[ -s \$f ]] && kill \$(cat \$f); done"
+bg_migrd() { # bg_migrd NAME [ARGS...]: a detached migrd of node a, socket and pidfile NAME.*
+    local n=$1
+    shift
+    "$MIGRD_BIN" --config "$SCRATCH/bg.conf" --node a --insecure --socket "$SCRATCH/$n.sock" \
+        --pidfile "$SCRATCH/$n.pid" "$@"
+}
+bg_good_start() {
+    bg_migrd bg1 --log "$SCRATCH/bg1.log" || { echo "exit $?"; return 1; }
+    # no waiting: the socket and the pidfile are there when it returns
+    [[ -S $SCRATCH/bg1.sock ]] || { echo "returned before the socket existed"; return 1; }
+    kill -0 "$(cat "$SCRATCH/bg1.pid")" || { echo "no daemon behind the pidfile"; return 1; }
+    "$MIGRCTL_BIN" --socket "$SCRATCH/bg1.sock" status >/dev/null
+}
+run_case "migrd detached: returns 0 only once its socket and pidfile exist, and answers" 20 bg_good_start
+bg_refused() { # bg_refused PATTERN ARGS...: exit status 1, PATTERN in a line "migrd: ..."
+    local pat=$1 rc
+    shift
+    bg_migrd "$@" 2>"$SCRATCH/bg.err"
+    rc=$?
+    cat "$SCRATCH/bg.err"
+    ((rc == 1)) || { echo "exit $rc, expected 1"; return 1; }
+    grep -Eq "^migrd: .*$pat" "$SCRATCH/bg.err"
+}
+run_case "migrd detached on a busy link port exits 1 naming the address" 20 \
+    bg_refused "cannot listen on 127\.0\.0\.1:$BGPORT \(node a\): Address already in use" bg2 --log "$SCRATCH/bg2.log"
+printf 'cluster c\nnode a 127.0.0.1:%d\nnode b 127.0.0.2:%d\n' $((BGPORT - 1)) $((BGPORT - 1)) >"$SCRATCH/bg3.conf"
+run_case "migrd detached on a busy migration port exits 1 naming the address" 20 \
+    bg_refused "migration port 127\.0\.0\.1:$BGPORT \(node a\): Address already in use" bg3 \
+    --config "$SCRATCH/bg3.conf" --log "$SCRATCH/bg3.log"
+run_case "migrd detached on a busy control socket exits 1 naming the socket" 20 \
+    bg_refused "another migrd already answers on $SCRATCH/bg1.sock" bg1 --log "$SCRATCH/bg4.log"
+sighup_reopens() {
+    local pid i
+    pid=$(cat "$SCRATCH/bg1.pid")
+    mv "$SCRATCH/bg1.log" "$SCRATCH/bg1.log.1"
+    kill -HUP "$pid"
+    for ((i = 0; i < 50; i++)); do
+        grep -q "SIGHUP: log file $SCRATCH/bg1.log reopened" "$SCRATCH/bg1.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    cat "$SCRATCH/bg1.log"
+    grep -q "SIGHUP: log file $SCRATCH/bg1.log reopened" "$SCRATCH/bg1.log" || { echo "no new log file"; return 1; }
+    kill -0 "$pid" || { echo "SIGHUP killed migrd"; return 1; }
+    "$MIGRCTL_BIN" --socket "$SCRATCH/bg1.sock" status >/dev/null
+}
+run_case "SIGHUP after the log file was moved away: a new log file, migrd answers" 20 sighup_reopens
+# Without a syslog daemon here, a fake /dev/log: a datagram socket read by
+# python3, put at /dev/log in a mount namespace of the daemon's own.
+syslog_case() {
+    local name="migrd detached without --log writes to syslog (daemon facility, with its pid)"
+    local dev=$SCRATCH/dev rec=$SCRATCH/syslog.rec reader i
+    command -v python3 >/dev/null || { skip "$name" "no python3 for a fake /dev/log"; return; }
+    mkdir -p "$dev" && : >"$dev/null"
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+f = open(sys.argv[2], "ab", 0)
+while True:
+    f.write(s.recv(65536) + b"\n")' "$dev/log" "$rec" &
+    reader=$!
+    at_exit "kill $reader"
+    for ((i = 0; i < 50; i++)); do [[ -S $dev/log ]] && break; sleep 0.1; done
+    if ! unshare -m --propagation private true 2>/dev/null; then
+        skip "$name" "no mount namespace (unshare -m) for a fake /dev/log"
+        return
+    fi
+    unshare -m --propagation private sh -c 'mount --bind /dev/null "$1/null" && mount --bind "$1" /dev &&
+        shift && exec "$@"' sh "$dev" "$MIGRD_BIN" --socket "$SCRATCH/sl.sock" --pidfile "$SCRATCH/sl.pid" \
+        --port $((BGPORT + 2)) >"$SCRATCH/sl.err" 2>&1 || { fail "$name" "exit $?: $(tr '\n' '|' <"$SCRATCH/sl.err")"; return; }
+    local pid
+    pid=$(cat "$SCRATCH/sl.pid")
+    for ((i = 0; i < 50; i++)); do grep -q 'up: node' "$rec" 2>/dev/null && break; sleep 0.1; done
+    # <30>: facility daemon (3) * 8 + info (6)
+    if grep -Eq "^<30>.* migrd\[$pid\]: \[[^]]+\] info: migrd .* up: node " "$rec"; then
+        pass "$name"
+    else
+        fail "$name" "no line <30>... migrd[$pid]: ... up: in what /dev/log got: $(head -c 300 "$rec" | tr '\n' '|')"
+    fi
+}
+syslog_case
 unset MIGR_SOCKET
 
 # --- across virtual nodes ---

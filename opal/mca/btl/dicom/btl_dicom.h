@@ -49,10 +49,17 @@ BEGIN_C_DECLS
 /* Default exclusivity: above every other BTL that can reach a peer on
  * another process (vader and self use MCA_BTL_EXCLUSIVITY_HIGH, tcp uses
  * LOW + 100).  A rank that talks to a peer through vader's shared segments
- * could not be moved, so when migrd is there dicom takes every peer; self
- * still carries a process's messages to itself because dicom never claims
- * its own process in add_procs. */
+ * could not be moved, so in a job that selected dicom (btl_dicom_select)
+ * it takes every peer; self still carries a process's messages to itself
+ * because dicom never claims its own process in add_procs. */
 #define MCA_BTL_DICOM_EXCLUSIVITY (MCA_BTL_EXCLUSIVITY_HIGH + 1)
+
+/* btl_dicom_select: which jobs the component makes a module for. */
+typedef enum {
+    MCA_BTL_DICOM_SELECT_AUTO,      /* named in the btl parameter, or odls migr */
+    MCA_BTL_DICOM_SELECT_ALWAYS,    /* every job, whenever a migrd answers       */
+    MCA_BTL_DICOM_SELECT_NEVER      /* none                                      */
+} mca_btl_dicom_select_t;
 
 /* What a process publishes in the modex (OPAL_PMIX_GLOBAL). */
 typedef struct mca_btl_dicom_modex_t {
@@ -81,10 +88,12 @@ typedef struct mca_btl_dicom_component_t {
     int free_list_num;
     int free_list_max;
     int free_list_inc;
+    int select;                     /* mca_btl_dicom_select_t              */
 
     /* state */
     int output;                     /* opal_output stream, prefix btl:dicom*/
-    bool explicitly_requested;      /* `dicom` is named in the btl param   */
+    bool requested;                 /* the job asked for dicom: named in the
+                                       btl parameter or launched by odls migr */
     bool mpi_threads;               /* MPI_THREAD_MULTIPLE                 */
     struct mca_btl_dicom_module_t *module; /* NULL until init succeeded    */
 
@@ -144,11 +153,10 @@ extern mca_btl_dicom_module_t mca_btl_dicom_module;
 void mca_btl_dicom_show(int level, const char *fmt, ...)
     __opal_attribute_format__(__printf__, 2, 3);
 
-/* A notice that is printed by default only when the user named `dicom`
- * in the btl parameter (why dicom is not used), else at verbosity 1. */
+/* A notice that is printed by default only when the job asked for dicom
+ * (why dicom is not used), else at verbosity 1. */
 #define MCA_BTL_DICOM_NOTICE(...)                                          \
-    mca_btl_dicom_show(mca_btl_dicom_component.explicitly_requested ? -1 : 1, \
-                       __VA_ARGS__)
+    mca_btl_dicom_show(mca_btl_dicom_component.requested ? -1 : 1, __VA_ARGS__)
 
 static inline uint64_t mca_btl_dicom_addr_key(dicom_addr_t a)
 {

@@ -58,12 +58,21 @@ mca_btl_dicom_component_t mca_btl_dicom_component = {
 
 /* ------------------------------------------------------------ register --- */
 
+static const mca_base_var_enum_value_t mca_btl_dicom_select_values[] = {
+    {MCA_BTL_DICOM_SELECT_AUTO, "auto"},
+    {MCA_BTL_DICOM_SELECT_ALWAYS, "always"},
+    {MCA_BTL_DICOM_SELECT_NEVER, "never"},
+    {0, NULL},
+};
+
 static int mca_btl_dicom_component_register(void)
 {
     mca_btl_dicom_component_t *c = &mca_btl_dicom_component;
     mca_btl_base_module_t *btl = &mca_btl_dicom_module.super;
     const mca_base_component_t *v = &c->super.btl_version;
     const char *env = getenv("MIGR_SOCKET");
+    mca_base_var_enum_t *select_enum = NULL;
+    int rc;
 
     (void) mca_base_var_group_component_register(v, "migr's DiCOM postal transport: every "
                                                  "peer is reached through the local migrd, "
@@ -147,6 +156,26 @@ static int mca_btl_dicom_component_register(void)
                                            OPAL_INFO_LVL_5, MCA_BASE_VAR_SCOPE_LOCAL,
                                            &c->yield_to_relay);
 
+    rc = mca_base_var_enum_create("btl_dicom_select", mca_btl_dicom_select_values, &select_enum);
+    if (OPAL_SUCCESS != rc) {
+        return rc;
+    }
+    c->select = MCA_BTL_DICOM_SELECT_AUTO;
+    (void) mca_base_component_var_register(v, "select",
+                                           "Which jobs use the dicom BTL: \"auto\" (default) "
+                                           "only a job that asked for it, by naming dicom in "
+                                           "the btl parameter (--mca btl dicom,self) or by "
+                                           "being launched with --mca odls migr (which sets "
+                                           DICOM_ODLS_ENV "=1 for its ranks); other jobs "
+                                           "use vader/tcp and survive a restart of migrd. "
+                                           "\"always\": every job whenever a migrd answers "
+                                           "(its exclusivity then beats vader and tcp). "
+                                           "\"never\": no job",
+                                           MCA_BASE_VAR_TYPE_INT, select_enum, 0, 0,
+                                           OPAL_INFO_LVL_3, MCA_BASE_VAR_SCOPE_READONLY,
+                                           &c->select);
+    OBJ_RELEASE(select_enum);
+
     c->free_list_num = 8;
     (void) mca_base_component_var_register(v, "free_list_num",
                                            "Initial number of send descriptors of each kind",
@@ -198,7 +227,7 @@ static int mca_btl_dicom_component_open(void)
     c->progress_ticks = 0;
     c->next_event_check_ms = 0;
     c->fatal_reported = false;
-    c->explicitly_requested = false;
+    c->requested = false;
     memset((void *) &c->count, 0, sizeof(c->count));
 
     c->output = opal_output_open(NULL);
@@ -246,6 +275,44 @@ static bool mca_btl_dicom_named_in(const char *list)
     }
     opal_argv_free(argv);
     return found;
+}
+
+/* The value of the btl framework parameter (--mca btl LIST), or NULL. */
+static const char *mca_btl_dicom_btl_param(void)
+{
+    char **value = NULL;
+    int idx = mca_base_var_find("opal", "btl", NULL, NULL);
+
+    if (idx < 0 || OPAL_SUCCESS != mca_base_var_get_value(idx, &value, NULL, NULL) ||
+        NULL == value) {
+        return NULL;
+    }
+    return *value;
+}
+
+/* Does this job ask for dicom (btl_dicom_select)?  Sets c->requested;
+ * false: the notice says why it is not used. */
+static bool mca_btl_dicom_job_selects(mca_btl_dicom_component_t *c)
+{
+    const char *odls = getenv(DICOM_ODLS_ENV);
+
+    c->requested = mca_btl_dicom_named_in(mca_btl_dicom_btl_param()) ||
+                   mca_btl_dicom_named_in(mca_btl_base_include) ||
+                   (NULL != odls && 0 == strcmp(odls, "1"));
+    switch (c->select) {
+    case MCA_BTL_DICOM_SELECT_ALWAYS:
+        return true;
+    case MCA_BTL_DICOM_SELECT_NEVER:
+        MCA_BTL_DICOM_NOTICE("btl_dicom_select is \"never\": the dicom BTL is not used");
+        return false;
+    default:
+        if (!c->requested) {
+            MCA_BTL_DICOM_NOTICE("this job did not select dicom (not named in the btl parameter, "
+                                 "not launched by odls migr, btl_dicom_select \"auto\"): the "
+                                 "dicom BTL is not used");
+        }
+        return c->requested;
+    }
 }
 
 static bool mca_btl_dicom_ring_size_ok(unsigned int size, const char *name)
@@ -312,9 +379,9 @@ static mca_btl_base_module_t **mca_btl_dicom_component_init(int *num_btls,
     (void) enable_progress_threads;     /* progress is polled; no thread */
     *num_btls = 0;
     c->mpi_threads = enable_mpi_threads;
-    c->explicitly_requested = mca_btl_dicom_named_in(opal_btl_base_framework.framework_selection) ||
-                              mca_btl_dicom_named_in(mca_btl_base_include);
-
+    if (!mca_btl_dicom_job_selects(c)) {
+        return NULL;
+    }
     if (!mca_btl_dicom_ring_size_ok(c->inbox_size, "inbox_size") ||
         !mca_btl_dicom_ring_size_ok(c->outbox_size, "outbox_size")) {
         return NULL;

@@ -1,8 +1,9 @@
 /*
  * odls_migr_module.c -- the module of odls migr (see odls_migr.h): launch
  * each local rank as `DEPUTY run --job J --rank R [--no-migrate] -- APP
- * ARGS`, and send the orted's signals to the deputy, which forwards them to
- * the rank wherever it runs.
+ * ARGS` with MIGR_ODLS=1 in its environment (DICOM_ODLS_ENV: the dicom
+ * BTL takes the jobs launched so), and send the orted's signals to the
+ * deputy, which forwards them to the rank wherever it runs.
  *
  * Everything but the fork is the ODLS base's (child list, IOF pipes, PMIx
  * environment, wait callbacks).  The fork follows the contract of the base
@@ -25,7 +26,9 @@
 #include <unistd.h>
 
 #include "opal/util/argv.h"
+#include "opal/util/error.h"
 #include "opal/util/fd.h"
+#include "opal/util/opal_environ.h"
 #include "opal/util/output.h"
 #include "orte/constants.h"
 #include "orte/mca/errmgr/errmgr.h"
@@ -113,6 +116,12 @@ static void child_exec(orte_odls_spawn_caddy_t *cd, int errfd)
         if (null > 2 && null != errfd) {
             close(null);
         }
+    }
+    /* the rank was launched by odls migr: its dicom BTL takes the job */
+    if (OPAL_SUCCESS != (rc = opal_setenv(DICOM_ODLS_ENV, "1", true, &cd->env))) {
+        child_fail(errfd, "env", "odls migr on %s: cannot set %s=1 for rank %u (%s)",
+                   orte_process_info.nodename, DICOM_ODLS_ENV, (unsigned)cd->child->name.vpid,
+                   opal_strerror(rc));
     }
     /* binding: the deputy's is inherited by the rank */
     orte_rtc.set(cd->jdata, cd->child, &cd->env, errfd);
