@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -37,7 +38,8 @@
 /* ------------------------------------------------------------ crc32c */
 
 static uint32_t crc_table[8][256];
-static int crc_hw = -1;
+static int crc_hw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
 {
@@ -79,8 +81,7 @@ uint32_t eng_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
-	if (crc_hw < 0)
-		crc_init();
+	pthread_once(&crc_once, crc_init);
 	crc = ~crc;
 	if (crc_hw)
 		return ~crc_sse42(crc, p, len);
@@ -139,8 +140,9 @@ static void pblob(struct ebuf *b, const void *p, uint32_t l)
 	eput(b, p, l);
 }
 
-static void (*tap_fn)(void *arg, const void *p, size_t n);
-static void *tap_arg;
+/* per thread: a move's stream may be read in a thread of its own */
+static __thread void (*tap_fn)(void *arg, const void *p, size_t n);
+static __thread void *tap_arg;
 
 void engine_image_tap(void (*fn)(void *arg, const void *p, size_t n), void *arg)
 {

@@ -4,6 +4,7 @@
 #include "mig_auth.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,14 @@
 #include "migrate_proto.h"
 
 /* Blocking sockets with a session: few at a time (a move in or out, a
- * forwarding connection being set up), all in the daemon's one thread. */
+ * forwarding connection being set up).  The event loop and the threads
+ * that read incoming moves (migrate_recv.c) share the table. */
 #define MIG_AUTH_SLOTS 64
 static struct {
     int fd;
     struct auth_session *s;
 } slots[MIG_AUTH_SLOTS];
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int slot_of(int fd)
 {
@@ -31,29 +34,38 @@ static int slot_of(int fd)
 
 struct auth_session *mig_auth_of(int fd)
 {
+    pthread_mutex_lock(&slots_lock);
     int i = slot_of(fd);
-    return i < 0 ? NULL : slots[i].s;
+    struct auth_session *s = i < 0 ? NULL : slots[i].s;
+    pthread_mutex_unlock(&slots_lock);
+    return s;
 }
 
 struct auth_session *mig_auth_take(int fd)
 {
+    pthread_mutex_lock(&slots_lock);
     int i = slot_of(fd);
     struct auth_session *s = i < 0 ? NULL : slots[i].s;
     if (i >= 0)
         slots[i].s = NULL;
+    pthread_mutex_unlock(&slots_lock);
     return s;
 }
 
 int mig_auth_give(int fd, struct auth_session *s)
 {
+    int rc = s ? -1 : 0;
     free(mig_auth_take(fd));
+    pthread_mutex_lock(&slots_lock);
     for (int i = 0; s && i < MIG_AUTH_SLOTS; i++)
         if (!slots[i].s) {
             slots[i].fd = fd;
             slots[i].s = s;
-            return 0;
+            rc = 0;
+            break;
         }
-    return s ? -1 : 0;
+    pthread_mutex_unlock(&slots_lock);
+    return rc;
 }
 
 void mig_close(int fd)

@@ -2,7 +2,8 @@
  * migrate.c -- see migrate.h.  A move, as the code runs it:
  *   migrctl migrate -> ctl.c -> migrate_ctl_migrate (here, or FWD_MOVE via the
  *   home's anchor to where the process runs) -> migrate_out -> [destination]
- *   accept_frame(OFFER) -> incoming() -> engine_image_read_into/restore ->
+ *   accept_frame(OFFER) -> incoming() -> migrate_recv.c's thread reads the
+ *   stream -> arrived() -> restore_arrived() (engine restore) ->
  *   RESTORED -> [source] engine_release(KILL), fwd_ep_detach / anchor.
  */
 #include "migrate.h"
@@ -39,6 +40,7 @@
 #include "migrate_postal.h"
 #include "node_mem.h"
 #include "migrate_proc.h"
+#include "migrate_recv.h"
 #include "move.h"
 
 #define OFFER_TIMEOUT_MS   10000
@@ -46,6 +48,7 @@
 #define STREAM_TIMEOUT_MS  30000
 #define MEM_HEADROOM       (64ull << 20)
 #define MIGRATE_MAX_PENDING 32    /* accepted, not yet proved: at once */
+#define MIGRATE_MAX_ARRIVING 4    /* streams being read at once */
 
 #define SETTLE_STEP        (32ull << 20)
 
@@ -57,6 +60,7 @@ struct migrate {
     struct admit admit;       /* connections waiting for their handshake */
     struct mproc *procs;
     struct settle_job *settles;
+    struct mrecv *arriving;   /* moves whose stream is being read (migrate_recv.c) */
 };
 
 static uint64_t now_us(void)
@@ -500,173 +504,171 @@ struct incoming {
     struct mig_offer offer;
 };
 
-/* The buffer the pages are received into, made ready before the offer is
- * accepted (the source freezes only then): allocating and faulting in
- * memory for a big process is the slowest part of a restore, and the
- * restore takes whole regions over from it instead of copying them.  Its
- * size is the process's resident memory (which counts every page that
- * travels but swapped ones) with some slack; an image whose pages do not
- * fit gets a buffer while the source is frozen (slower, still correct). */
-static int prepare_pages(struct move *d, const struct mig_offer *o, struct engine_pagebuf *pb,
-                         char *why, size_t len)
+static void refuse_offer(int fd, const struct mig_offer *o, const char *why)
 {
-    uint64_t want = o->mem_bytes + o->mem_bytes / 16 + (2u << 20), t0 = now_us();
-    if (engine_pagebuf_prepare(want, pb) < 0) {
-        snprintf(why, len, "cannot make room for the %llu MiB of pid %d on %s: %s",
-                 (unsigned long long)(want >> 20), o->pid, cluster_self_name(d->cl), engine_strerror());
-        return -1;
+    log_info("refusing pid %d from its source: %s", o->pid, why);
+    mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
+    mig_close(fd);
+}
+
+/* Whether the process may arrive here now: 0, or -1 with why. */
+static int arrival_check(struct move *d, const struct mig_offer *o, char *why, size_t len)
+{
+    struct mproc *p = mproc_find(d, (int)o->home, o->pid);
+    unsigned n = 0;
+    bool again = false;
+    for (struct mrecv *r = d->migrate->arriving; r; r = r->next, n++)
+        again |= r->offer.pid == o->pid && r->offer.home == o->home;
+    if (p && (p->here || !p->is_home))
+        snprintf(why, len, "pid %d of %s is already known on %s", o->pid, d->cl->map.nodes[o->home].name,
+                 cluster_self_name(d->cl));
+    else if (!p && (int)o->home == d->cl->self)
+        snprintf(why, len, "pid %d does not belong to %s", o->pid, cluster_self_name(d->cl));
+    else if (again)
+        snprintf(why, len, "pid %d of %s is arriving on %s already", o->pid, d->cl->map.nodes[o->home].name,
+                 cluster_self_name(d->cl));
+    else if (n >= MIGRATE_MAX_ARRIVING)
+        snprintf(why, len, "%u moves are arriving on %s at once: try again", n, cluster_self_name(d->cl));
+    else
+        return 0;
+    return -1;
+}
+
+/* The process's record here: its home's own (a process coming back), or
+ * a new one (*made); NULL if out of memory. */
+static struct mproc *arrival_record(struct move *d, const struct mig_offer *o, bool *made)
+{
+    struct mproc *p = mproc_find(d, (int)o->home, o->pid);
+    *made = false;
+    if (p)
+        return p;
+    if (!(p = mproc_new(d, o->pid, (int)o->home)))
+        return NULL;
+    *made = true;
+    p->flags = o->flags;
+    p->job = o->job;
+    p->rank = o->rank;
+    snprintf(p->cmd, sizeof p->cmd, "%.63s", o->cmd);
+    return p;
+}
+
+/* The frames that came before the image, applied in order: the relay
+ * channels, the unread input, the mailbox and its rings. */
+struct arrival {
+    struct mig_chan map[MIG_MAX_CHAN];
+    int proc_end[MIG_MAX_CHAN];
+    uint32_t nmap;
+    struct mig_postal mp;
+    bool have_postal;
+    struct mpostal_in pin;
+};
+
+static int apply_frames(struct move *d, struct mproc *p, const struct mrecv_frame *f, struct arrival *a,
+                        char *why, size_t wl)
+{
+    for (; f; f = f->next) {
+        const struct mig_hdr *h = &f->h;
+        if (h->type == MIG_CHANMAP && h->len % sizeof a->map[0] == 0 &&
+            h->len / sizeof a->map[0] <= MIG_MAX_CHAN && !a->nmap) {
+            memcpy(a->map, f->body, h->len);
+            for (uint32_t i = 0; i < h->len / sizeof a->map[0]; i++) {
+                if (fwd_ep_add(p->ep, a->map[i].chan, a->map[i].dir, &a->proc_end[i]) < 0) {
+                    snprintf(why, wl, "cannot make relay channel %u", a->map[i].chan);
+                    return -1;
+                }
+                a->nmap++;
+            }
+        } else if (h->type == MIG_INPUT) {
+            if (fwd_ep_prefill(p->ep, h->chan, f->body, h->len) < 0) {
+                snprintf(why, wl, "input for unknown channel %u", h->chan);
+                return -1;
+            }
+        } else if (h->type == MIG_INPUT_EOF) {
+            fwd_ep_prefill_eof(p->ep, h->chan);
+        } else if (h->type == MIG_POSTAL && h->len == sizeof a->mp && !a->have_postal) {
+            memcpy(&a->mp, f->body, sizeof a->mp);
+            a->have_postal = true;
+            if (mpostal_begin(d, &a->mp, p->pid, &a->pin, why, wl) < 0)
+                return -1;
+        } else if (h->type == MIG_POSTAL_RING) {
+            if (mpostal_ring(&a->pin, f->body, h->len, why, wl) < 0)
+                return -1;
+        } else {
+            snprintf(why, wl, "unexpected %s frame in the stream", mig_type_name(h->type));
+            return -1;
+        }
     }
-    log_debug("pid %d: %llu MiB page buffer ready in %.1f ms", o->pid,
-              (unsigned long long)(want >> 20), (double)(now_us() - t0) / 1000);
     return 0;
 }
 
-static void incoming(evutil_socket_t unused, short what, void *arg)
+/* Each descriptor of the image that leads outside gets its relay channel. */
+static int give_channels(struct engine_image *img, struct arrival *a, char *why, size_t wl)
 {
-    struct incoming *in = arg;
-    struct move *d = in->d;
-    struct mig_offer offer = in->offer;
-    const struct mig_offer *o = &offer;
-    char why[MIG_REASON_MAX] = "";
-    struct mig_chan map[MIG_MAX_CHAN];
-    int proc_end[MIG_MAX_CHAN];
-    uint32_t nmap = 0;
-    struct engine_image *img = NULL;
-    struct mproc *p = NULL;
-    bool new_rec = false;
-    uint64_t bytes = 0;
-    uint8_t *buf = NULL;
-    struct engine_pagebuf pb = {0};
-    struct mig_hdr h;
-    struct mig_postal mp;
-    struct mpostal_in pin;
-    bool have_postal = false;
-    pid_t restored;
-    mpostal_in_init(&pin);
-    (void)unused;
-    (void)what;
-    int fd = fconn_take_fd(in->c);
-    free(in);
-    if (fd < 0)
-        return;
-    stream_opts(fd);
-    if (check_offer(d, o, why, sizeof why) < 0) {
-        log_info("refusing pid %d from its source: %s", o->pid, why);
-        mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
-        mig_close(fd);
-        return;
-    }
-    p = mproc_find(d, (int)o->home, o->pid);
-    if (p && (p->here || !p->is_home)) {
-        snprintf(why, sizeof why, "pid %d of %s is already known on %s", o->pid,
-                 d->cl->map.nodes[o->home].name, cluster_self_name(d->cl));
-        mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
-        mig_close(fd);
-        return;
-    }
-    if (!p) {
-        if ((int)o->home == d->cl->self) {
-            snprintf(why, sizeof why, "pid %d does not belong to %s", o->pid, cluster_self_name(d->cl));
-            mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
-            mig_close(fd);
-            return;
-        }
-        p = mproc_new(d, o->pid, (int)o->home);
-        new_rec = true;
-        if (p) {
-            p->flags = o->flags;
-            p->job = o->job;
-            p->rank = o->rank;
-            snprintf(p->cmd, sizeof p->cmd, "%.63s", o->cmd);
-        }
-    }
-    buf = malloc(MIG_MAX_BODY);
-    if (!p || !buf || !(p->ep = fwd_ep_new(d, p)))
-        snprintf(why, sizeof why, "out of memory on %s", cluster_self_name(d->cl));
-    else
-        prepare_pages(d, o, &pb, why, sizeof why);
-    if (why[0]) {
-        log_info("refusing pid %d from its source: %s", o->pid, why);
-        mig_send(fd, MIG_REFUSE, 0, why, (uint32_t)strlen(why) + 1);
-        goto fail_quiet;
-    }
-    if (mig_send(fd, MIG_ACCEPT, 0, NULL, 0) < 0)
-        goto fail_quiet;
-    for (;;) {
-        if (mig_recv(fd, &h, buf, MIG_MAX_BODY) < 0) {
-            snprintf(why, sizeof why, "reading the stream: %s", strerror(errno));
-            goto fail;
-        }
-        if (h.type == MIG_IMAGE)
-            break;
-        if (h.type == MIG_CHANMAP && h.len % sizeof map[0] == 0 && h.len / sizeof map[0] <= MIG_MAX_CHAN &&
-            !nmap) {
-            memcpy(map, buf, h.len);
-            for (uint32_t i = 0; i < h.len / sizeof map[0]; i++) {
-                if (fwd_ep_add(p->ep, map[i].chan, map[i].dir, &proc_end[i]) < 0) {
-                    snprintf(why, sizeof why, "cannot make relay channel %u", map[i].chan);
-                    goto fail;
-                }
-                nmap++;
-            }
-        } else if (h.type == MIG_INPUT) {
-            if (fwd_ep_prefill(p->ep, h.chan, buf, h.len) < 0) {
-                snprintf(why, sizeof why, "input for unknown channel %u", h.chan);
-                goto fail;
-            }
-        } else if (h.type == MIG_INPUT_EOF) {
-            fwd_ep_prefill_eof(p->ep, h.chan);
-        } else if (h.type == MIG_POSTAL && h.len == sizeof mp && !have_postal) {
-            memcpy(&mp, buf, sizeof mp);
-            have_postal = true;
-            if (mpostal_begin(d, &mp, o->pid, &pin, why, sizeof why) < 0)
-                goto fail;
-        } else if (h.type == MIG_POSTAL_RING) {
-            if (mpostal_ring(&pin, buf, h.len, why, sizeof why) < 0)
-                goto fail;
-        } else {
-            snprintf(why, sizeof why, "unexpected %s frame in the stream", mig_type_name(h.type));
-            goto fail;
-        }
-    }
-    uint64_t t_read0 = now_us(), t_read1, t_rest1;
-    struct mig_image_auth ia;
-    mig_image_auth_begin(fd, false, &ia);
-    int irc = engine_image_read_into(fd, &pb, &img, &bytes);
-    if (mig_image_auth_end(fd, false, &ia, irc == 0) < 0) {
-        snprintf(why, sizeof why, "image refused: %s", irc < 0 ? engine_strerror()
-                 : errno == EBADMSG ? "its MAC is wrong (not the image the source sent)" : strerror(errno));
-        goto fail;
-    }
-    if (creds_check_local(img, cluster_self_name(d->cl), why, sizeof why) < 0 ||
-        (have_postal && mpostal_prepare(d, &mp, img, &pin, why, sizeof why) < 0))
-        goto fail;
     for (uint32_t i = 0; i < img->nfds; i++) {
         struct eng_fd *f = &img->fds[i];
         uint32_t k;
-        if (f->kind != FD_EXTERNAL || f->same_as >= 0 || (have_postal && mpostal_owns_fd(&mp, f->fd)))
+        if (f->kind != FD_EXTERNAL || f->same_as >= 0 || (a->have_postal && mpostal_owns_fd(&a->mp, f->fd)))
             continue;
-        for (k = 0; k < nmap && map[k].fd != f->fd; k++)
+        for (k = 0; k < a->nmap && a->map[k].fd != f->fd; k++)
             ;
-        if (k == nmap) {
-            snprintf(why, sizeof why, "fd %d (%s) leads outside and has no forwarding channel", f->fd,
+        if (k == a->nmap) {
+            snprintf(why, wl, "fd %d (%s) leads outside and has no forwarding channel", f->fd,
                      f->desc ? f->desc : "?");
-            goto fail;
+            return -1;
         }
-        f->src = fcntl(proc_end[k], F_DUPFD_CLOEXEC, 3);
+        f->src = fcntl(a->proc_end[k], F_DUPFD_CLOEXEC, 3);
         if (f->src < 0) {
-            snprintf(why, sizeof why, "dup of relay fd %d: %s", proc_end[k], strerror(errno));
-            goto fail;
+            snprintf(why, wl, "dup of relay fd %d: %s", a->proc_end[k], strerror(errno));
+            return -1;
         }
     }
-    t_read1 = now_us();
+    return 0;
+}
+
+static void arrival_end(struct arrival *a)
+{
+    mpostal_in_free(&a->pin);
+    for (uint32_t i = 0; i < a->nmap; i++)
+        close(a->proc_end[i]);
+    a->nmap = 0;
+}
+
+/* The image has arrived (migrate_recv.c): restore the process, give it its
+ * mailbox and channels, acknowledge.  Any failure before the
+ * acknowledgement leaves it running at its source. */
+static void restore_arrived(struct move *d, struct mrecv *r)
+{
+    const struct mig_offer *o = &r->offer;
+    char why[MIG_REASON_MAX] = "";
+    struct engine_image *img = r->img;
+    struct arrival a = {.nmap = 0};
+    bool new_rec = false;
+    pid_t restored;
+    uint64_t t_rest0, t_rest1;
+    mpostal_in_init(&a.pin);
+    struct mproc *p = arrival_record(d, o, &new_rec);
+    if (p && p->here) {
+        p = NULL; /* not ours to touch */
+        snprintf(why, sizeof why, "pid %d runs on %s already", o->pid, cluster_self_name(d->cl));
+        goto fail;
+    }
+    if (!p || !(p->ep = fwd_ep_new(d, p))) {
+        snprintf(why, sizeof why, "out of memory on %s", cluster_self_name(d->cl));
+        goto fail;
+    }
+    if (apply_frames(d, p, r->frames, &a, why, sizeof why) < 0 ||
+        creds_check_local(img, cluster_self_name(d->cl), why, sizeof why) < 0 ||
+        (a.have_postal && mpostal_prepare(d, &a.mp, img, &a.pin, why, sizeof why) < 0) ||
+        give_channels(img, &a, why, sizeof why) < 0)
+        goto fail;
+    t_rest0 = now_us();
     struct engine_restore_opts ro = {.wait_pid_ms = 3000};
     if (engine_image_restore(img, &ro, &restored) < 0) {
         snprintf(why, sizeof why, "restore: %s", engine_strerror());
         goto fail;
     }
     t_rest1 = now_us();
-    if (have_postal && mpostal_open(d, &pin, restored) < 0) {
+    if (a.have_postal && mpostal_open(d, &a.pin, restored) < 0) {
         /* not acknowledged: the source thaws its copy */
         kill(restored, SIGKILL);
         waitpid(restored, NULL, 0);
@@ -674,47 +676,110 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
                  cluster_self_name(d->cl));
         goto fail;
     }
-    mpostal_in_free(&pin);
-    for (uint32_t i = 0; i < nmap; i++)
-        close(proc_end[i]);
-    nmap = 0;
+    arrival_end(&a);
     p->here = p->child = true;
     p->uid = engine_image_uid(img); /* the credentials it was restored with */
     p->at = d->cl->self;
     p->moves = o->gen + 1;
     p->state = MP_RUNNING;
     /* acknowledged first: the source's frozen time ends here */
-    if (mig_send(fd, MIG_RESTORED, 0, NULL, 0) < 0)
+    if (mig_send(r->fd, MIG_RESTORED, 0, NULL, 0) < 0)
         log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
     fwd_ep_start(p->ep, p->moves);
-    mig_close(fd);
-    free(buf);
-    engine_pagebuf_release(&pb);
+    engine_pagebuf_release(&r->pb);
+    r->img = NULL;
     settle_later(d, img, restored);
     engine_image_free(img);
-    log_info("pid %d restored here (%llu image bytes, move %u, home %s; read %.1f ms, restore %.1f ms, "
-             "free %.1f ms)", p->pid, (unsigned long long)bytes, p->moves, d->cl->map.nodes[p->home].name,
-             (double)(t_read1 - t_read0) / 1000, (double)(t_rest1 - t_read1) / 1000,
-             (double)(now_us() - t_rest1) / 1000);
+    log_info("pid %d restored here (%llu image bytes, move %u, home %s; buffer %.1f ms, read %.1f ms, "
+             "restore %.1f ms, free %.1f ms)", p->pid, (unsigned long long)r->bytes, p->moves,
+             d->cl->map.nodes[p->home].name, (double)r->prep_us / 1000, (double)r->read_us / 1000,
+             (double)(t_rest1 - t_rest0) / 1000, (double)(now_us() - t_rest1) / 1000);
     return;
 fail:
     log_warn("pid %d: incoming move failed: %s", o->pid, why);
-    mig_send(fd, MIG_FAILED, 0, why, (uint32_t)strlen(why) + 1);
-fail_quiet:
-    mpostal_in_free(&pin);
-    for (uint32_t i = 0; i < nmap; i++)
-        close(proc_end[i]);
-    if (img)
-        engine_image_free(img);
+    mig_send(r->fd, MIG_FAILED, 0, why, (uint32_t)strlen(why) + 1);
+    arrival_end(&a);
     if (p && p->ep) {
         fwd_ep_free(p->ep);
         p->ep = NULL;
     }
     if (p && new_rec)
         mproc_free(d, p);
-    engine_pagebuf_release(&pb);
-    free(buf);
-    mig_close(fd);
+}
+
+static void arrival_unlink(struct move *d, struct mrecv *r)
+{
+    for (struct mrecv **pp = &d->migrate->arriving; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            return;
+        }
+}
+
+/* migrate_recv.c's thread has ended (on the loop) */
+static void arrived(struct mrecv *r, void *arg)
+{
+    struct move *d = arg;
+    arrival_unlink(d, r);
+    if (r->result == MRECV_REFUSED) {
+        log_info("refusing pid %d from its source: %s", r->offer.pid, r->why);
+    } else if (r->result == MRECV_FAILED) {
+        log_warn("pid %d: incoming move failed: %s", r->offer.pid, r->why);
+        mig_send(r->fd, MIG_FAILED, 0, r->why, (uint32_t)strlen(r->why) + 1);
+    } else {
+        log_debug("pid %d: %llu MiB page buffer ready in %.1f ms", r->offer.pid,
+                  (unsigned long long)(r->want >> 20), (double)r->prep_us / 1000);
+        restore_arrived(d, r);
+    }
+    mig_close(r->fd);
+    mrecv_free(r);
+    free(r);
+}
+
+/* An offer: checked here, then its stream is read off the loop
+ * (migrate_recv.c).  The page buffer is made ready before the offer is
+ * accepted (the source freezes only then): allocating and faulting in
+ * memory for a big process is the slowest part of a restore, and the
+ * restore takes whole regions over from it instead of copying them.  Its
+ * size is the process's resident memory (which counts every page that
+ * travels but swapped ones) with some slack; an image whose pages do not
+ * fit gets a buffer while the source is frozen (slower, still correct). */
+static void incoming(evutil_socket_t unused, short what, void *arg)
+{
+    struct incoming *in = arg;
+    struct move *d = in->d;
+    struct mig_offer offer = in->offer;
+    char why[MIG_REASON_MAX] = "";
+    struct mrecv *r;
+    (void)unused;
+    (void)what;
+    int fd = fconn_take_fd(in->c);
+    free(in);
+    if (fd < 0)
+        return;
+    stream_opts(fd);
+    if (check_offer(d, &offer, why, sizeof why) < 0 || arrival_check(d, &offer, why, sizeof why) < 0) {
+        refuse_offer(fd, &offer, why);
+        return;
+    }
+    if (!(r = calloc(1, sizeof *r))) {
+        snprintf(why, sizeof why, "out of memory on %s", cluster_self_name(d->cl));
+        refuse_offer(fd, &offer, why);
+        return;
+    }
+    r->offer = offer;
+    r->fd = fd;
+    r->want = offer.mem_bytes + offer.mem_bytes / 16 + (2u << 20);
+    r->max_frames = mpostal_max_rings_bytes(d) + MIG_MAX_CHAN * (uint64_t)MIG_MAX_BODY + (1u << 20);
+    r->node = cluster_self_name(d->cl);
+    if (mrecv_start(d->base, r, arrived, d) < 0) {
+        refuse_offer(fd, &offer, r->why);
+        mrecv_free(r);
+        free(r);
+        return;
+    }
+    r->next = d->migrate->arriving;
+    d->migrate->arriving = r;
 }
 
 /* ------------------------------------------------------------ the port */
@@ -871,6 +936,13 @@ void migrate_fini(struct move *d)
     struct migrate *m = d->migrate;
     if (!m)
         return;
+    for (struct mrecv *r = m->arriving, *next; r; r = next) {
+        next = r->next;
+        mrecv_stop(r);
+        mig_close(r->fd);
+        mrecv_free(r);
+        free(r);
+    }
     while (m->procs)
         mproc_free(d, m->procs);
     while (m->settles)

@@ -239,6 +239,11 @@ void mpostal_in_init(struct mpostal_in *in)
     *in = (struct mpostal_in){.sv = {-1, -1}, .node_ro = -1};
 }
 
+uint64_t mpostal_max_rings_bytes(const struct move *d)
+{
+    return 2 * (uint64_t)d->postal->max_ring;
+}
+
 void mpostal_in_free(struct mpostal_in *in)
 {
     if (in->m)

@@ -75,5 +75,8 @@ int mpostal_prepare(struct move *d, const struct mig_postal *mp, struct engine_i
 int mpostal_open(struct move *d, struct mpostal_in *in, pid_t pid);
 /* Undo mpostal_prepare (also after mpostal_open: closes what is left). */
 void mpostal_in_free(struct mpostal_in *in);
+/* The most bytes a moving mailbox's rings may bring (both at this node's
+ * largest ring size). */
+uint64_t mpostal_max_rings_bytes(const struct move *d);
 
 #endif

@@ -5,6 +5,7 @@
  * it left at home working (doc/ARCHITECTURE.md, "A move"):
  *   migrate.c        the migration port and both sides of a move
  *   migrate_proto.c  the frames of the migration port
+ *   migrate_recv.c   the thread that reads an incoming move's stream
  *   migrate_proc.c   the record of each migratable process
  *   migrate_ctl.c    the control requests of `migrctl run/migrate/ps`
  *   forward_home.c   the anchor at the home: original descriptors relayed

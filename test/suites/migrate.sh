@@ -34,14 +34,14 @@ if ! vcluster_up 3; then
     exit 0
 fi
 
-# start_run NAME ARGS...: migrctl run on n1 in the background; sets RUN_PID
-# (the stub) and PID (the process); output in $SCRATCH/NAME.out, status in
-# $SCRATCH/NAME.rc.
+# start_run NAME ARGS...: migrctl run on n1 (or on $RUN_NODE) in the
+# background; sets RUN_PID (the stub) and PID (the process); output in
+# $SCRATCH/NAME.out, status in $SCRATCH/NAME.rc.
 start_run() {
     local name=$1 i
     shift
     rm -f "$SCRATCH/$name.pid" "$SCRATCH/$name.rc"
-    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/$name.pid" -- "$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
+    ( "$V" exec "${RUN_NODE:-n1}" "$C" run --pidfile "$SCRATCH/$name.pid" -- "$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
       echo $? >"$SCRATCH/$name.rc" ) &
     RUN_PID=$!
     for ((i = 0; i < 50; i++)); do
@@ -307,6 +307,31 @@ case_link_cut() {
 }
 at_exit "ip link set '$CUT_LINK' up"
 run_case link-cut-mid-stream 60 case_link_cut
+
+# --- the destination reads a move's stream off its event loop: while a
+# move into n2 is stalled half-way (its source sleeps 3 s), n2 answers
+# `status` at once and takes in another move, n3 -> n2, which ends first;
+# both processes end intact.
+case_dest_not_blocked() {
+    start_run slow "$COUNTER" 100 50 5 || { echo "no pid"; return 1; }
+    local slow=$PID quick t0 ms mv
+    RUN_NODE=n3 start_run quick "$COUNTER" 100 50 5 || { echo "no pid on n3"; return 1; }
+    quick=$PID
+    sleep 0.3
+    move n1 "$slow" n2 --inject stall >"$SCRATCH/slow.move" 2>&1 &
+    mv=$!
+    sleep 0.8
+    t0=$(date +%s%N)
+    with_timeout 10 "$V" exec n2 "$C" status >/dev/null || { echo "n2 did not answer status"; return 1; }
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    ((ms < 1000)) || { echo "status on n2 took $ms ms during the stalled move"; return 1; }
+    move n3 "$quick" n2 >"$SCRATCH/quick.move" 2>&1 || { echo "second move: $(cat "$SCRATCH/quick.move")"; return 1; }
+    kill -0 "$mv" 2>/dev/null || { echo "the stalled move ended before the second one: $(cat "$SCRATCH/slow.move")"; return 1; }
+    wait "$mv" || { echo "stalled move: $(cat "$SCRATCH/slow.move")"; return 1; }
+    check_intact slow 100 && check_intact quick 100 || return 1
+    echo "n2 answered status in $ms ms and took n3's process in during the stalled move"
+}
+run_case destination-not-blocked-by-a-stream 60 case_dest_not_blocked
 
 # n2's migrd is killed here (the next case restarts it)
 case_dest_killed() {
