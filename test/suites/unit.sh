@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Unit tests: the shared-memory ring and the receiver's sequencing.
+# Unit tests: the shared-memory ring, the receiver's sequencing, the frames' MAC.
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
-for t in test_ring test_seq; do
+for t in test_ring test_seq test_auth; do
     bin=$BUILD/test/unit/$t
     if [[ ! -x $bin ]]; then
         fail "unit $t" "not built ($bin)"
