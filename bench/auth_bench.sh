@@ -7,7 +7,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${MIGR_BUILD:-$TOP}
 # its own virtual cluster, apart from the suites' and the other benchmarks'
-export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-4}
+export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-8}
 export MIGRD=${MIGRD:-$BUILD/migrd/migrd}
 export OMPI_MCA_mca_base_component_path="$BUILD/components:SYS_DEFAULT"
 V=$TOP/test/vcluster
@@ -20,7 +20,7 @@ usage() {
 usage: bench/auth_bench.sh [--rounds N] [--iters N] [--mib M] [--moves K] [--quick] [--help]
 
 On two virtual nodes (test/vcluster up 2 --pin, cluster MIGR_VCLUSTER_ID,
-default 4), ROUNDS rounds, each measuring both modes in alternating order:
+default 8), ROUNDS rounds, each measuring both modes in alternating order:
   auth      the daemons as test/vcluster starts them: the map names the
             cluster key, every link and migration connection authenticated,
             a MAC on every frame and over every image

@@ -203,7 +203,8 @@ static int load_key(struct migrd *d, const struct options *o)
         return -1;
     }
     if (auth_init() < 0 || cluster_key_load(d->cl.map.key, d->cl.key, why, sizeof why) < 0) {
-        fprintf(stderr, "migrd: %s\n", d->cl.map.key[0] ? why : "libsodium cannot be initialised");
+        fprintf(stderr, "migrd: %s\n",
+                d->cl.map.key[0] ? why : "the crypto libraries (libsodium, OpenSSL libcrypto) cannot be initialised");
         return -1;
     }
     d->cl.secure = true;

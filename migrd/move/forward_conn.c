@@ -274,8 +274,8 @@ struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose 
 static int send_tagged(struct fconn *c, const struct mig_hdr *h, const void *body)
 {
     uint8_t tag[AUTH_TAG];
-    if (c->sess)
-        mig_frame_tag(c->sess, h, body, tag);
+    if (c->sess && mig_frame_tag(c->sess, h, body, tag) < 0)
+        return -1;
     if (bufferevent_write(c->bev, h, sizeof *h) < 0 || (h->len && bufferevent_write(c->bev, body, h->len) < 0) ||
         (c->sess && bufferevent_write(c->bev, tag, sizeof tag) < 0))
         return -1;
@@ -316,6 +316,7 @@ int fconn_take_fd(struct fconn *c)
     c->fd = -1;
     if (c->sess && mig_auth_give(fd, c->sess) < 0) {
         log_error("migration port: fd %d: too many authenticated connections at once", fd);
+        auth_session_clear(c->sess);
         free(c->sess);
         c->sess = NULL;
         fconn_free(c);
@@ -339,7 +340,7 @@ void fconn_free(struct fconn *c)
     if (!c)
         return;
     if (c->sess)
-        sodium_memzero(c->sess, sizeof *c->sess);
+        auth_session_clear(c->sess);
     free(c->sess);
     fconn_auth_free(c->auth);
     admit_done(c->ticket);

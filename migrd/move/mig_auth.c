@@ -52,10 +52,17 @@ struct auth_session *mig_auth_take(int fd)
     return s;
 }
 
+static void session_free(struct auth_session *s)
+{
+    if (s)
+        auth_session_clear(s);
+    free(s);
+}
+
 int mig_auth_give(int fd, struct auth_session *s)
 {
     int rc = s ? -1 : 0;
-    free(mig_auth_take(fd));
+    session_free(mig_auth_take(fd));
     pthread_mutex_lock(&slots_lock);
     for (int i = 0; s && i < MIG_AUTH_SLOTS; i++)
         if (!slots[i].s) {
@@ -70,11 +77,7 @@ int mig_auth_give(int fd, struct auth_session *s)
 
 void mig_close(int fd)
 {
-    struct auth_session *s = mig_auth_take(fd);
-    if (s) {
-        sodium_memzero(s, sizeof *s);
-        free(s);
-    }
+    session_free(mig_auth_take(fd));
     close(fd);
 }
 
@@ -118,7 +121,7 @@ int mig_auth_connect(int fd, const struct cluster *cl, int node, enum auth_purpo
         return -1;
     }
     if (mig_auth_give(fd, s) < 0) {
-        free(s);
+        session_free(s);
         snprintf(why, wl, "too many authenticated connections at once");
         return -1;
     }
@@ -145,14 +148,16 @@ int mig_image_auth_end(int fd, bool tx, struct mig_image_auth *a, bool io_ok)
     if (!a->s)
         return io_ok ? 0 : -1;
     engine_image_tap(NULL, NULL);
-    if (!io_ok)
+    if (!io_ok) {
+        auth_mac_abort(&a->m);
         return -1;
-    if (tx) {
-        auth_mac_final(&a->m, tag);
-        return mig_write_all(fd, tag, sizeof tag);
     }
-    if (mig_read_all(fd, tag, sizeof tag) < 0)
+    if (tx)
+        return auth_mac_final(&a->m, tag) < 0 ? -1 : mig_write_all(fd, tag, sizeof tag);
+    if (mig_read_all(fd, tag, sizeof tag) < 0) {
+        auth_mac_abort(&a->m);
         return -1;
+    }
     if (!auth_mac_verify(&a->m, tag)) {
         errno = EBADMSG;
         return -1;

@@ -10,7 +10,9 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "migrd/cluster/node_addr.h"
@@ -59,6 +61,33 @@ int mig_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* All of iov[0..n) (changed on the way) with as few system calls as the
+ * socket allows: 0 or -1. */
+static int io_all(int fd, struct iovec *iov, int n, bool out)
+{
+    for (;;) {
+        while (n > 0 && iov->iov_len == 0)
+            iov++, n--;
+        if (n == 0)
+            return 0;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t r = out ? sendmsg(fd, &mh, MSG_NOSIGNAL) : recvmsg(fd, &mh, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 && !out)
+            errno = ECONNRESET;
+        if (r <= 0)
+            return -1;
+        size_t k = (size_t)r;
+        while (n > 0 && k >= iov->iov_len)
+            k -= iov->iov_len, iov++, n--;
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + k;
+            iov->iov_len -= k;
+        }
+    }
+}
+
 int mig_read_all(int fd, void *buf, size_t len)
 {
     char *p = buf;
@@ -82,11 +111,11 @@ int mig_send(int fd, uint16_t type, uint32_t chan, const void *body, uint32_t le
                         .chan = chan};
     struct auth_session *s = mig_auth_of(fd);
     uint8_t tag[AUTH_TAG];
-    if (s)
-        mig_frame_tag(s, &h, body, tag);
-    if (mig_write_all(fd, &h, sizeof h) < 0 || (len && mig_write_all(fd, body, len) < 0))
+    /* one system call for the frame and its MAC (it was three) */
+    struct iovec iov[3] = {{&h, sizeof h}, {(void *)body, len}, {tag, s ? sizeof tag : 0}};
+    if (s && mig_frame_tag(s, &h, body, tag) < 0)
         return -1;
-    return s ? mig_write_all(fd, tag, sizeof tag) : 0;
+    return io_all(fd, iov, 3, true);
 }
 
 int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap)
@@ -101,12 +130,12 @@ int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap)
         errno = EPROTO;
         return -1;
     }
-    if (h->len && mig_read_all(fd, buf, h->len) < 0)
+    /* the body and its MAC with one read when they are in */
+    struct iovec iov[2] = {{buf, h->len}, {tag, s ? sizeof tag : 0}};
+    if (io_all(fd, iov, 2, false) < 0)
         return -1;
     if (!s)
         return 0;
-    if (mig_read_all(fd, tag, sizeof tag) < 0)
-        return -1;
     auth_mac_begin(s, false, &m);
     auth_mac_update(&m, h, sizeof *h);
     auth_mac_update(&m, buf, h->len);
@@ -117,13 +146,13 @@ int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap)
     return 0;
 }
 
-void mig_frame_tag(struct auth_session *s, const struct mig_hdr *h, const void *body, uint8_t tag[AUTH_TAG])
+int mig_frame_tag(struct auth_session *s, const struct mig_hdr *h, const void *body, uint8_t tag[AUTH_TAG])
 {
     struct auth_mac m;
     auth_mac_begin(s, true, &m);
     auth_mac_update(&m, h, sizeof *h);
     auth_mac_update(&m, body, h->len);
-    auth_mac_final(&m, tag);
+    return auth_mac_final(&m, tag);
 }
 
 int mig_set_timeouts(int fd, int io_timeout_ms)

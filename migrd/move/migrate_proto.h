@@ -132,7 +132,7 @@ int mig_recv(int fd, struct mig_hdr *h, void *buf, size_t cap);
 int mig_write_all(int fd, const void *buf, size_t len);
 /* The MAC of a frame sent with session s (also forward_conn.c). */
 struct auth_session;
-void mig_frame_tag(struct auth_session *s, const struct mig_hdr *h, const void *body, uint8_t tag[16]);
+int mig_frame_tag(struct auth_session *s, const struct mig_hdr *h, const void *body, uint8_t tag[16]);
 int mig_read_all(int fd, void *buf, size_t len);
 
 /* Connect to port of node n (its map address, node_addr.h) within

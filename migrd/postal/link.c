@@ -183,7 +183,12 @@ static void add_tag(struct conn *c, struct txitem *it, int from, int to, int k)
     auth_mac_begin(&c->auth->s, true, &m);
     for (int i = from; i < to; i++)
         auth_mac_update(&m, it->base[i].iov_base, it->base[i].iov_len);
-    auth_mac_final(&m, it->tag[k]);
+    if (auth_mac_final(&m, it->tag[k]) < 0 && !c->dead) {
+        /* Closed from the event loop, never under a caller's feet. */
+        snprintf(c->dead_why, sizeof c->dead_why, "the frame's MAC could not be computed");
+        c->dead = true;
+        event_active(c->rev, EV_READ, 0);
+    }
     it->iov[it->niov++] = (struct iovec){it->tag[k], AUTH_TAG};
     it->total += AUTH_TAG;
 }
@@ -896,8 +901,11 @@ static void conn_free(struct conn *c)
         event_free(c->wev);
     if (c->fd >= 0)
         close(c->fd);
-    if (c->auth)
+    if (c->auth) {
+        auth_mac_abort(&c->auth->rmac);
+        auth_session_clear(&c->auth->s);
         sodium_memzero(c->auth, sizeof *c->auth);
+    }
     free(c->auth);
     free(c);
 }

@@ -98,7 +98,8 @@ static void tag_of(const void *a, size_t al, const void *b, size_t bl, uint8_t t
     auth_mac_begin(&sess, true, &m);
     auth_mac_update(&m, a, al);
     auth_mac_update(&m, b, bl);
-    auth_mac_final(&m, tag);
+    if (auth_mac_final(&m, tag) < 0)
+        randombytes_buf(tag, AUTH_TAG);
 }
 
 /* A frame: header, body and (unless --plain) our MAC of both. */
@@ -134,6 +135,9 @@ static void handshake(int fd, const struct auth_hello *peer_hello, int (*send_fr
         randombytes_buf(&pr, sizeof pr);
     send_frame(fd, 0, &hs.mine, sizeof hs.mine);
     send_frame(fd, 1, &pr, sizeof pr);
+    if (have_session)
+        auth_session_clear(&sess);
+    have_session = 0;
     if (ok && read_proof(fd, &theirs) == 0 && auth_hs_check(&hs, &theirs, &sess) == 0)
         have_session = 1;
 }

@@ -14,7 +14,7 @@ echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (voi
     >"$OUT/probe.c"
 "$CC" -fsanitize=fuzzer "$OUT/probe.c" -o "$OUT/probe" 2>/dev/null ||
     { echo "$CC cannot link libFuzzer (apt-get install libclang-rt-14-dev)"; exit 3; }
-DEPS=$(pkg-config --cflags --libs libevent libsodium 2>/dev/null || echo "-levent -lsodium")
+DEPS=$(pkg-config --cflags --libs libevent libsodium libcrypto 2>/dev/null || echo "-levent -lsodium -lcrypto")
 CFLAGS=(-g -O1 -fsanitize=fuzzer-no-link,address -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE
     -DMIGR_VERSION=\"fuzz\" -I"$TOP" -I"$TOP/dicom" -I"$TOP/migrd/engine" -Wno-unused-command-line-argument)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Unit tests: the shared-memory ring, the receiver's sequencing, the syntax
-# of sizes and durations.
+# of sizes and durations, the frames' MAC.
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
-for t in test_ring test_seq test_units; do
+for t in test_ring test_seq test_units test_auth; do
     bin=$BUILD/test/unit/$t
     if [[ ! -x $bin ]]; then
         fail "unit $t" "not built ($bin)"
