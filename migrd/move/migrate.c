@@ -32,6 +32,7 @@
 #include "migrd/cluster/node_addr.h"
 #include "migrd/engine/engine_int.h"
 #include "migrd/util/admit.h"
+#include "migrd/util/boost.h"
 #include "migrd/util/log.h"
 #include "creds_check.h"
 #include "forward.h"
@@ -253,6 +254,7 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
 {
     uint64_t t0 = now_us(), t_freeze = 0, t_frozen = 0, t_captured = 0, t_streamed = 0, t_acked = 0;
     struct outchans oc = {0};
+    struct boost boost = {0};
     struct engine_frozen *fz = NULL;
     struct engine_image *img = NULL;
     struct mbox *pm = NULL;        /* its DiCOM mailbox, if it has one */
@@ -300,6 +302,7 @@ int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inje
     }
     stream_opts(fd);
     p->state = MP_MOVING;
+    boost_begin(&boost); /* the process is frozen from here: ahead of busy ranks */
     if (engine_freeze(p->pid, 5000, &fz) < 0) {
         failf(res, "freezing: %s", engine_strerror());
         goto out;
@@ -387,6 +390,7 @@ out:
             log_error("pid %d: THAW FAILED: %s", p->pid, engine_strerror());
         p->state = MP_RUNNING;
     }
+    boost_end(&boost);
     if (img)
         engine_image_free(img);
     outchans_close(&oc);
@@ -644,8 +648,10 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     struct arrival a = {.nmap = 0};
     bool new_rec = false;
     pid_t restored;
-    uint64_t t_rest0, t_rest1;
+    uint64_t t_in = now_us(), t_rest0, t_rest1, t_open;
+    struct boost boost;
     mpostal_in_init(&a.pin);
+    boost_begin(&boost); /* its source holds it frozen until the acknowledgement */
     struct mproc *p = arrival_record(d, o, &new_rec);
     if (p && p->here) {
         p = NULL; /* not ours to touch */
@@ -676,6 +682,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
                  cluster_self_name(d->cl));
         goto fail;
     }
+    t_open = now_us();
     arrival_end(&a);
     p->here = p->child = true;
     p->uid = engine_image_uid(img); /* the credentials it was restored with */
@@ -685,17 +692,21 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     /* acknowledged first: the source's frozen time ends here */
     if (mig_send(r->fd, MIG_RESTORED, 0, NULL, 0) < 0)
         log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
+    boost_end(&boost);
     fwd_ep_start(p->ep, p->moves);
     engine_pagebuf_release(&r->pb);
     r->img = NULL;
     settle_later(d, img, restored);
     engine_image_free(img);
     log_info("pid %d restored here (%llu image bytes, move %u, home %s; buffer %.1f ms, read %.1f ms, "
-             "restore %.1f ms, free %.1f ms)", p->pid, (unsigned long long)r->bytes, p->moves,
-             d->cl->map.nodes[p->home].name, (double)r->prep_us / 1000, (double)r->read_us / 1000,
-             (double)(t_rest1 - t_rest0) / 1000, (double)(now_us() - t_rest1) / 1000);
+             "wake %.1f ms, checks %.1f ms, restore %.1f ms, mailbox %.1f ms, free %.1f ms)", p->pid,
+             (unsigned long long)r->bytes, p->moves, d->cl->map.nodes[p->home].name, (double)r->prep_us / 1000,
+             (double)r->read_us / 1000, (double)(t_in - r->end_us) / 1000, (double)(t_rest0 - t_in) / 1000,
+             (double)(t_rest1 - t_rest0) / 1000, (double)(t_open - t_rest1) / 1000,
+             (double)(now_us() - t_open) / 1000);
     return;
 fail:
+    boost_end(&boost);
     log_warn("pid %d: incoming move failed: %s", o->pid, why);
     mig_send(r->fd, MIG_FAILED, 0, why, (uint32_t)strlen(why) + 1);
     arrival_end(&a);

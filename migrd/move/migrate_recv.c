@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "migrd/util/boost.h"
 #include "migrd/util/log.h"
 #include "mig_auth.h"
 
@@ -72,6 +73,26 @@ static int read_frames(struct mrecv *r)
     return rc;
 }
 
+/* the image, after MIG_IMAGE, with its MAC: 0, or -1 with why */
+static int read_image(struct mrecv *r)
+{
+    uint64_t t1 = now_us();
+    struct mig_image_auth ia;
+    mig_image_auth_begin(r->fd, false, &ia);
+    int irc = engine_image_read_into(r->fd, &r->pb, &r->img, &r->bytes);
+    if (mig_image_auth_end(r->fd, false, &ia, irc == 0) < 0) {
+        snprintf(r->why, sizeof r->why, "image refused: %s", irc < 0 ? engine_strerror()
+                 : errno == EBADMSG ? "its MAC is wrong (not the image the source sent)" : strerror(errno));
+        if (r->img)
+            engine_image_free(r->img);
+        r->img = NULL;
+        return -1;
+    }
+    r->read_us = now_us() - t1;
+    r->end_us = now_us();
+    return 0;
+}
+
 static void receive(struct mrecv *r)
 {
     uint64_t t0 = now_us();
@@ -88,22 +109,15 @@ static void receive(struct mrecv *r)
         snprintf(r->why, sizeof r->why, "accepting the offer: %s", strerror(errno));
         return;
     }
-    if (read_frames(r) < 0)
-        return;
-    uint64_t t1 = now_us();
-    struct mig_image_auth ia;
-    mig_image_auth_begin(r->fd, false, &ia);
-    int irc = engine_image_read_into(r->fd, &r->pb, &r->img, &r->bytes);
-    if (mig_image_auth_end(r->fd, false, &ia, irc == 0) < 0) {
-        snprintf(r->why, sizeof r->why, "image refused: %s", irc < 0 ? engine_strerror()
-                 : errno == EBADMSG ? "its MAC is wrong (not the image the source sent)" : strerror(errno));
-        if (r->img)
-            engine_image_free(r->img);
-        r->img = NULL;
-        return;
-    }
-    r->read_us = now_us() - t1;
-    r->result = MRECV_IMAGE;
+    /* the source freezes the process once it has the accept */
+    struct boost boost;
+    boost_begin(&boost);
+    int rc = read_frames(r);
+    if (rc == 0)
+        rc = read_image(r);
+    boost_end(&boost);
+    if (rc == 0)
+        r->result = MRECV_IMAGE;
 }
 
 static void *thread_main(void *arg)

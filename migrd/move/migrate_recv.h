@@ -56,6 +56,7 @@ struct mrecv {
     struct engine_image *img;
     uint64_t bytes;            /* image bytes read */
     uint64_t prep_us, read_us; /* page buffer ready; image read */
+    uint64_t end_us;           /* when the thread was done (CLOCK_MONOTONIC) */
     /* plumbing */
     pthread_t th;
     bool running;              /* a thread was started and not yet joined */
