@@ -12,11 +12,16 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/cli.h"
+#include "common/mbox.h"
 #include "common/ring.h"
+#include "common/units.h"
 #include "common/wire.h"
 #include "dicom/dicom.h"
 #include "migrd/cluster/auth.h"
+#include "migrd/engine/engine.h"
 #include "migrd/move/migrate.h"
+#include "migrd/move/migrate_proto.h"
 #include "migrd/postal/exile.h"
 #include "migrd/postal/jobs.h"
 #include "migrd/postal/link.h"
@@ -33,17 +38,22 @@
 #define MIGR_VERSION "dev"
 #endif
 
+#define POLL_US_MAX 1000000u
+
 struct options {
     const char *config, *node, *socket, *log, *pidfile;
     enum log_level level;
     int foreground, insecure, test_hooks;
     enum relay_sched sched;
     long port;
-    unsigned long max_ring;
+    uint64_t max_ring;
     const char *hide_cpu[16];  /* --hide-cpu-feature */
     int nhide_cpu;
-    unsigned long poll_us;
+    uint64_t poll_us;
 };
+
+static void usage(FILE *f);
+static const struct cli_prog prog = {"migrd", "", NULL, 0, usage};
 
 static void usage(FILE *f)
 {
@@ -52,8 +62,8 @@ static void usage(FILE *f)
             "The migr node daemon: DiCOM postal office of this node (mailboxes of local\n"
             "processes, relaying of packets to and from the other nodes).\n"
             "\n"
-            "  -c, --config FILE     cluster map (see README); without it the cluster is\n"
-            "                        this node alone\n"
+            "  -c, --config FILE     cluster map (migr-cluster.conf(5)); without it the\n"
+            "                        cluster is this node alone\n"
             "  -n, --node NAME       which node of the map this is (default: the hostname)\n"
             "  -s, --socket PATH     control socket (default %s)\n"
             "  -p, --port N          link port when there is no map (default %d)\n"
@@ -66,122 +76,111 @@ static void usage(FILE *f)
             "                        cluster key, or ignore the map's): anyone who can\n"
             "                        reach the ports can inject packets and processes.\n"
             "                        Only for an isolated test cluster or benchmark\n"
-            "      --test-hooks      let root ask for test faults (migrctl migrate\n"
-            "                        --inject); also MIGR_TEST_HOOKS=1 in the environment.\n"
-            "                        Never for users: only for the test suites\n"
-            "      --max-ring BYTES  largest ring a process may ask for (default 64M)\n"
+            "      --max-ring SIZE   largest ring a process may ask for: a power of two\n"
+            "                        from 64K to 256M (default 64M)\n"
             "      --sched MODE      policy while asleep: latency (default): normal\n"
             "                        policy with a 0.1 ms time slice, so that relaying\n"
             "                        preempts busy-polling ranks when a packet arrives;\n"
             "                        realtime: SCHED_FIFO 1; normal: no change.  While\n"
             "                        polling (--poll-us) migrd runs with the normal\n"
             "                        policy and time slice\n"
-            "      --poll-us N       after relaying, poll the links and outboxes for up\n"
-            "                        to N microseconds without traffic (yielding the CPU\n"
+            "      --poll-us TIME    after relaying, poll the links and outboxes for up\n"
+            "                        to TIME without traffic (yielding the CPU\n"
             "                        to busy-polling ranks between rounds) before going\n"
             "                        back to sleep; saves the wake-up of the daemon on\n"
-            "                        every packet while traffic flows (default %u,\n"
-            "                        at most 1000000; 0: always sleep)\n"
+            "                        every packet while traffic flows (default %u us,\n"
+            "                        at most 1s; 0: always sleep)\n"
             "      --hide-cpu-feature NAME\n"
             "                        act as if this CPU lacked NAME (a /proc/cpuinfo flag\n"
             "                        such as avx2; repeatable): processes from nodes with\n"
             "                        it are refused.  Moves are only accepted from nodes\n"
             "                        whose CPU features this node has all of\n"
             "  -h, --help            this text\n"
-            "  -V, --version         version\n"
+            "  -V, --version         version and protocol versions\n"
             "\n"
+            "SIZE: N, or N with K, M or G (powers of 1024): 64M.  TIME: N microseconds,\n"
+            "or N with us, ms, s or min: 500us, 2ms.\n"
             "Detached, migrd returns once every socket is bound and the pidfile written:\n"
             "exit status 0, or 1 with the reason on stderr.\n"
-            "Signals: SIGTERM or SIGINT shut down cleanly; SIGHUP reopens the log file.\n",
+            "Signals: SIGTERM or SIGINT shut down cleanly; SIGHUP reopens the log file.\n"
+            "See migrd(8) and migr-cluster.conf(5).\n",
             DICOM_DEFAULT_SOCKET, LINK_DEFAULT_PORT, RELAY_POLL_US_DEFAULT);
+}
+
+static void version(void)
+{
+    cli_version("migrd", "control and link %d, migration %d, authentication %d, mailbox %u, engine image %d",
+                MIGR_PROTO_VERSION, MIG_VERSION, AUTH_VERSION, MBOX_VERSION, ENGINE_IMAGE_VERSION);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
+    enum { OPT_MAX_RING = 256, OPT_SCHED, OPT_HIDE_CPU, OPT_POLL_US, OPT_INSECURE, OPT_TEST_HOOKS };
     static const struct option longopts[] = {
         {"config", required_argument, 0, 'c'},   {"node", required_argument, 0, 'n'},
         {"socket", required_argument, 0, 's'},   {"port", required_argument, 0, 'p'},
         {"foreground", no_argument, 0, 'f'},     {"log", required_argument, 0, 'l'},
         {"log-level", required_argument, 0, 'L'}, {"pidfile", required_argument, 0, 'P'},
-        {"max-ring", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, 'S'},
-        {"hide-cpu-feature", required_argument, 0, 'H'},
-        {"poll-us", required_argument, 0, 'U'},  {"insecure", no_argument, 0, 'I'},
-        {"test-hooks", no_argument, 0, 'T'},
+        {"max-ring", required_argument, 0, OPT_MAX_RING}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, OPT_SCHED},
+        {"hide-cpu-feature", required_argument, 0, OPT_HIDE_CPU},
+        {"poll-us", required_argument, 0, OPT_POLL_US},  {"insecure", no_argument, 0, OPT_INSECURE},
+        /* a test hook, not in the help: migrd(8) TEST HOOKS */
+        {"test-hooks", no_argument, 0, OPT_TEST_HOOKS},
         {0, 0, 0, 0}};
-    int ch;
+    const struct cli c = {&prog, NULL};
+    int ch, rc;
     char *end;
-    while ((ch = getopt_long(argc, argv, "c:n:s:p:fl:L:P:hV", longopts, NULL)) != -1) {
+    while ((ch = cli_getopt(&c, argc, argv, "c:n:s:p:fl:L:P:hV", longopts)) != -1) {
         switch (ch) {
         case 'c': o->config = optarg; break;
         case 'n': o->node = optarg; break;
         case 's': o->socket = optarg; break;
         case 'f': o->foreground = 1; break;
-        case 'I': o->insecure = 1; break;
-        case 'T': o->test_hooks = 1; break;
-        case 'H': {
+        case OPT_INSECURE: o->insecure = 1; break;
+        case OPT_TEST_HOOKS: o->test_hooks = 1; break;
+        case OPT_HIDE_CPU: {
             struct cpu_features probe = {{0}};
-            if (o->nhide_cpu >= (int)(sizeof o->hide_cpu / sizeof o->hide_cpu[0])) {
-                fprintf(stderr, "migrd: --hide-cpu-feature: at most %zu\n",
-                        sizeof o->hide_cpu / sizeof o->hide_cpu[0]);
-                return 2;
-            }
-            if (cpuf_hide(&probe, optarg) < 0) {
-                fprintf(stderr, "migrd: --hide-cpu-feature: '%s' is not a feature migrd compares "
-                                "(see README, Moving processes)\n", optarg);
-                return 2;
-            }
+            if (o->nhide_cpu >= (int)(sizeof o->hide_cpu / sizeof o->hide_cpu[0]))
+                return cli_error(&c, "--hide-cpu-feature: at most %zu", sizeof o->hide_cpu / sizeof o->hide_cpu[0]);
+            if (cpuf_hide(&probe, optarg) < 0)
+                return cli_error(&c, "--hide-cpu-feature: '%s' is not a feature migrd compares (see migrd(8))",
+                                 optarg);
             o->hide_cpu[o->nhide_cpu++] = optarg;
             break;
         }
-        case 'S':
-            if (relay_parse_sched(optarg, &o->sched) < 0) {
-                fprintf(stderr, "migrd: --sched: '%s' is not latency, realtime or normal\n", optarg);
-                return 2;
-            }
+        case OPT_SCHED:
+            if (relay_parse_sched(optarg, &o->sched) < 0)
+                return cli_error(&c, "--sched: '%s' is not latency, realtime or normal", optarg);
             break;
         case 'l': o->log = optarg; break;
         case 'P': o->pidfile = optarg; break;
         case 'p':
             o->port = strtol(optarg, &end, 10);
-            if (*end || o->port < 1 || o->port > 65535) {
-                fprintf(stderr, "migrd: --port: '%s' is not a port number (1-65535)\n", optarg);
-                return 2;
-            }
+            if (*end || end == optarg || o->port < 1 || o->port > 65535)
+                return cli_error(&c, "--port: '%s' is not a port number (1-65535)", optarg);
             break;
-        case 'U':
-            o->poll_us = strtoul(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-' || o->poll_us > 1000000) {
-                fprintf(stderr, "migrd: --poll-us: '%s' is not a number of microseconds (0-1000000)\n",
-                        optarg);
-                return 2;
-            }
+        case OPT_POLL_US:
+            if ((rc = parse_duration(optarg, UNITS_US, POLL_US_MAX, &o->poll_us)) < 0)
+                return cli_error(&c, rc == -ERANGE ? "--poll-us: '%s' is more than 1s"
+                                                   : "--poll-us: '%s' is not a time (N microseconds, or 500us, 2ms)",
+                                 optarg);
             break;
-        case 'R':
-            o->max_ring = strtoul(optarg, &end, 0);
-            if (*end == 'M' || *end == 'm')
-                o->max_ring <<= 20, end++;
-            if (*end || !ring_size_valid(o->max_ring)) {
-                fprintf(stderr, "migrd: --max-ring: '%s' is not a power of two from %u to %u\n",
-                        optarg, RING_MIN_SIZE, RING_MAX_SIZE);
-                return 2;
-            }
+        case OPT_MAX_RING:
+            if (parse_size(optarg, RING_MAX_SIZE, &o->max_ring) < 0 || !ring_size_valid(o->max_ring))
+                return cli_error(&c, "--max-ring: '%s' is not a power of two from 64K to 256M", optarg);
             break;
         case 'L':
-            if (log_parse_level(optarg, &o->level)) {
-                fprintf(stderr, "migrd: --log-level: '%s' is not error, warn, info or debug\n", optarg);
-                return 2;
-            }
+            if (log_parse_level(optarg, &o->level))
+                return cli_error(&c, "--log-level: '%s' is not error, warn, info or debug", optarg);
             break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("migrd %s (protocol %d)\n", MIGR_VERSION, MIGR_PROTO_VERSION); exit(0);
-        default: usage(stderr); return 2;
+        case 'V': version(); exit(0);
+        default: return CLI_USAGE_STATUS;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "migrd: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc)
+        return cli_error(&c, "unexpected argument '%s'", argv[optind]);
     return 0;
 }
 

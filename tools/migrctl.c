@@ -2,8 +2,10 @@
  * migrctl.c -- command-line control of the local migrd.
  *
  * Subcommands: status (this node, the nodes it knows, its processes);
- * run (the home stub, migrctl_run.c); migrate; ps; keygen (a cluster key
- * file, migrd/cluster/cluster_key.c).
+ * run (the home stub, migrd/move/deputy.c); migrate; ps; keygen (a cluster
+ * key file, migrd/cluster/cluster_key.c); help.  The table `commands` below
+ * holds each one's usage (`migrctl SUB --help`); common/cli.c prints it and
+ * the one-line errors.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../common/ctlmsg.h"
 #include "../common/jobid.h"
 #include "../common/wire.h"
@@ -28,43 +31,6 @@
 
 static const char *sock_path;
 static int reply_timeout_ms = REPLY_TIMEOUT_MS;
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: migrctl [--socket PATH] COMMAND\n"
-            "Control and inspect the migr daemon of this node.\n"
-            "\n"
-            "Commands:\n"
-            "  status          this node, the nodes it knows (link state, traffic) and the\n"
-            "                  processes registered here (job, rank, pid, mailbox use; of\n"
-            "                  another user's mailboxes only pid and uid)\n"
-            "  run [--no-migrate] [--pidfile FILE] [--job JOB --rank R] -- CMD [ARG...]\n"
-            "                  start CMD here (its home) under migr and stay as its deputy:\n"
-            "                  exits with CMD's status wherever it ran; every signal it can\n"
-            "                  catch reaches CMD wherever it runs; if the deputy is killed,\n"
-            "                  migrd kills CMD.  --job/--rank name the MPI rank it is (odls\n"
-            "                  migr passes them).  MIGR_NO_MIGRATE=1 is the same as\n"
-            "                  --no-migrate (for launchers)\n"
-            "  migrate PID --to NODE [--inject corrupt|stall]\n"
-            "  migrate JOB RANK --to NODE\n"
-            "                  move process PID (started by run), or rank RANK of MPI job JOB\n"
-            "                  ([20065,1] as mpirun prints it, or its number; ask its home)\n"
-            "                  to NODE; ask its home or the node where it runs.  Root or\n"
-            "                  the process's owner only.  --inject is for tests: root, on\n"
-            "                  a migrd started with --test-hooks\n"
-            "  ps              migratable processes known here: uid, job and rank (MPI\n"
-            "                  ranks), home, node, state, moves, last frozen time; of\n"
-            "                  another user's only pid, uid, node, state and command\n"
-            "  keygen [FILE]   make a new cluster key in FILE (default %s): 32 random\n"
-            "                  bytes, mode 0600; never overwrites.  Copy it to every node\n"
-            "                  (same path, root-owned, 0600) and name it in the map: key FILE\n"
-            "\n"
-            "Options:\n"
-            "  -s, --socket PATH  migrd's control socket (default $MIGR_SOCKET or %s)\n"
-            "  -h, --help         this text\n",
-            MIGR_DEFAULT_KEY, DICOM_DEFAULT_SOCKET);
-}
 
 static int connect_daemon(void)
 {
@@ -178,9 +144,11 @@ static void status_one(const struct ctl_hdr *h, void *arg)
         fprintf(stderr, "migrctl: ignoring unexpected %s message\n", ctl_type_name(h->type));
 }
 
-static int cmd_status(void)
+static int cmd_status(const struct cli *c, int argc, char **argv)
 {
-    int first = 1;
+    int first = 1, rc = cli_simple(c, argc, argv, 0);
+    if (rc >= 0)
+        return rc;
     if (request_all(CTL_STATUS, status_one, &first))
         return 1;
     if (first)
@@ -230,9 +198,11 @@ static void ps_one(const struct ctl_hdr *h, void *arg)
            ps_state(p->state), moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 
-static int cmd_ps(void)
+static int cmd_ps(const struct cli *c, int argc, char **argv)
 {
-    int n = 0;
+    int n = 0, rc = cli_simple(c, argc, argv, 0);
+    if (rc >= 0)
+        return rc;
     if (request_all(CTL_PS, ps_one, &n))
         return 1;
     if (!n)
@@ -242,74 +212,63 @@ static int cmd_ps(void)
 
 /* The process a move names: PID, or JOB RANK (JOB as [family,local] or
  * its number).  0, or 2 after printing why not. */
-static int migrate_what(char **args, int n, struct ctl_migrate *m)
+static int migrate_what(const struct cli *c, char **args, int n, struct ctl_migrate *m)
 {
     char *end;
     long v;
     if (n == 1) {
         v = strtol(args[0], &end, 10);
-        if (*end || v <= 1 || v > 4194304) {
-            fprintf(stderr, "migrctl migrate: '%s' is not a pid (or give JOB RANK)\n", args[0]);
-            return 2;
-        }
+        if (*end || v <= 1 || v > 4194304)
+            return cli_error(c, "'%s' is not a pid (or give JOB RANK)", args[0]);
         m->pid = (int32_t)v;
         return 0;
     }
-    if (n != 2) {
-        fprintf(stderr, "usage: migrctl migrate PID --to NODE, or migrctl migrate JOB RANK --to NODE\n");
-        return 2;
-    }
-    if (jobid_parse(args[0], &m->job) < 0) {
-        fprintf(stderr, "migrctl migrate: '%s' is not a job id ([family,local] as mpirun prints it, or a number)\n",
-                args[0]);
-        return 2;
-    }
+    if (n != 2)
+        return cli_error(c, n ? "too many arguments: give PID, or JOB RANK" : "which process? give PID, or JOB RANK");
+    if (jobid_parse(args[0], &m->job) < 0)
+        return cli_error(c, "'%s' is not a job id ([family,local] as mpirun prints it, or a number)", args[0]);
     v = strtol(args[1], &end, 10);
-    if (*end || end == args[1] || v < 0 || v > 0x7fffffffL) {
-        fprintf(stderr, "migrctl migrate: '%s' is not a rank\n", args[1]);
-        return 2;
-    }
+    if (*end || end == args[1] || v < 0 || v > 0x7fffffffL)
+        return cli_error(c, "'%s' is not a rank", args[1]);
     m->rank = (uint32_t)v;
     return 0;
 }
 
-static int cmd_migrate(int argc, char **argv)
+/* migrate PID --to NODE, migrate JOB RANK --to NODE [--inject corrupt|stall] */
+static int cmd_migrate(const struct cli *c, int argc, char **argv)
 {
+    enum { OPT_INJECT = 256 };
+    /* --inject is a test hook (root, migrd --test-hooks): accepted, not in
+     * the help (test/suites/migrate.sh, handover.sh) */
+    static const struct option lo[] = {{"to", required_argument, 0, 't'},
+                                       {"inject", required_argument, 0, OPT_INJECT},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
     static char buf[CTL_MAX_MSG];
     struct ctl_migrate m = {0};
     const char *to = NULL;
-    char *what[3];
-    int i, nwhat = 0;
-    for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--to") && i + 1 < argc)
-            to = argv[++i];
-        else if (!strcmp(argv[i], "--inject") && i + 1 < argc) {
-            i++;
-            if (!strcmp(argv[i], "corrupt"))
+    int ch;
+    while ((ch = cli_getopt(c, argc, argv, "t:h", lo)) != -1) {
+        switch (ch) {
+        case 't': to = optarg; break;
+        case OPT_INJECT:
+            if (!strcmp(optarg, "corrupt"))
                 m.inject = CTL_INJECT_CORRUPT;
-            else if (!strcmp(argv[i], "stall"))
+            else if (!strcmp(optarg, "stall"))
                 m.inject = CTL_INJECT_STALL;
-            else {
-                fprintf(stderr, "migrctl migrate: --inject: '%s' is not corrupt or stall\n", argv[i]);
-                return 2;
-            }
-        } else if (nwhat < 3) {
-            what[nwhat++] = argv[i];
-        } else {
-            fprintf(stderr, "migrctl migrate: unexpected argument '%s'\n", argv[i]);
-            return 2;
+            else
+                return cli_error(c, "--inject: '%s' is not corrupt or stall", optarg);
+            break;
+        case 'h': return cli_help(c);
+        default: return CLI_USAGE_STATUS;
         }
     }
-    if (!to) {
-        fprintf(stderr, "usage: migrctl migrate PID --to NODE, or migrctl migrate JOB RANK --to NODE\n");
-        return 2;
-    }
-    if (migrate_what(what, nwhat, &m))
-        return 2;
-    if (strlen(to) >= sizeof m.node) {
-        fprintf(stderr, "migrctl migrate: node name too long: %s\n", to);
-        return 2;
-    }
+    if (migrate_what(c, argv + optind, argc - optind, &m))
+        return CLI_USAGE_STATUS;
+    if (!to)
+        return cli_error(c, "where to? give --to NODE");
+    if (strlen(to) >= sizeof m.node)
+        return cli_error(c, "node name too long: %s", to);
     strcpy(m.node, to);
     int fd = connect_daemon();
     if (fd < 0)
@@ -342,62 +301,157 @@ static int cmd_migrate(int argc, char **argv)
     return 0;
 }
 
+/* run [--no-migrate] [--pidfile FILE] [--job JOB --rank R] [--] CMD [ARG...] */
+static int cmd_run(const struct cli *c, int argc, char **argv)
+{
+    enum { OPT_NO_MIGRATE = 256, OPT_PIDFILE, OPT_JOB, OPT_RANK };
+    static const struct option lo[] = {{"no-migrate", no_argument, 0, OPT_NO_MIGRATE},
+                                       {"pidfile", required_argument, 0, OPT_PIDFILE},
+                                       {"job", required_argument, 0, OPT_JOB},
+                                       {"rank", required_argument, 0, OPT_RANK},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    const char *nm = getenv("MIGR_NO_MIGRATE"), *job = NULL, *rank = NULL;
+    struct deputy_opts o = {.no_migrate = nm && !strcmp(nm, "1")};
+    int ch;
+    /* '+': CMD's own options are CMD's, with or without "--" */
+    while ((ch = cli_getopt(c, argc, argv, "+h", lo)) != -1) {
+        switch (ch) {
+        case OPT_NO_MIGRATE: o.no_migrate = 1; break;
+        case OPT_PIDFILE: o.pidfile = optarg; break;
+        case OPT_JOB: job = optarg; break;
+        case OPT_RANK: rank = optarg; break;
+        case 'h': return cli_help(c);
+        default: return CLI_USAGE_STATUS;
+        }
+    }
+    if (optind >= argc)
+        return cli_error(c, "which command? give -- CMD [ARG...]");
+    if (!job != !rank)
+        return cli_error(c, "--job and --rank go together");
+    if (job) {
+        char *end;
+        unsigned long r = strtoul(rank, &end, 10);
+        if (jobid_parse(job, &o.job) < 0)
+            return cli_error(c, "--job: '%s' is not a job id ([family,local] or a number)", job);
+        if (*rank < '0' || *rank > '9' || *end || r > 0x7fffffffUL)
+            return cli_error(c, "--rank: '%s' is not a rank", rank);
+        o.rank = (uint32_t)r;
+        o.is_rank = 1;
+    }
+    return migrctl_run(sock_path, &o, argv + optind);
+}
+
+/* keygen [FILE] */
+static int cmd_keygen(const struct cli *c, int argc, char **argv)
+{
+    char why[512];
+    int rc = cli_simple(c, argc, argv, 1);
+    if (rc >= 0)
+        return rc;
+    const char *file = optind < argc ? argv[optind] : MIGR_DEFAULT_KEY;
+    if (cluster_key_generate(file, why, sizeof why) < 0) {
+        fprintf(stderr, "migrctl keygen: %s\n", why);
+        return 1;
+    }
+    printf("cluster key written to %s (mode 0600); name it in the cluster map: key %s\n", file, file);
+    return 0;
+}
+
+static const struct cli_cmd commands[] = {
+    {"status", "", "this node, the nodes it knows, the processes registered here",
+     "Print this node (address, uptime, number of processes), every node of the\n"
+     "cluster map with the state of its link and the frames and bytes exchanged,\n"
+     "and every process registered here: job, rank, pid, uid, use of its inbox\n"
+     "and outbox, packets relayed out and delivered in.  Of another user's\n"
+     "processes only pid and uid are shown.",
+     NULL, cmd_status},
+    {"ps", "", "the migratable processes known here, where they run",
+     "List the processes started under migr (migrctl run, odls migr) that this\n"
+     "node knows: its own, wherever they run now, and its guests.  Columns: PID,\n"
+     "UID, JOB and RANK (MPI ranks; '-' else), HOME, NODE (where it runs), STATE\n"
+     "(running, away, moving, exited), MOVES, LAST FROZEN, COMMAND.  Of another\n"
+     "user's processes only pid, uid, node, state and command.  Scripts should\n"
+     "find the columns by the header.",
+     NULL, cmd_ps},
+    {"run", "[OPTION]... [--] CMD [ARG...]",
+     "start CMD here (its home) and stay as its deputy",
+     "Start CMD on this node, its home, under migr, and stay as its deputy: exit\n"
+     "with CMD's exit status (or die of its signal) wherever it ran; every signal\n"
+     "the deputy can catch reaches CMD wherever it runs; if the deputy is killed,\n"
+     "migrd kills CMD.  MIGR_NO_MIGRATE=1 in the environment is the same as\n"
+     "--no-migrate (for launchers).",
+     "      --no-migrate      register CMD, but never move it\n"
+     "      --pidfile FILE    write CMD's pid to FILE once it is registered\n"
+     "      --job JOB         with --rank: CMD is rank R of the Open MPI job JOB\n"
+     "      --rank R          ([20065,1] as mpirun prints it, or its number);\n"
+     "                        odls migr passes them\n",
+     cmd_run},
+    {"migrate", "PID --to NODE\nJOB RANK --to NODE", "move a process, or an MPI rank, to another node",
+     "Move process PID (started by migrctl run), or rank RANK of the Open MPI job\n"
+     "JOB ([20065,1] as mpirun prints it, or its number), to NODE, with the same\n"
+     "pid.  Ask its home node or the node where it runs.  Root or the process's\n"
+     "owner only.  Prints the image size, the frozen time and the total time; any\n"
+     "failure leaves the process running where it was, and says why in one line.",
+     "  -t, --to NODE         the destination, a node of the cluster map\n",
+     cmd_migrate},
+    {"keygen", "[FILE]", "make a new cluster key",
+     "Make a new cluster key in FILE (default " MIGR_DEFAULT_KEY "): 32 random bytes,\n"
+     "mode 0600; never overwrites.  Copy it to every node (same path, root-owned,\n"
+     "mode 0600) and name it in the cluster map: key FILE.",
+     NULL, cmd_keygen},
+    {"help", "[COMMAND]", "the usage of COMMAND, or this list", "Print the usage of COMMAND, or of migrctl.", NULL,
+     NULL},
+};
+
+static void usage(FILE *f);
+
+static const struct cli_prog prog = {"migrctl", "[--socket PATH]", commands, sizeof commands / sizeof commands[0],
+                                     usage};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: migrctl [--socket PATH] COMMAND [ARG...]\n"
+            "Control and inspect the migr daemon of this node.\n"
+            "\n"
+            "Commands:\n");
+    cli_cmd_list(f, &prog);
+    fprintf(f,
+            "\n"
+            "Options:\n"
+            "  -s, --socket PATH     migrd's control socket (default $MIGR_SOCKET or\n"
+            "                        %s)\n"
+            "  -h, --help            this text\n"
+            "  -V, --version         version and protocol versions\n"
+            "\n"
+            "'migrctl COMMAND --help' gives the usage of COMMAND; see also migrctl(1).\n"
+            "Exit status: 0 done, 1 failed (the reason on stderr), 2 bad command line.\n",
+            DICOM_DEFAULT_SOCKET);
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"socket", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"socket", required_argument, 0, 's'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, 'V'},
+                                       {0, 0, 0, 0}};
+    const struct cli top = {&prog, NULL};
     int ch;
     sock_path = getenv("MIGR_SOCKET");
-    while ((ch = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
+    while ((ch = cli_getopt(&top, argc, argv, "+s:hV", lo)) != -1) {
         switch (ch) {
         case 's': sock_path = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'V': cli_version("migrctl", "control %d", MIGR_PROTO_VERSION); return 0;
+        default: return CLI_USAGE_STATUS;
         }
     }
     if (!sock_path || !*sock_path)
         sock_path = DICOM_DEFAULT_SOCKET;
     if (optind >= argc) {
-        usage(stderr);
-        return 2;
+        fprintf(stderr, "migrctl: which command? (try 'migrctl --help')\n");
+        return CLI_USAGE_STATUS;
     }
-    const char *cmd = argv[optind];
-    if (!strcmp(cmd, "status")) {
-        if (optind + 1 < argc) {
-            fprintf(stderr, "migrctl status: takes no arguments\n");
-            return 2;
-        }
-        return cmd_status();
-    }
-    if (!strcmp(cmd, "run"))
-        return migrctl_run(sock_path, argc - optind, argv + optind);
-    if (!strcmp(cmd, "migrate"))
-        return cmd_migrate(argc - optind, argv + optind);
-    if (!strcmp(cmd, "ps")) {
-        if (optind + 1 < argc) {
-            fprintf(stderr, "migrctl ps: takes no arguments\n");
-            return 2;
-        }
-        return cmd_ps();
-    }
-    if (!strcmp(cmd, "keygen")) {
-        char why[512];
-        const char *file = optind + 1 < argc ? argv[optind + 1] : MIGR_DEFAULT_KEY;
-        if (optind + 2 < argc) {
-            fprintf(stderr, "migrctl keygen: at most one argument, the key file\n");
-            return 2;
-        }
-        if (cluster_key_generate(file, why, sizeof why) < 0) {
-            fprintf(stderr, "migrctl keygen: %s\n", why);
-            return 1;
-        }
-        printf("cluster key written to %s (mode 0600); name it in the cluster map: key %s\n", file, file);
-        return 0;
-    }
-    if (!strcmp(cmd, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "migrctl: unknown command '%s' (see migrctl --help)\n", cmd);
-    return 2;
+    return cli_dispatch(&prog, argc - optind, argv + optind);
 }

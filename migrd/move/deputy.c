@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "common/ctlmsg.h"
-#include "common/jobid.h"
 #include "common/wire.h"
 
 static int connect_migrd(const char *path)
@@ -108,61 +107,14 @@ static int await_registration(int ctl, pid_t pid)
     return h->type == CTL_OK ? 0 : -1;
 }
 
-/* --job JOB --rank R (both or neither) into reg.  0, or -1 (printed). */
-static int parse_rank(const char *job, const char *rank, struct ctl_proc_register *reg)
+int migrctl_run(const char *sock_path, const struct deputy_opts *o, char **cmd)
 {
-    char *end;
-    if (!job && !rank)
-        return 0;
-    if (!job || !rank) {
-        fprintf(stderr, "migrctl run: --job and --rank go together\n");
-        return -1;
-    }
-    if (jobid_parse(job, &reg->job) < 0) {
-        fprintf(stderr, "migrctl run: --job '%s' is not a job id ([family,local] or a number)\n", job);
-        return -1;
-    }
-    unsigned long r = strtoul(rank, &end, 10);
-    if (*rank < '0' || *rank > '9' || *end || r > 0x7fffffffUL) {
-        fprintf(stderr, "migrctl run: --rank '%s' is not a rank\n", rank);
-        return -1;
-    }
-    reg->rank = (uint32_t)r;
-    reg->flags = CTL_PROC_RANK;
-    return 0;
-}
-
-int migrctl_run(const char *sock_path, int argc, char **argv)
-{
-    const char *pidfile = NULL, *job = NULL, *rank = NULL;
-    int no_migrate = getenv("MIGR_NO_MIGRATE") && !strcmp(getenv("MIGR_NO_MIGRATE"), "1");
     struct ctl_proc_register reg = {0};
-    int i;
-    for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--"))  {
-            i++;
-            break;
-        }
-        if (!strcmp(argv[i], "--no-migrate"))
-            no_migrate = 1;
-        else if (!strcmp(argv[i], "--pidfile") && i + 1 < argc)
-            pidfile = argv[++i];
-        else if (!strcmp(argv[i], "--job") && i + 1 < argc)
-            job = argv[++i];
-        else if (!strcmp(argv[i], "--rank") && i + 1 < argc)
-            rank = argv[++i];
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "migrctl run: unknown option '%s' (see migrctl --help)\n", argv[i]);
-            return 2;
-        } else
-            break;
+    if (o->is_rank) {
+        reg.job = o->job;
+        reg.rank = o->rank;
+        reg.flags = CTL_PROC_RANK;
     }
-    if (i >= argc) {
-        fprintf(stderr, "usage: migrctl run [--no-migrate] [--pidfile FILE] [--job JOB --rank R] -- CMD [ARG...]\n");
-        return 2;
-    }
-    if (parse_rank(job, rank, &reg) < 0)
-        return 2;
     int ctl = connect_migrd(sock_path);
     if (ctl < 0)
         return 1;
@@ -182,26 +134,26 @@ int migrctl_run(const char *sock_path, int argc, char **argv)
     }
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
-        execvp(argv[i], argv + i);
-        fprintf(stderr, "migrctl run: cannot start %s: %s\n", argv[i], strerror(errno));
+        execvp(cmd[0], cmd);
+        fprintf(stderr, "migrctl run: cannot start %s: %s\n", cmd[0], strerror(errno));
         _exit(127);
     }
     reg.pid = pid;
-    reg.flags |= no_migrate ? CTL_PROC_NO_MIGRATE : 0;
-    const char *base = strrchr(argv[i], '/');
-    snprintf(reg.cmd, sizeof reg.cmd, "%s", base ? base + 1 : argv[i]);
+    reg.flags |= o->no_migrate ? CTL_PROC_NO_MIGRATE : 0;
+    const char *base = strrchr(cmd[0], '/');
+    snprintf(reg.cmd, sizeof reg.cmd, "%s", base ? base + 1 : cmd[0]);
     if (ctl_send(ctl, CTL_PROC_REGISTER, 1, &reg, sizeof reg, NULL, 0) < 0 ||
         await_registration(ctl, pid) < 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return 1;
     }
-    if (pidfile) {
+    if (o->pidfile) {
         char tmp[4200];
         FILE *f;
-        snprintf(tmp, sizeof tmp, "%s.tmp", pidfile);
-        if (!(f = fopen(tmp, "w")) || fprintf(f, "%d\n", pid) < 0 || fclose(f) != 0 || rename(tmp, pidfile) < 0)
-            fprintf(stderr, "migrctl run: writing pid file %s: %s\n", pidfile, strerror(errno));
+        snprintf(tmp, sizeof tmp, "%s.tmp", o->pidfile);
+        if (!(f = fopen(tmp, "w")) || fprintf(f, "%d\n", pid) < 0 || fclose(f) != 0 || rename(tmp, o->pidfile) < 0)
+            fprintf(stderr, "migrctl run: writing pid file %s: %s\n", o->pidfile, strerror(errno));
     }
     int moved = 0, exited = 0, status = 0, child_gone = 0;
     for (;;) {

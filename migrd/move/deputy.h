@@ -15,7 +15,18 @@
 #ifndef MIGRD_DEPUTY_H
 #define MIGRD_DEPUTY_H
 
-/* argv[0] is "run".  Returns an exit status (when CMD was not killed). */
-int migrctl_run(const char *sock_path, int argc, char **argv);
+#include <stdint.h>
+
+/* What `migrctl run` was asked (tools/migrctl.c parses the command line). */
+struct deputy_opts {
+    const char *pidfile; /* CMD's pid goes there once registered, or NULL */
+    int no_migrate;      /* --no-migrate or MIGR_NO_MIGRATE=1              */
+    int is_rank;         /* CMD is rank `rank` of Open MPI job `job`       */
+    uint32_t job, rank;
+};
+
+/* Start cmd[0] with arguments cmd[1..] (NULL-terminated) and be its
+ * deputy.  Returns an exit status (when CMD was not killed). */
+int migrctl_run(const char *sock_path, const struct deputy_opts *o, char **cmd);
 
 #endif

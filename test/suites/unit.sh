@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Unit tests: the shared-memory ring and the receiver's sequencing.
+# Unit tests: the shared-memory ring, the receiver's sequencing, the syntax
+# of sizes and durations.
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
-for t in test_ring test_seq; do
+for t in test_ring test_seq test_units; do
     bin=$BUILD/test/unit/$t
     if [[ ! -x $bin ]]; then
         fail "unit $t" "not built ($bin)"
