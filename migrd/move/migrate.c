@@ -934,6 +934,8 @@ int migrate_init(struct move *d)
             admit_init(&m->admit, d->base, "migration port", MIGRATE_MAX_PENDING, m->lev) < 0)
             return -ENOMEM;
     }
+    if (mrecv_pool_start(MIGRATE_MAX_ARRIVING) < 0)
+        return -ENOMEM;
     m->chld = evsignal_new(d->base, SIGCHLD, on_sigchld, d);
     if (!m->chld || event_add(m->chld, NULL) < 0)
         return -ENOMEM;
@@ -954,6 +956,7 @@ void migrate_fini(struct move *d)
         mrecv_free(r);
         free(r);
     }
+    mrecv_pool_stop();
     while (m->procs)
         mproc_free(d, m->procs);
     while (m->settles)

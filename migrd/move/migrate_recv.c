@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,15 +121,76 @@ static void receive(struct mrecv *r)
         r->result = MRECV_IMAGE;
 }
 
-static void *thread_main(void *arg)
+/* The reception threads are started with the daemon, not for each move:
+ * a thread made for a move would take the next free thread id of this
+ * node, which may be the id of a thread of the very process arriving (its
+ * restore needs every one of its ids). */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work, done;
+    struct mrecv *head, **tail;  /* waiting for a thread */
+    bool stopping;
+    unsigned n;
+    pthread_t th[MRECV_THREADS];
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER, .tail = &pool.head};
+
+static void *thread_main(void *unused)
 {
-    struct mrecv *r = arg;
     char one = 1;
-    receive(r);
-    /* the loop wakes up; a full pipe cannot be (one byte, once) */
-    while (write(r->wake[1], &one, 1) < 0 && errno == EINTR)
-        ;
+    (void)unused;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (!pool.head && !pool.stopping)
+            pthread_cond_wait(&pool.work, &pool.lock);
+        if (!pool.head)
+            break;
+        struct mrecv *r = pool.head;
+        if (!(pool.head = r->qnext))
+            pool.tail = &pool.head;
+        r->state = MRECV_RUNNING;
+        pthread_mutex_unlock(&pool.lock);
+        receive(r);
+        pthread_mutex_lock(&pool.lock);
+        r->state = MRECV_DONE;
+        pthread_cond_broadcast(&pool.done);
+        /* the loop wakes up; a full pipe cannot be (one byte, once) */
+        while (write(r->wake[1], &one, 1) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_mutex_unlock(&pool.lock);
     return NULL;
+}
+
+int mrecv_pool_start(unsigned n)
+{
+    sigset_t all, old;
+    int e = 0;
+    if (n > MRECV_THREADS)
+        n = MRECV_THREADS;
+    /* signals stay with the event loop's thread */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    while (pool.n < n && (e = pthread_create(&pool.th[pool.n], NULL, thread_main, NULL)) == 0)
+        pool.n++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        log_error("starting the threads that read incoming moves: pthread_create: %s", strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
+void mrecv_pool_stop(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = true;
+    pthread_cond_broadcast(&pool.work);
+    pthread_mutex_unlock(&pool.lock);
+    for (unsigned i = 0; i < pool.n; i++)
+        pthread_join(pool.th[i], NULL);
+    pool.n = 0;
+    pool.stopping = false;
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -138,17 +200,19 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     if (read(r->wake[0], &c, 1) < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    pthread_join(r->th, NULL);
-    r->running = false;
+    r->state = MRECV_IDLE;
     r->done(r, r->arg);
 }
 
 int mrecv_start(struct event_base *base, struct mrecv *r, void (*done)(struct mrecv *r, void *arg), void *arg)
 {
-    int e;
     r->done = done;
     r->arg = arg;
     r->wake[0] = r->wake[1] = -1;
+    if (!pool.n) {
+        snprintf(r->why, sizeof r->why, "no thread reads incoming moves on %s", r->node);
+        return -1;
+    }
     if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         snprintf(r->why, sizeof r->why, "pipe for the reception of pid %d: %s", r->offer.pid, strerror(errno));
         return -1;
@@ -158,22 +222,33 @@ int mrecv_start(struct event_base *base, struct mrecv *r, void (*done)(struct mr
         snprintf(r->why, sizeof r->why, "event for the reception of pid %d: out of memory", r->offer.pid);
         return -1;
     }
-    if ((e = pthread_create(&r->th, NULL, thread_main, r)) != 0) {
-        snprintf(r->why, sizeof r->why, "thread for the reception of pid %d: %s", r->offer.pid, strerror(e));
-        return -1;
-    }
-    r->running = true;
+    pthread_mutex_lock(&pool.lock);
+    r->qnext = NULL;
+    r->state = MRECV_QUEUED;
+    *pool.tail = r;
+    pool.tail = &r->qnext;
+    pthread_cond_signal(&pool.work);
+    pthread_mutex_unlock(&pool.lock);
     return 0;
 }
 
 void mrecv_stop(struct mrecv *r)
 {
-    if (!r->running)
-        return;
-    if (shutdown(r->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
-        log_warn("reception of pid %d: shutdown of fd %d: %s", r->offer.pid, r->fd, strerror(errno));
-    pthread_join(r->th, NULL);
-    r->running = false;
+    pthread_mutex_lock(&pool.lock);
+    if (r->state == MRECV_QUEUED) {
+        struct mrecv **pp = &pool.head;
+        while (*pp != r)
+            pp = &(*pp)->qnext;
+        if (!(*pp = r->qnext))
+            pool.tail = pp;
+        r->state = MRECV_IDLE;
+    } else if (r->state == MRECV_RUNNING) {
+        if (shutdown(r->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+            log_warn("reception of pid %d: shutdown of fd %d: %s", r->offer.pid, r->fd, strerror(errno));
+        while (r->state == MRECV_RUNNING)
+            pthread_cond_wait(&pool.done, &pool.lock);
+    }
+    pthread_mutex_unlock(&pool.lock);
 }
 
 void mrecv_free(struct mrecv *r)

@@ -11,9 +11,10 @@
  * slow or silent source holds one thread, never the daemon: relaying,
  * `status` and other moves go on while a big image arrives.
  *
- * Thread rules: between mrecv_start and the call of done, the thread
+ * Threads: a few, started with the daemon (mrecv_pool_start), take the
+ * moves in turn.  Between mrecv_start and the call of done, the thread
  * alone uses the struct's results and its fd; done runs on the loop after
- * the thread has ended.
+ * the thread is through with it.
  */
 #ifndef MIGRD_MIGRATE_RECV_H
 #define MIGRD_MIGRATE_RECV_H
@@ -58,23 +59,30 @@ struct mrecv {
     uint64_t prep_us, read_us; /* page buffer ready; image read */
     uint64_t end_us;           /* when the thread was done (CLOCK_MONOTONIC) */
     /* plumbing */
-    pthread_t th;
-    bool running;              /* a thread was started and not yet joined */
+    enum { MRECV_IDLE, MRECV_QUEUED, MRECV_RUNNING, MRECV_DONE } state;
+    struct mrecv *qnext;       /* waiting for a thread */
     int wake[2];
     struct event *ev;
     void (*done)(struct mrecv *r, void *arg);
     void *arg;
 };
 
-/* Start reading r->fd (offer, fd, want, max_frames, node set) in a thread;
- * done(r, arg) is called on base's loop when it has ended.  0, or -1 with
+/* Start (at most) n reception threads, with every signal blocked in them:
+ * 0, or -1 (logged). */
+#define MRECV_THREADS 8
+int mrecv_pool_start(unsigned n);
+/* End them (no reception may be queued or running). */
+void mrecv_pool_stop(void);
+
+/* Have a thread read r->fd (offer, fd, want, max_frames, node set);
+ * done(r, arg) is called on base's loop when it is through.  0, or -1 with
  * r->why (nothing started). */
 int mrecv_start(struct event_base *base, struct mrecv *r, void (*done)(struct mrecv *r, void *arg),
                 void *arg);
-/* Make the thread end soon (its socket shut down) and wait for it; done is
- * not called.  For a daemon going down. */
+/* Take r from the queue, or make its thread be through with it soon (its
+ * socket shut down) and wait; done is not called.  For a daemon going down. */
 void mrecv_stop(struct mrecv *r);
-/* The frames, image, buffer and plumbing (not fd); the thread must have ended. */
+/* The frames, image, buffer and plumbing (not fd); no thread may have r. */
 void mrecv_free(struct mrecv *r);
 
 #endif
