@@ -4,9 +4,8 @@
 #include "migrate_recv.h"
 
 #include <errno.h>
-#include <event2/event.h>
+#include <stddef.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,86 +120,14 @@ static void receive(struct mrecv *r)
         r->result = MRECV_IMAGE;
 }
 
-/* The reception threads are started with the daemon, not for each move:
- * a thread made for a move would take the next free thread id of this
- * node, which may be the id of a thread of the very process arriving (its
- * restore needs every one of its ids). */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t work, done;
-    struct mrecv *head, **tail;  /* waiting for a thread */
-    bool stopping;
-    unsigned n;
-    pthread_t th[MRECV_THREADS];
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
-          .done = PTHREAD_COND_INITIALIZER, .tail = &pool.head};
-
-static void *thread_main(void *unused)
+static void recv_work(struct worker_job *j)
 {
-    char one = 1;
-    (void)unused;
-    pthread_mutex_lock(&pool.lock);
-    for (;;) {
-        while (!pool.head && !pool.stopping)
-            pthread_cond_wait(&pool.work, &pool.lock);
-        if (!pool.head)
-            break;
-        struct mrecv *r = pool.head;
-        if (!(pool.head = r->qnext))
-            pool.tail = &pool.head;
-        r->state = MRECV_RUNNING;
-        pthread_mutex_unlock(&pool.lock);
-        receive(r);
-        pthread_mutex_lock(&pool.lock);
-        r->state = MRECV_DONE;
-        pthread_cond_broadcast(&pool.done);
-        /* the loop wakes up; a full pipe cannot be (one byte, once) */
-        while (write(r->wake[1], &one, 1) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_mutex_unlock(&pool.lock);
-    return NULL;
+    receive((struct mrecv *)((char *)j - offsetof(struct mrecv, job)));
 }
 
-int mrecv_pool_start(unsigned n)
+static void recv_done(struct worker_job *j)
 {
-    sigset_t all, old;
-    int e = 0;
-    if (n > MRECV_THREADS)
-        n = MRECV_THREADS;
-    /* signals stay with the event loop's thread */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    while (pool.n < n && (e = pthread_create(&pool.th[pool.n], NULL, thread_main, NULL)) == 0)
-        pool.n++;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e) {
-        log_error("starting the threads that read incoming moves: pthread_create: %s", strerror(e));
-        return -1;
-    }
-    return 0;
-}
-
-void mrecv_pool_stop(void)
-{
-    pthread_mutex_lock(&pool.lock);
-    pool.stopping = true;
-    pthread_cond_broadcast(&pool.work);
-    pthread_mutex_unlock(&pool.lock);
-    for (unsigned i = 0; i < pool.n; i++)
-        pthread_join(pool.th[i], NULL);
-    pool.n = 0;
-    pool.stopping = false;
-}
-
-static void on_wake(evutil_socket_t fd, short what, void *arg)
-{
-    struct mrecv *r = arg;
-    char c;
-    (void)fd, (void)what;
-    if (read(r->wake[0], &c, 1) < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    r->state = MRECV_IDLE;
+    struct mrecv *r = (struct mrecv *)((char *)j - offsetof(struct mrecv, job));
     r->done(r, r->arg);
 }
 
@@ -208,47 +135,15 @@ int mrecv_start(struct event_base *base, struct mrecv *r, void (*done)(struct mr
 {
     r->done = done;
     r->arg = arg;
-    r->wake[0] = r->wake[1] = -1;
-    if (!pool.n) {
-        snprintf(r->why, sizeof r->why, "no thread reads incoming moves on %s", r->node);
-        return -1;
-    }
-    if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-        snprintf(r->why, sizeof r->why, "pipe for the reception of pid %d: %s", r->offer.pid, strerror(errno));
-        return -1;
-    }
-    r->ev = event_new(base, r->wake[0], EV_READ | EV_PERSIST, on_wake, r);
-    if (!r->ev || event_add(r->ev, NULL) < 0) {
-        snprintf(r->why, sizeof r->why, "event for the reception of pid %d: out of memory", r->offer.pid);
-        return -1;
-    }
-    pthread_mutex_lock(&pool.lock);
-    r->qnext = NULL;
-    r->state = MRECV_QUEUED;
-    *pool.tail = r;
-    pool.tail = &r->qnext;
-    pthread_cond_signal(&pool.work);
-    pthread_mutex_unlock(&pool.lock);
-    return 0;
+    r->job.work = recv_work;
+    r->job.done = recv_done;
+    r->job.shut_fd = r->fd;
+    return worker_submit(base, &r->job, r->why, sizeof r->why);
 }
 
 void mrecv_stop(struct mrecv *r)
 {
-    pthread_mutex_lock(&pool.lock);
-    if (r->state == MRECV_QUEUED) {
-        struct mrecv **pp = &pool.head;
-        while (*pp != r)
-            pp = &(*pp)->qnext;
-        if (!(*pp = r->qnext))
-            pool.tail = pp;
-        r->state = MRECV_IDLE;
-    } else if (r->state == MRECV_RUNNING) {
-        if (shutdown(r->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
-            log_warn("reception of pid %d: shutdown of fd %d: %s", r->offer.pid, r->fd, strerror(errno));
-        while (r->state == MRECV_RUNNING)
-            pthread_cond_wait(&pool.done, &pool.lock);
-    }
-    pthread_mutex_unlock(&pool.lock);
+    worker_cancel(&r->job);
 }
 
 void mrecv_free(struct mrecv *r)
@@ -262,11 +157,5 @@ void mrecv_free(struct mrecv *r)
         engine_image_free(r->img);
     r->img = NULL;
     engine_pagebuf_release(&r->pb);
-    if (r->ev)
-        event_free(r->ev);
-    r->ev = NULL;
-    for (int i = 0; i < 2; i++)
-        if (r->wake[i] >= 0)
-            close(r->wake[i]);
-    r->wake[0] = r->wake[1] = -1;
+    worker_job_fini(&r->job);
 }

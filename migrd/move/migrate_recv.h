@@ -11,22 +11,20 @@
  * slow or silent source holds one thread, never the daemon: relaying,
  * `status` and other moves go on while a big image arrives.
  *
- * Threads: a few, started with the daemon (mrecv_pool_start), take the
- * moves in turn.  Between mrecv_start and the call of done, the thread
- * alone uses the struct's results and its fd; done runs on the loop after
- * the thread is through with it.
+ * Threads: the move workers (workers.h) take the receptions in turn.
+ * Between mrecv_start and the call of done, the worker alone uses the
+ * struct's results and its fd; done runs on the loop after it is through.
  */
 #ifndef MIGRD_MIGRATE_RECV_H
 #define MIGRD_MIGRATE_RECV_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "migrd/engine/engine.h"
 #include "migrate_proto.h"
+#include "workers.h"
 
-struct event;
 struct event_base;
 
 /* a frame that came before the image, as it came */
@@ -58,21 +56,10 @@ struct mrecv {
     uint64_t bytes;            /* image bytes read */
     uint64_t prep_us, read_us; /* page buffer ready; image read */
     uint64_t end_us;           /* when the thread was done (CLOCK_MONOTONIC) */
-    /* plumbing */
-    enum { MRECV_IDLE, MRECV_QUEUED, MRECV_RUNNING, MRECV_DONE } state;
-    struct mrecv *qnext;       /* waiting for a thread */
-    int wake[2];
-    struct event *ev;
+    struct worker_job job;
     void (*done)(struct mrecv *r, void *arg);
     void *arg;
 };
-
-/* Start (at most) n reception threads, with every signal blocked in them:
- * 0, or -1 (logged). */
-#define MRECV_THREADS 8
-int mrecv_pool_start(unsigned n);
-/* End them (no reception may be queued or running). */
-void mrecv_pool_stop(void);
 
 /* Have a thread read r->fd (offer, fd, want, max_frames, node set);
  * done(r, arg) is called on base's loop when it is through.  0, or -1 with
