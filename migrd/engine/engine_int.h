@@ -285,6 +285,23 @@ int eng_inject(pid_t tid, uint64_t sc_ip, long nr, const uint64_t args[6], long 
 int eng_inject6(pid_t tid, uint64_t sc_ip, long *ret, long nr, uint64_t a0, uint64_t a1,
                 uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5);
 int eng_find_syscall_insn(pid_t pid, uint64_t *ip);
+/* One system call of a batch, as the trampoline's batch code reads it
+ * (64 bytes).  ret: on the way in, ENG_CALL_MAY_FAIL or 0; on the way out,
+ * the call's result (raw: -errno on failure). */
+struct eng_call {
+	uint64_t nr;
+	uint64_t a[6];
+	uint64_t ret;
+};
+#define ENG_CALL_MAY_FAIL 1     /* the batch goes on after this call fails */
+/* Run calls c[0..n) one after the other in thread tid of pid from the
+ * trampoline at tramp (its batch code, the table in its data area), with
+ * one stop for all of them instead of two stops per call.  The batch ends
+ * at the first call that fails without ENG_CALL_MAY_FAIL (the later ones
+ * are not run; their ret keeps what it had).  0 (c[].ret filled in), or -1
+ * if the batch itself could not be run.  The thread's registers are
+ * clobbered, as with eng_inject. */
+int eng_inject_batch(pid_t pid, pid_t tid, uint64_t tramp, struct eng_call *c, uint32_t n);
 /* process memory helpers */
 int eng_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len);
 int eng_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
@@ -370,8 +387,11 @@ int  eng_settle_step(struct engine_settle *s, uint64_t max_bytes);
 void eng_settle_free(struct engine_settle *s);
 
 /* ------------------------------------------------------------ trampoline.c */
-#define TRAMP_SIZE       4096
-#define TRAMP_DATA       256     /* data area offset inside the page */
+#define TRAMP_SIZE       32768
+#define TRAMP_BATCH      64      /* offset of the batch code (eng_inject_batch) */
+#define TRAMP_DATA       256     /* data area offset: structures passed by pointer,
+                                    or the table of a batch */
+#define ENG_BATCH_MAX    ((TRAMP_SIZE - TRAMP_DATA) / sizeof(struct eng_call))
 int  eng_find_hole(const struct eng_vma *a, uint32_t na, const struct eng_vma *b,
                    uint32_t nb, uint64_t size, uint64_t *addr);
 int  eng_tramp_install(uint64_t addr);      /* in the puppet child */

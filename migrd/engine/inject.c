@@ -72,6 +72,44 @@ int eng_inject(pid_t tid, uint64_t sc_ip, long nr, const uint64_t a[6], long *re
 	return 0;
 }
 
+int eng_inject_batch(pid_t pid, pid_t tid, uint64_t tramp, struct eng_call *c, uint32_t n)
+{
+	struct user_regs_struct r;
+	uint64_t table = tramp + TRAMP_DATA;
+	int st;
+
+	if (n > ENG_BATCH_MAX)
+		return eng_fail("a batch of %u syscalls is more than the trampoline holds (%zu)", n,
+		                (size_t)ENG_BATCH_MAX);
+	if (eng_mem_write(pid, table, c, n * sizeof(*c)) < 0)
+		return eng_wrap("write a batch of %u syscalls into pid %d", n, pid);
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return eng_fail_errno("ptrace(PTRACE_GETREGS, tid %d)", tid);
+	r.rip = tramp + TRAMP_BATCH;
+	r.orig_rax = (uint64_t)-1;
+	r.rbx = table;
+	r.r12 = n;
+	r.r13 = (uint64_t)pid;
+	r.r14 = (uint64_t)tid;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
+		return eng_fail_errno("ptrace(PTRACE_SETREGS, tid %d)", tid);
+	for (;;) {
+		if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
+			return eng_fail_errno("ptrace(PTRACE_CONT, tid %d, a batch of %u syscalls)", tid, n);
+		if (eng_wait_stop(tid, &st) < 0)
+			return -1;
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			return eng_fail("tid %d ended during a batch of %u syscalls", tid, n);
+		if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP && (st >> 16) == 0)
+			break;
+		/* another signal-delivery stop or a group stop: suppressed */
+		eng_debug("tid %d: stop %#x during a batch of %u syscalls", tid, st, n);
+	}
+	if (eng_mem_read(pid, table, c, n * sizeof(*c)) < 0)
+		return eng_wrap("read the results of a batch of %u syscalls from pid %d", n, pid);
+	return 0;
+}
+
 int eng_inject6(pid_t tid, uint64_t sc_ip, long *ret, long nr, uint64_t a0, uint64_t a1,
                 uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
 {

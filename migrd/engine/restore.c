@@ -95,6 +95,19 @@ struct eng_restore {
 	                                  moved in (implies fill) */
 	uint32_t *move_run;            /* per vma: the run that covers it, if move */
 	bool moving;                   /* some region is moved */
+	struct rbatch *rb;             /* system calls waiting to run in the puppet */
+};
+
+/* System calls gathered to run in the puppet's main thread in one batch
+ * (eng_inject_batch): mapping, advising, populating and protecting the
+ * regions takes hundreds of calls for a process with many mappings, and an
+ * injected call costs two ptrace stops. */
+#define RB_MAX 128
+struct rbatch {
+	struct eng_call c[RB_MAX];
+	const char *what[RB_MAX];      /* NULL: a failure is only logged */
+	int32_t vma[RB_MAX];           /* the region it is for, or -1 */
+	uint32_t n;
 };
 
 /* ------------------------------------------------------------ checks */
@@ -255,6 +268,59 @@ static int must(struct eng_restore *rs, pid_t tid, const char *what, long nr, ui
 		return eng_wrap("%s", what);
 	if (r < 0 && r > -4096)
 		return eng_fail("tid %d: %s: %s", tid, what, strerror((int)-r));
+	return 0;
+}
+
+/* Run what is gathered; the first call that failed (what set) fails it all,
+ * named as must() names it, with its region.  An mmap must land at its
+ * address. */
+static int rb_flush(struct eng_restore *rs)
+{
+	struct rbatch *b = rs->rb;
+	uint32_t n = b->n;
+
+	b->n = 0;
+	if (!n)
+		return 0;
+	if (eng_inject_batch(rs->pid, rs->pid, rs->tramp, b->c, n) < 0)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		long r = (long)b->c[i].ret;
+		bool failed = r < 0 && r > -4096;
+		bool elsewhere = !failed && b->c[i].nr == SYS_mmap && (uint64_t)r != b->c[i].a[0];
+		const struct eng_vma *e = b->vma[i] >= 0 ? &rs->img->vmas[b->vma[i]] : NULL;
+		if (!b->what[i]) {
+			if (failed)
+				eng_debug("restore pid %d: syscall %" PRIu64 "(%#" PRIx64 ", %#" PRIx64 ", %" PRIu64
+				          "): %s", rs->pid, b->c[i].nr, b->c[i].a[0], b->c[i].a[1], b->c[i].a[2],
+				          strerror((int)-r));
+			continue;
+		}
+		if (!failed && !elsewhere)
+			continue;
+		if (e)
+			return eng_fail("tid %d: %s %#" PRIx64 "-%#" PRIx64 " (%s%s%s): %s", rs->pid, b->what[i],
+			                e->start, e->end, eng_vma_kind_name(e->kind), e->path[0] ? " " : "",
+			                e->path, failed ? strerror((int)-r) : "landed elsewhere");
+		return eng_fail("tid %d: %s: %s", rs->pid, b->what[i], failed ? strerror((int)-r) : "landed elsewhere");
+	}
+	return 0;
+}
+
+/* Gather a call for the next batch (run now if the batch is full); what:
+ * the message if it fails (NULL: it may fail); vma: its region or -1. */
+static int rb_add(struct eng_restore *rs, const char *what, int32_t vma, long nr, uint64_t a0, uint64_t a1,
+                  uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	struct rbatch *b = rs->rb;
+
+	if (b->n == RB_MAX && rb_flush(rs) < 0)
+		return -1;
+	b->c[b->n] = (struct eng_call){ .nr = (uint64_t)nr, .a = { a0, a1, a2, a3, a4, a5 },
+	                                .ret = what ? 0 : ENG_CALL_MAY_FAIL };
+	b->what[b->n] = what;
+	b->vma[b->n] = vma;
+	b->n++;
 	return 0;
 }
 
@@ -423,13 +489,12 @@ static int move_region(struct eng_restore *rs, uint32_t i)
 	return 0;
 }
 
-/* map region i afresh (read-write while it is filled) */
+/* map region i afresh (read-write while it is filled): gathered */
 static int map_region(struct eng_restore *rs, uint32_t i)
 {
 	struct eng_vma *e = &rs->img->vmas[i];
 	uint64_t len = e->end - e->start, flags, off = 0, fd = (uint64_t)-1;
 	uint32_t prot0 = e->prot | (rs->fill[i] ? PROT_READ | PROT_WRITE : 0);
-	long r;
 
 	if (e->kind == VMA_ANON || e->as_private) {
 		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
@@ -443,13 +508,7 @@ static int map_region(struct eng_restore *rs, uint32_t i)
 		fd = (uint64_t)(int64_t)e->pfd;
 		off = e->pgoff;
 	}
-	if (sc(rs, rs->pid, &r, SYS_mmap, e->start, len, prot0, flags, fd, off) < 0)
-		return -1;
-	if ((uint64_t)r != e->start)
-		return eng_fail("map region %#" PRIx64 "-%#" PRIx64 " (%s%s%s): %s", e->start,
-		                e->end, eng_vma_kind_name(e->kind), e->path[0] ? " " : "", e->path,
-		                r < 0 && r > -4096 ? strerror((int)-r) : "landed elsewhere");
-	return 0;
+	return rb_add(rs, "map region", (int32_t)i, SYS_mmap, e->start, len, prot0, flags, fd, off);
 }
 
 static int map_regions(struct eng_restore *rs)
@@ -466,26 +525,21 @@ static int map_regions(struct eng_restore *rs)
 		struct eng_vma *e = &img->vmas[i];
 		uint64_t len = e->end - e->start;
 		int moved = 0;
-		long r;
 
 		if (eng_vma_kind_is_special(e->kind))
 			continue;
-		if (rs->move[i] && (moved = move_region(rs, i)) < 0)
+		/* a move is one call of its own, which may fall back to mapping */
+		if (rs->move[i] && (rb_flush(rs) < 0 || (moved = move_region(rs, i)) < 0))
 			return -1;
 		if (!moved && map_region(rs, i) < 0)
 			return -1;
-		for (size_t k = 0; k < sizeof(adv) / sizeof(adv[0]); k++) {
-			if (!(e->vmflags & adv[k].flag))
-				continue;
-			if (sc(rs, rs->pid, &r, SYS_madvise, e->start, len, (uint64_t)adv[k].advice, 0, 0,
-			       0) < 0)
+		for (size_t k = 0; k < sizeof(adv) / sizeof(adv[0]); k++)
+			if ((e->vmflags & adv[k].flag) &&
+			    rb_add(rs, NULL, (int32_t)i, SYS_madvise, e->start, len, (uint64_t)adv[k].advice, 0, 0,
+			           0) < 0)
 				return -1;
-			if (r < 0)
-				eng_debug("madvise(%#" PRIx64 ", %d) on restore: %s", e->start, adv[k].advice,
-				          strerror((int)-r));
-		}
 	}
-	return 0;
+	return rb_flush(rs);
 }
 
 static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
@@ -500,7 +554,6 @@ static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
 	/* big runs are faulted in by the puppet in one call each: far cheaper
 	 * than the faults taken inside process_vm_writev */
 	for (uint32_t i = 0; i < img->nruns; i++) {
-		long r;
 		while (v < img->nvmas && img->vmas[v].end <= img->runs[i].addr)
 			v++;
 		if (v >= img->nvmas || !rs->fill[v] || rs->move[v] || img->runs[i].npages < 16)
@@ -511,14 +564,16 @@ static int fill_memory(struct eng_restore *rs, uint64_t *bytes)
 			uint64_t lo = (img->runs[i].addr + (2u << 20) - 1) & ~((uint64_t)(2u << 20) - 1);
 			uint64_t hi = (img->runs[i].addr + img->runs[i].npages * ENG_PAGE) &
 			              ~((uint64_t)(2u << 20) - 1);
-			if (hi > lo && sc(rs, rs->pid, &r, SYS_madvise, lo, hi - lo, MADV_HUGEPAGE, 0, 0,
-			                  0) < 0)
+			if (hi > lo && rb_add(rs, NULL, (int32_t)v, SYS_madvise, lo, hi - lo, MADV_HUGEPAGE, 0, 0,
+			                      0) < 0)
 				return -1;
 		}
-		if (sc(rs, rs->pid, &r, SYS_madvise, img->runs[i].addr, img->runs[i].npages * ENG_PAGE,
-		       MADV_POPULATE_WRITE, 0, 0, 0) < 0)
+		if (rb_add(rs, NULL, (int32_t)v, SYS_madvise, img->runs[i].addr, img->runs[i].npages * ENG_PAGE,
+		           MADV_POPULATE_WRITE, 0, 0, 0) < 0)
 			return -1;
 	}
+	if (rb_flush(rs) < 0)
+		return -1;
 	v = 0;
 	for (uint32_t i = 0; i <= img->nruns; i++) {
 		bool flush = i == img->nruns || k == 1024;
@@ -573,15 +628,15 @@ static int finish_regions(struct eng_restore *rs)
 		if (eng_vma_kind_is_special(e->kind))
 			continue;
 		if (rs->fill[i] && (e->prot & 3) != 3 &&
-		    must(rs, rs->pid, "mprotect a restored region", SYS_mprotect, e->start, len,
-		         e->prot, 0, 0, 0) < 0)
+		    rb_add(rs, "mprotect a restored region", (int32_t)i, SYS_mprotect, e->start, len,
+		           e->prot, 0, 0, 0) < 0)
 			return -1;
 		if ((e->vmflags & VMF_LOCKED) &&
-		    must(rs, rs->pid, "mlock a restored region", SYS_mlock2, e->start, len,
-		         (e->vmflags & VMF_LOCKONFAULT) ? MLOCK_ONFAULT : 0, 0, 0, 0) < 0)
+		    rb_add(rs, "mlock a restored region", (int32_t)i, SYS_mlock2, e->start, len,
+		           (e->vmflags & VMF_LOCKONFAULT) ? MLOCK_ONFAULT : 0, 0, 0, 0) < 0)
 			return -1;
 	}
-	return 0;
+	return rb_flush(rs);
 }
 
 static int set_mm(struct eng_restore *rs)
@@ -1035,6 +1090,7 @@ void eng_restore_abort(struct eng_restore *rs)
 	free(rs->fill);
 	free(rs->move);
 	free(rs->move_run);
+	free(rs->rb);
 	eng_fds_unprepare(rs->img);
 	eng_vmas_unprepare(rs->img);
 	free(rs);
@@ -1062,7 +1118,8 @@ int eng_restore_prepare(struct engine_image *img, const struct engine_restore_op
 	rs->fill = eng_xcalloc(img->nvmas, sizeof(bool));
 	rs->move = eng_xcalloc(img->nvmas, sizeof(bool));
 	rs->move_run = eng_xcalloc(img->nvmas, sizeof(uint32_t));
-	if (!rs->fill || !rs->move || !rs->move_run)
+	rs->rb = eng_xcalloc(1, sizeof(*rs->rb));
+	if (!rs->fill || !rs->move || !rs->move_run || !rs->rb)
 		goto fail;
 	/* objects first: nothing is created when one is missing */
 	if (eng_vmas_prepare(img) < 0 || eng_fds_prepare(img, opts->external_null) < 0)

@@ -1,11 +1,12 @@
 /*
  * migr engine — the restore trampoline.
  *
- * Owns the one page through which the restorer drives the puppet once the
- * puppet's own code is gone: where it goes (a hole free both in the
- * puppet's current layout and in the saved layout), what it holds (a
- * `syscall` instruction followed by a data area for the structures that
- * injected syscalls take by pointer), and the raw thread creation used
+ * Owns the pages through which the restorer drives the puppet once the
+ * puppet's own code is gone: where they go (a hole free both in the
+ * puppet's current layout and in the saved layout), what they hold (a
+ * `syscall` instruction, the batch code that runs a table of system calls
+ * with one stop at the end, and a data area for the structures that
+ * injected syscalls take by pointer or for the table), and the raw thread creation used
  * inside the puppet (clone3 with set_tid; the new thread parks in pause()
  * without touching any stack, then waits for ptrace to give it its
  * registers).
@@ -58,6 +59,54 @@ int eng_find_hole(const struct eng_vma *a, uint32_t na, const struct eng_vma *b,
 	return eng_fail("no free hole of %" PRIu64 " bytes in the saved layout", size);
 }
 
+/* The batch code (eng_inject_batch sets rbx = table, r12 = count, r13 =
+ * tgid, r14 = tid).  Each entry is struct eng_call: the number and six
+ * arguments are loaded, the result stored over ret; an entry whose result
+ * is an error (-4095..-1) ends the batch unless its ret held
+ * ENG_CALL_MAY_FAIL.  The end is tgkill(tgid, tid, SIGSTOP): a
+ * signal-delivery stop that the tracer takes and suppresses, so nothing is
+ * ever delivered and no disposition is touched.  Only relative jumps: the
+ * bytes are copied into the trampoline as they are. */
+extern const uint8_t eng_batch_code[], eng_batch_code_end[];
+__asm__(".pushsection .rodata\n"
+        ".globl eng_batch_code\n"
+        ".globl eng_batch_code_end\n"
+        "eng_batch_code:\n\t"
+        "test %r12, %r12\n\t"
+        "jz 2f\n"
+        "1:\n\t"
+        "mov 56(%rbx), %r15\n\t"
+        "mov (%rbx), %rax\n\t"
+        "mov 8(%rbx), %rdi\n\t"
+        "mov 16(%rbx), %rsi\n\t"
+        "mov 24(%rbx), %rdx\n\t"
+        "mov 32(%rbx), %r10\n\t"
+        "mov 40(%rbx), %r8\n\t"
+        "mov 48(%rbx), %r9\n\t"
+        "syscall\n\t"
+        "mov %rax, 56(%rbx)\n\t"
+        "cmp $-4095, %rax\n\t"
+        "jb 3f\n\t"
+        "test $1, %r15\n\t"
+        "jz 2f\n"
+        "3:\n\t"
+        "add $64, %rbx\n\t"
+        "dec %r12\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "mov $234, %eax\n\t"       /* SYS_tgkill */
+        "mov %r13, %rdi\n\t"
+        "mov %r14, %rsi\n\t"
+        "mov $19, %edx\n\t"        /* SIGSTOP */
+        "syscall\n\t"
+        "jmp 2b\n"
+        "eng_batch_code_end:\n"
+        ".popsection");
+
+_Static_assert(TRAMP_BATCH + 96 <= TRAMP_DATA, "the batch code fits before the data area");
+_Static_assert(sizeof(struct eng_call) == 64, "the batch code steps 64 bytes an entry");
+_Static_assert(SYS_tgkill == 234 && SIGSTOP == 19, "the batch code's stop");
+
 int eng_tramp_install(uint64_t addr)
 {
 	static const uint8_t code[] = { 0x0f, 0x05, 0xcc, 0xcc };   /* syscall; int3 */
@@ -69,6 +118,7 @@ int eng_tramp_install(uint64_t addr)
 	if ((uint64_t)(uintptr_t)p != addr)
 		return eng_fail("trampoline page landed at %p, not %#" PRIx64, p, addr);
 	memcpy(p, code, sizeof(code));
+	memcpy((uint8_t *)p + TRAMP_BATCH, eng_batch_code, (size_t)(eng_batch_code_end - eng_batch_code));
 	return 0;
 }
 

@@ -74,6 +74,9 @@ void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us);
 /* The process ended here with wait status `status`. */
 void fwd_ep_exited(struct fwd_ep *ep, int status);
 void fwd_ep_free(struct fwd_ep *ep);
+/* Its connection to the process's home (NULL if none); it outlives a detach
+ * until the home has acknowledged the end. */
+struct fconn *fwd_ep_home_conn(const struct fwd_ep *ep);
 /* Channel table for the move stream. */
 uint32_t fwd_ep_channels(const struct fwd_ep *ep, struct mig_chan *out, uint32_t cap);
 

@@ -47,7 +47,26 @@ struct fwd_ep {
 };
 
 static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
+/* A move asked through the home: its answer goes back on that connection. */
+static void fwd_move_done(struct move *d, int rc, const struct migrate_result *res, struct fconn *home, void *arg)
+{
+    struct mig_move_result r = {.reqid = (uint32_t)(uintptr_t)arg, .ok = rc == 0};
+    (void)d;
+    if (rc == 0) {
+        r.bytes = res->bytes;
+        r.frozen_us = res->frozen_us;
+        r.total_us = res->total_us;
+    }
+    snprintf(r.message, sizeof r.message, "%s", res->message);
+    if (home)
+        fconn_send(home, FWD_MOVE_RESULT, 0, &r, sizeof r);
+}
+
+struct fconn *fwd_ep_home_conn(const struct fwd_ep *ep) { return ep->c; }
+
 static void ep_close(struct fconn *c, const char *why);
+static void fwd_move_done(struct move *d, int rc, const struct migrate_result *res, struct fconn *home,
+                          void *arg);
 
 struct fwd_ep *fwd_ep_new(struct move *d, struct mproc *p)
 {
@@ -360,12 +379,9 @@ static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *bo
             } else if (m->inject && !ep->d->test_hooks) {
                 snprintf(r.message, sizeof r.message, "test hooks are off on %s (migrd --test-hooks)",
                          cluster_self_name(ep->d->cl));
-            } else if (migrate_out(ep->d, ep->p, m->node, m->inject, m->by_uid, &res) == 0) {
-                r.ok = 1;
-                r.bytes = res.bytes;
-                r.frozen_us = res.frozen_us;
-                r.total_us = res.total_us;
-                snprintf(r.message, sizeof r.message, "%s", m->node);
+            } else if (migrate_out_start(ep->d, ep->p, m->node, m->inject, m->by_uid, fwd_move_done,
+                                         (void *)(uintptr_t)m->reqid, &res) == 0) {
+                break; /* answered when the move ends */
             } else {
                 snprintf(r.message, sizeof r.message, "%s", res.message);
             }

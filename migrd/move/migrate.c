@@ -32,6 +32,7 @@
 #include "migrd/cluster/node_addr.h"
 #include "migrd/engine/engine_int.h"
 #include "migrd/util/admit.h"
+#include "migrd/util/boost.h"
 #include "migrd/util/log.h"
 #include "creds_check.h"
 #include "forward.h"
@@ -40,12 +41,10 @@
 #include "migrate_postal.h"
 #include "node_mem.h"
 #include "migrate_proc.h"
+#include "migrate_int.h"
 #include "migrate_recv.h"
 #include "move.h"
 
-#define OFFER_TIMEOUT_MS   10000
-#define OFFER_MS_PER_MIB   4     /* the destination faults its buffer in first */
-#define STREAM_TIMEOUT_MS  30000
 #define MEM_HEADROOM       (64ull << 20)
 #define MIGRATE_MAX_PENDING 32    /* accepted, not yet proved: at once */
 #define MIGRATE_MAX_ARRIVING 4    /* streams being read at once */
@@ -63,7 +62,7 @@ struct migrate {
     struct mrecv *arriving;   /* moves whose stream is being read (migrate_recv.c) */
 };
 
-static uint64_t now_us(void)
+uint64_t mig_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -97,8 +96,7 @@ void migrate_unlink_proc(struct move *d, struct mproc *p)
         }
 }
 
-static int failf(struct migrate_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int failf(struct migrate_result *res, const char *fmt, ...)
+int mig_failf(struct migrate_result *res, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -109,306 +107,10 @@ static int failf(struct migrate_result *res, const char *fmt, ...)
 
 /* Timeouts and options of a move's connection (both sides): a failure only
  * makes a dead link slower to notice. */
-static void stream_opts(int fd)
+void mig_stream_timeouts(int fd)
 {
     if (mig_set_timeouts(fd, STREAM_TIMEOUT_MS) < 0 || mig_stream_opts(fd) < 0)
         log_warn("migration connection fd %d: setting its timeouts: %s", fd, strerror(errno));
-}
-
-/* ------------------------------------------------------------ source */
-
-static uint64_t resident_bytes(pid_t pid)
-{
-    char path[64];
-    unsigned long size = 0, rss = 0;
-    snprintf(path, sizeof path, "/proc/%d/statm", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-struct outchans {
-    uint32_t n;
-    struct mig_chan map[MIG_MAX_CHAN];
-    int orig[MIG_MAX_CHAN];   /* first move from home: the originals */
-};
-
-static void outchans_close(struct outchans *oc)
-{
-    for (uint32_t i = 0; i < oc->n; i++)
-        if (oc->orig[i] >= 0)
-            close(oc->orig[i]);
-    oc->n = 0;
-}
-
-/* Which channel each outside descriptor of the image goes to. */
-static int map_channels(struct mproc *p, const struct engine_image *img, const struct mig_postal *mp,
-                        struct outchans *oc, struct migrate_result *res)
-{
-    int pidfd = -1;
-    for (uint32_t i = 0; i < img->nfds; i++) {
-        const struct eng_fd *f = &img->fds[i];
-        uint32_t chan, dir;
-        if (f->kind != FD_EXTERNAL || f->same_as >= 0 || mpostal_owns_fd(mp, f->fd))
-            continue;
-        if (oc->n >= MIG_MAX_CHAN)
-            return failf(res, "pid %d has more than %d descriptors leading outside", p->pid, MIG_MAX_CHAN);
-        oc->orig[oc->n] = -1;
-        if (p->ep) {
-            if (fwd_ep_chan_of(p->ep, f->ino, &chan, &dir) < 0)
-                return failf(res, "pid %d: fd %d (%s) leads to an object of this node that is not "
-                                  "forwarded from its home", p->pid, f->fd, f->desc ? f->desc : f->path);
-        } else {
-            int acc = (int)f->flags & O_ACCMODE;
-            dir = acc == O_WRONLY ? MIG_DIR_OUT : acc == O_RDONLY ? MIG_DIR_IN : MIG_DIR_IN | MIG_DIR_OUT;
-            chan = i + 1;
-            if (pidfd < 0 && (pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0)) < 0)
-                return failf(res, "pidfd_open(pid %d): %s", p->pid, strerror(errno));
-            oc->orig[oc->n] = (int)syscall(SYS_pidfd_getfd, pidfd, f->fd, 0);
-            if (oc->orig[oc->n] < 0) {
-                int e = errno;
-                close(pidfd);
-                return failf(res, "pid %d: taking fd %d to forward it: %s", p->pid, f->fd, strerror(e));
-            }
-            fcntl(oc->orig[oc->n], F_SETFD, FD_CLOEXEC);
-        }
-        oc->map[oc->n++] = (struct mig_chan){.fd = f->fd, .chan = chan, .dir = dir};
-    }
-    if (pidfd >= 0)
-        close(pidfd);
-    return 0;
-}
-
-/* Unread input of the channels (a previous move's endpoint) to the stream. */
-static int send_unread_input(int fd, struct mproc *p, const struct outchans *oc)
-{
-    for (uint32_t i = 0; p->ep && i < oc->n; i++) {
-        struct evbuffer *b = evbuffer_new();
-        bool eof = false;
-        int rc = b ? fwd_ep_unread_input(p->ep, oc->map[i].chan, b, &eof) : -1;
-        while (rc == 0 && evbuffer_get_length(b)) {
-            size_t n = evbuffer_get_length(b);
-            if (n > MIG_MAX_BODY)
-                n = MIG_MAX_BODY;
-            rc = mig_send(fd, MIG_INPUT, oc->map[i].chan, evbuffer_pullup(b, (ssize_t)n), (uint32_t)n);
-            evbuffer_drain(b, n);
-        }
-        if (rc == 0 && eof)
-            rc = mig_send(fd, MIG_INPUT_EOF, oc->map[i].chan, NULL, 0);
-        if (b)
-            evbuffer_free(b);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* The image, raw; tests may corrupt it or stall half-way. */
-static int write_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
-{
-    if (inject == CTL_INJECT_NONE)
-        return engine_image_write(img, fd, bytes);
-    int mfd = memfd_create("migr-image", MFD_CLOEXEC);
-    if (mfd < 0 || engine_image_write(img, mfd, bytes) < 0) {
-        if (mfd >= 0)
-            close(mfd);
-        return -1;
-    }
-    uint8_t *m = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-    close(mfd);
-    if (m == MAP_FAILED)
-        return -1;
-    size_t half = *bytes / 2;
-    int rc;
-    if (inject == CTL_INJECT_CORRUPT) {
-        m[half] ^= 0x5a;
-        rc = mig_write_all(fd, m, *bytes);
-    } else {
-        rc = mig_write_all(fd, m, half);
-        if (rc == 0) {
-            log_info("test: stalling the stream half-way for 3 s");
-            sleep(3);
-            rc = mig_write_all(fd, m + half, *bytes - half);
-        }
-    }
-    munmap(m, *bytes);
-    return rc;
-}
-
-/* The image and, in a cluster with a key, its MAC. */
-static int send_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
-{
-    struct mig_image_auth ia;
-    mig_image_auth_begin(fd, true, &ia);
-    int rc = write_image(fd, img, inject, bytes);
-    return mig_image_auth_end(fd, true, &ia, rc == 0);
-}
-
-int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
-                struct migrate_result *res)
-{
-    uint64_t t0 = now_us(), t_freeze = 0, t_frozen = 0, t_captured = 0, t_streamed = 0, t_acked = 0;
-    struct outchans oc = {0};
-    struct engine_frozen *fz = NULL;
-    struct engine_image *img = NULL;
-    struct mbox *pm = NULL;        /* its DiCOM mailbox, if it has one */
-    struct mig_postal mp;
-    struct mig_hdr h;
-    char reason[MIG_REASON_MAX + 1];
-    int fd = -1, rc = -1;
-    memset(res, 0, sizeof *res);
-    int dest = migrate_node_by_addr(d, node);
-    if (dest < 0)
-        return failf(res, "no node %s in the cluster map", node);
-    if (dest == d->cl->self)
-        return failf(res, "pid %d already runs on %s", p->pid, node);
-    if (p->flags & CTL_PROC_NO_MIGRATE)
-        return failf(res, "pid %d was started with --no-migrate", p->pid);
-    if (!p->here || p->state != MP_RUNNING)
-        return failf(res, "pid %d does not run on %s now", p->pid, cluster_self_name(d->cl));
-    const struct cfg_node *dn = &d->cl->map.nodes[dest];
-    fd = mig_connect(dn, migrate_port(d, dest), 3000, OFFER_TIMEOUT_MS);
-    if (fd < 0)
-        return failf(res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(d, dest),
-                     strerror(-fd));
-    if (mig_auth_connect(fd, d->cl, dest, AUTH_MOVE, reason, sizeof reason) < 0) {
-        failf(res, "%s", reason);
-        goto out;
-    }
-    struct mig_offer offer = {.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves,
-                              .flags = p->flags, .job = p->job, .rank = p->rank,
-                              .mem_bytes = resident_bytes(p->pid)};
-    snprintf(offer.kernel, sizeof offer.kernel, "%s", d->cl->kernel);
-    snprintf(offer.cmd, sizeof offer.cmd, "%s", p->cmd);
-    offer.cpu = d->cl->cpu;
-    memset(reason, 0, sizeof reason);
-    /* the answer comes once the destination's page buffer is faulted in:
-     * the wait grows with the size (a first touch of memory can be slow) */
-    if (mig_set_timeouts(fd, OFFER_TIMEOUT_MS + (int)((offer.mem_bytes >> 20) * OFFER_MS_PER_MIB)) < 0 ||
-        mig_send(fd, MIG_OFFER, 0, &offer, sizeof offer) < 0 || mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
-        failf(res, "%s did not answer the offer: %s", dn->name,
-              errno == EAGAIN ? "timed out" : strerror(errno));
-        goto out;
-    }
-    if (h.type != MIG_ACCEPT) {
-        failf(res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
-        goto out;
-    }
-    stream_opts(fd);
-    p->state = MP_MOVING;
-    if (engine_freeze(p->pid, 5000, &fz) < 0) {
-        failf(res, "freezing: %s", engine_strerror());
-        goto out;
-    }
-    t_freeze = fz->t_freeze0 / 1000;
-    if ((pm = mpostal_mailbox(d, p->pid)) &&
-        mpostal_safe_point(d, p->pid, &fz, res->message, sizeof res->message) < 0)
-        goto out;
-    t_frozen = now_us();
-    /* the pages are read from the frozen process while the image streams:
-     * reading and sending overlap, and no buffer of its size is needed */
-    if (engine_capture_lazy(fz, &img) < 0) {
-        failf(res, "capturing: %s", engine_strerror());
-        goto out;
-    }
-    t_captured = now_us();
-    if (mpostal_check_connections(d, pm, img, res->message, sizeof res->message) < 0)
-        goto out;
-    if (pm && (!(pm = mpostal_mailbox(d, p->pid)) ||
-               mpostal_describe(d, pm, img, &mp, res->message, sizeof res->message) < 0)) {
-        if (!res->message[0])
-            failf(res, "the mailbox of pid %d closed during the move", p->pid);
-        goto out;
-    }
-    if (map_channels(p, img, pm ? &mp : NULL, &oc, res) < 0)
-        goto out;
-    if (p->ep)
-        fwd_ep_drain_output(p->ep);
-    if (mig_send(fd, MIG_CHANMAP, 0, oc.map, oc.n * (uint32_t)sizeof oc.map[0]) < 0 ||
-        send_unread_input(fd, p, &oc) < 0 || (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
-        mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
-        send_image(fd, img, inject, &res->bytes) < 0) {
-        int e = errno;
-        /* a destination that refused the image said why before it closed */
-        memset(reason, 0, sizeof reason);
-        if ((e == ECONNRESET || e == EPIPE) && mig_recv(fd, &h, reason, MIG_REASON_MAX) == 0 &&
-            h.type == MIG_FAILED)
-            failf(res, "%s could not restore it: %s", dn->name, reason);
-        else
-            failf(res, "streaming to %s: %s", dn->name, e ? strerror(e) : engine_strerror());
-        goto out;
-    }
-    t_streamed = now_us();
-    memset(reason, 0, sizeof reason);
-    if (mig_recv(fd, &h, reason, MIG_REASON_MAX) < 0) {
-        failf(res, "no acknowledgement from %s: %s", dn->name,
-              errno == EAGAIN ? "timed out" : strerror(errno));
-        goto out;
-    }
-    if (h.type != MIG_RESTORED) {
-        failf(res, "%s could not restore it: %s", dn->name, h.type == MIG_FAILED ? reason : "unexpected answer");
-        goto out;
-    }
-    /* acknowledged: from here on the copy at the destination is the process */
-    t_acked = now_us();
-    res->frozen_us = t_acked - t_freeze;
-    if (!p->anchor) {
-        p->anchor = fwd_anchor_new(d, p);
-        for (uint32_t i = 0; p->anchor && i < oc.n; i++)
-            if (fwd_anchor_add(p->anchor, oc.map[i].chan, oc.orig[i], oc.map[i].dir) == 0)
-                oc.orig[i] = -1;
-        if (!p->anchor || fwd_anchor_start(p->anchor) < 0)
-            log_error("pid %d: cannot set up forwarding at home", p->pid);
-    }
-    p->moves++;
-    p->at = dest;
-    p->last_frozen_us = res->frozen_us;
-    mproc_notify_stub(p, CTL_PEV_MOVED, 0, dn->name);
-    if (pm)
-        mpostal_exile(d, pm, dest); /* before the old copy's control connection closes */
-    if (engine_release(fz, ENGINE_KILL) < 0)
-        log_warn("pid %d: ending the source copy: %s", p->pid, engine_strerror());
-    fz = NULL;
-    if (p->ep) {
-        fwd_ep_detach(p->ep, res->frozen_us);
-        p->ep = NULL;
-    }
-    p->here = p->child = false;
-    p->state = MP_AWAY;
-    rc = 0;
-out:
-    res->total_us = now_us() - t0;
-    if (fz) {
-        if (engine_release(fz, ENGINE_LEAVE_RUNNING) < 0)
-            log_error("pid %d: THAW FAILED: %s", p->pid, engine_strerror());
-        p->state = MP_RUNNING;
-    }
-    if (img)
-        engine_image_free(img);
-    outchans_close(&oc);
-    if (fd >= 0)
-        mig_close(fd);
-    double secs = res->frozen_us ? (double)res->frozen_us / 1e6 : 0;
-    char who[80];
-    mproc_name(p, who, sizeof who);
-    if (rc == 0)
-        log_info("move %s %s -> %s for uid %u: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
-                 "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
-                 who, cluster_self_name(d->cl), dn->name, (unsigned)by, (unsigned long long)res->bytes,
-                 (double)res->frozen_us / 1000, secs > 0 ? (double)res->bytes / secs / 1e6 : 0,
-                 (double)res->total_us / 1000, (double)(t_freeze - t0) / 1000,
-                 (double)(t_frozen - t_freeze) / 1000, (double)(t_captured - t_frozen) / 1000,
-                 (double)(t_streamed - t_captured) / 1000, (double)(t_acked - t_streamed) / 1000);
-    else
-        log_info("move %s %s -> %s for uid %u: failed (%s), %s", who, cluster_self_name(d->cl), dn->name,
-                 (unsigned)by, res->message, t_freeze ? "thawed where it was" : "never frozen");
-    if (rc == 0 && !p->is_home)
-        mproc_free(d, p);
-    return rc;
 }
 
 /* ------------------------------------------------------------ settling */
@@ -644,8 +346,10 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     struct arrival a = {.nmap = 0};
     bool new_rec = false;
     pid_t restored;
-    uint64_t t_rest0, t_rest1;
+    uint64_t t_in = mig_now_us(), t_rest0, t_rest1, t_open;
+    struct boost boost;
     mpostal_in_init(&a.pin);
+    boost_begin(&boost); /* its source holds it frozen until the acknowledgement */
     struct mproc *p = arrival_record(d, o, &new_rec);
     if (p && p->here) {
         p = NULL; /* not ours to touch */
@@ -661,13 +365,13 @@ static void restore_arrived(struct move *d, struct mrecv *r)
         (a.have_postal && mpostal_prepare(d, &a.mp, img, &a.pin, why, sizeof why) < 0) ||
         give_channels(img, &a, why, sizeof why) < 0)
         goto fail;
-    t_rest0 = now_us();
+    t_rest0 = mig_now_us();
     struct engine_restore_opts ro = {.wait_pid_ms = 3000};
     if (engine_image_restore(img, &ro, &restored) < 0) {
         snprintf(why, sizeof why, "restore: %s", engine_strerror());
         goto fail;
     }
-    t_rest1 = now_us();
+    t_rest1 = mig_now_us();
     if (a.have_postal && mpostal_open(d, &a.pin, restored) < 0) {
         /* not acknowledged: the source thaws its copy */
         kill(restored, SIGKILL);
@@ -676,6 +380,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
                  cluster_self_name(d->cl));
         goto fail;
     }
+    t_open = mig_now_us();
     arrival_end(&a);
     p->here = p->child = true;
     p->uid = engine_image_uid(img); /* the credentials it was restored with */
@@ -685,17 +390,21 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     /* acknowledged first: the source's frozen time ends here */
     if (mig_send(r->fd, MIG_RESTORED, 0, NULL, 0) < 0)
         log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
+    boost_end(&boost);
     fwd_ep_start(p->ep, p->moves);
     engine_pagebuf_release(&r->pb);
     r->img = NULL;
     settle_later(d, img, restored);
     engine_image_free(img);
     log_info("pid %d restored here (%llu image bytes, move %u, home %s; buffer %.1f ms, read %.1f ms, "
-             "restore %.1f ms, free %.1f ms)", p->pid, (unsigned long long)r->bytes, p->moves,
-             d->cl->map.nodes[p->home].name, (double)r->prep_us / 1000, (double)r->read_us / 1000,
-             (double)(t_rest1 - t_rest0) / 1000, (double)(now_us() - t_rest1) / 1000);
+             "wake %.1f ms, checks %.1f ms, restore %.1f ms, mailbox %.1f ms, free %.1f ms)", p->pid,
+             (unsigned long long)r->bytes, p->moves, d->cl->map.nodes[p->home].name, (double)r->prep_us / 1000,
+             (double)r->read_us / 1000, (double)(t_in - r->end_us) / 1000, (double)(t_rest0 - t_in) / 1000,
+             (double)(t_rest1 - t_rest0) / 1000, (double)(t_open - t_rest1) / 1000,
+             (double)(mig_now_us() - t_open) / 1000);
     return;
 fail:
+    boost_end(&boost);
     log_warn("pid %d: incoming move failed: %s", o->pid, why);
     mig_send(r->fd, MIG_FAILED, 0, why, (uint32_t)strlen(why) + 1);
     arrival_end(&a);
@@ -757,7 +466,7 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     free(in);
     if (fd < 0)
         return;
-    stream_opts(fd);
+    mig_stream_timeouts(fd);
     if (check_offer(d, &offer, why, sizeof why) < 0 || arrival_check(d, &offer, why, sizeof why) < 0) {
         refuse_offer(fd, &offer, why);
         return;
@@ -877,7 +586,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
     for (struct mproc *p = migrate_procs(d), *next; p; p = next) {
         int st;
         next = p->next;
-        if (!p->child || waitpid(p->pid, &st, WNOHANG) != p->pid)
+        /* a process being moved out is the engine's to wait for */
+        if (!p->child || p->out || waitpid(p->pid, &st, WNOHANG) != p->pid)
             continue;
         p->here = p->child = false;
         log_info("pid %d ended here with status %#x", p->pid, st);
@@ -923,6 +633,8 @@ int migrate_init(struct move *d)
             admit_init(&m->admit, d->base, "migration port", MIGRATE_MAX_PENDING, m->lev) < 0)
             return -ENOMEM;
     }
+    if (workers_start(WORKERS_MAX) < 0)
+        return -ENOMEM;
     m->chld = evsignal_new(d->base, SIGCHLD, on_sigchld, d);
     if (!m->chld || event_add(m->chld, NULL) < 0)
         return -ENOMEM;
@@ -943,6 +655,7 @@ void migrate_fini(struct move *d)
         mrecv_free(r);
         free(r);
     }
+    workers_stop();
     while (m->procs)
         mproc_free(d, m->procs);
     while (m->settles)

@@ -3,7 +3,7 @@
  *
  * Owns: the migration port (listening on the node's link port + 1), the
  * table of migratable processes (migrate_proc.h), both sides of a move
- * (migrate_out: negotiate, freeze, capture, stream the image with the pages
+ * (migrate_out.c: negotiate, freeze, capture, stream the image with the pages
  * read from the frozen process as they are sent, wait for the destination's
  * acknowledgement, then end the source -- or thaw it on any failure; the
  * incoming side: check room, kernel and pid, make the page buffer ready,
@@ -38,10 +38,21 @@ struct mproc *migrate_procs(struct move *d);
 void migrate_link_proc(struct move *d, struct mproc *p);
 void migrate_unlink_proc(struct move *d, struct mproc *p);
 
-/* Move p (running here) to node for uid `by` (who asked: checked by the
- * caller; in the log line); blocking.  0, or -1 with res->message. */
-int migrate_out(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
-                struct migrate_result *res);
+/* The end of a move out: rc 0 (moved) or -1 (res->message says why; the
+ * process runs on here); home: the connection to the process's home that
+ * its endpoint here had (a move asked through the home is answered on it),
+ * or NULL. */
+struct fconn;
+typedef void (*migrate_done_fn)(struct move *d, int rc, const struct migrate_result *res, struct fconn *home,
+                                void *arg);
+/* Start moving p (running here) to node for uid `by` (who asked: checked
+ * by the caller; in the log line).  0: done(arg) is called when the move
+ * ends, on the loop, never from here; -1: it could not start (res->message;
+ * done is not called).  The loop goes on meanwhile (migrate_out.c). */
+int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+                      migrate_done_fn done, void *arg, struct migrate_result *res);
+/* p's record goes away: a move of it in progress forgets it. */
+void migrate_out_forget(struct mproc *p);
 
 /* Who sent a control request: its connection and its credentials
  * (SO_PEERCRED, ctl.c).  Only root or the owner of a process acts on it. */

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -327,6 +328,31 @@ static int may_inject(struct move *d, const struct ctl_caller *who, uint32_t req
     return -1;
 }
 
+/* A move asked here of a process running here: answered when it ends. */
+struct ctl_move {
+    int fd; /* a dup of the requester's connection */
+    uint32_t reqid;
+    char node[64];
+};
+
+static void ctl_move_done(struct move *d, int rc, const struct migrate_result *res, struct fconn *home, void *arg)
+{
+    struct ctl_move *cm = arg;
+    (void)d, (void)home;
+    if (rc == 0) {
+        struct ctl_migrate_done done = {.bytes = res->bytes, .frozen_us = res->frozen_us,
+                                        .total_us = res->total_us};
+        snprintf(done.node, sizeof done.node, "%s", cm->node);
+        ctl_send(cm->fd, CTL_MIGRATE_DONE, cm->reqid, &done, sizeof done, NULL, 0);
+    } else {
+        struct ctl_error e = {.err = EAGAIN};
+        snprintf(e.message, sizeof e.message, "%s", res->message);
+        ctl_send(cm->fd, CTL_ERROR, cm->reqid, &e, sizeof e, NULL, 0);
+    }
+    close(cm->fd);
+    free(cm);
+}
+
 void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t reqid,
                          const struct ctl_migrate *m)
 {
@@ -344,15 +370,21 @@ void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t 
         return;
     log_info("uid %u (pid %d) moves pid %d to %s", (unsigned)who->uid, who->pid, p->pid, m->node);
     if (p->here) {
-        if (migrate_out(d, p, m->node, m->inject, who->uid, &res) < 0) {
-            refuse(who, reqid, EAGAIN, res.message);
+        struct ctl_move *cm = calloc(1, sizeof *cm);
+        if (!cm || (cm->fd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+            free(cm);
+            snprintf(msg, sizeof msg, "cannot move pid %d: %s", p->pid, strerror(cm ? errno : ENOMEM));
+            refuse(who, reqid, ENOMEM, msg);
             return;
         }
-        struct ctl_migrate_done done = {.bytes = res.bytes, .frozen_us = res.frozen_us,
-                                        .total_us = res.total_us};
-        snprintf(done.node, sizeof done.node, "%s", m->node);
-        ctl_send(who->fd, CTL_MIGRATE_DONE, reqid, &done, sizeof done, NULL, 0);
-        return;
+        cm->reqid = reqid;
+        snprintf(cm->node, sizeof cm->node, "%s", m->node);
+        if (migrate_out_start(d, p, m->node, m->inject, who->uid, ctl_move_done, cm, &res) < 0) {
+            close(cm->fd);
+            free(cm);
+            refuse(who, reqid, EAGAIN, res.message);
+        }
+        return; /* answered when the move ends */
     }
     if (p->is_home && p->anchor) {
         int rfd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3);

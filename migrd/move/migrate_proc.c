@@ -42,6 +42,7 @@ struct mproc *mproc_new(struct move *d, pid_t pid, int home)
 void mproc_free(struct move *d, struct mproc *p)
 {
     migrate_unlink_proc(d, p);
+    migrate_out_forget(p);
     if (p->anchor)
         fwd_anchor_free(p->anchor);
     if (p->ep)

@@ -53,6 +53,7 @@ struct mproc {
     bool here;               /* runs on this node                           */
     bool child;              /* restored here: migrd is its parent          */
     struct fwd_ep *ep;
+    struct mout *out;        /* its move out of here, while one runs        */
 };
 
 struct mproc *mproc_new(struct move *d, pid_t pid, int home);

@@ -4,7 +4,7 @@
 #include "migrate_recv.h"
 
 #include <errno.h>
-#include <event2/event.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "migrd/util/boost.h"
 #include "migrd/util/log.h"
 #include "mig_auth.h"
 
@@ -72,6 +73,26 @@ static int read_frames(struct mrecv *r)
     return rc;
 }
 
+/* the image, after MIG_IMAGE, with its MAC: 0, or -1 with why */
+static int read_image(struct mrecv *r)
+{
+    uint64_t t1 = now_us();
+    struct mig_image_auth ia;
+    mig_image_auth_begin(r->fd, false, &ia);
+    int irc = engine_image_read_into(r->fd, &r->pb, &r->img, &r->bytes);
+    if (mig_image_auth_end(r->fd, false, &ia, irc == 0) < 0) {
+        snprintf(r->why, sizeof r->why, "image refused: %s", irc < 0 ? engine_strerror()
+                 : errno == EBADMSG ? "its MAC is wrong (not the image the source sent)" : strerror(errno));
+        if (r->img)
+            engine_image_free(r->img);
+        r->img = NULL;
+        return -1;
+    }
+    r->read_us = now_us() - t1;
+    r->end_us = now_us();
+    return 0;
+}
+
 static void receive(struct mrecv *r)
 {
     uint64_t t0 = now_us();
@@ -88,78 +109,41 @@ static void receive(struct mrecv *r)
         snprintf(r->why, sizeof r->why, "accepting the offer: %s", strerror(errno));
         return;
     }
-    if (read_frames(r) < 0)
-        return;
-    uint64_t t1 = now_us();
-    struct mig_image_auth ia;
-    mig_image_auth_begin(r->fd, false, &ia);
-    int irc = engine_image_read_into(r->fd, &r->pb, &r->img, &r->bytes);
-    if (mig_image_auth_end(r->fd, false, &ia, irc == 0) < 0) {
-        snprintf(r->why, sizeof r->why, "image refused: %s", irc < 0 ? engine_strerror()
-                 : errno == EBADMSG ? "its MAC is wrong (not the image the source sent)" : strerror(errno));
-        if (r->img)
-            engine_image_free(r->img);
-        r->img = NULL;
-        return;
-    }
-    r->read_us = now_us() - t1;
-    r->result = MRECV_IMAGE;
+    /* the source freezes the process once it has the accept */
+    struct boost boost;
+    boost_begin(&boost);
+    int rc = read_frames(r);
+    if (rc == 0)
+        rc = read_image(r);
+    boost_end(&boost);
+    if (rc == 0)
+        r->result = MRECV_IMAGE;
 }
 
-static void *thread_main(void *arg)
+static void recv_work(struct worker_job *j)
 {
-    struct mrecv *r = arg;
-    char one = 1;
-    receive(r);
-    /* the loop wakes up; a full pipe cannot be (one byte, once) */
-    while (write(r->wake[1], &one, 1) < 0 && errno == EINTR)
-        ;
-    return NULL;
+    receive((struct mrecv *)((char *)j - offsetof(struct mrecv, job)));
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+static void recv_done(struct worker_job *j)
 {
-    struct mrecv *r = arg;
-    char c;
-    (void)fd, (void)what;
-    if (read(r->wake[0], &c, 1) < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    pthread_join(r->th, NULL);
-    r->running = false;
+    struct mrecv *r = (struct mrecv *)((char *)j - offsetof(struct mrecv, job));
     r->done(r, r->arg);
 }
 
 int mrecv_start(struct event_base *base, struct mrecv *r, void (*done)(struct mrecv *r, void *arg), void *arg)
 {
-    int e;
     r->done = done;
     r->arg = arg;
-    r->wake[0] = r->wake[1] = -1;
-    if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-        snprintf(r->why, sizeof r->why, "pipe for the reception of pid %d: %s", r->offer.pid, strerror(errno));
-        return -1;
-    }
-    r->ev = event_new(base, r->wake[0], EV_READ | EV_PERSIST, on_wake, r);
-    if (!r->ev || event_add(r->ev, NULL) < 0) {
-        snprintf(r->why, sizeof r->why, "event for the reception of pid %d: out of memory", r->offer.pid);
-        return -1;
-    }
-    if ((e = pthread_create(&r->th, NULL, thread_main, r)) != 0) {
-        snprintf(r->why, sizeof r->why, "thread for the reception of pid %d: %s", r->offer.pid, strerror(e));
-        return -1;
-    }
-    r->running = true;
-    return 0;
+    r->job.work = recv_work;
+    r->job.done = recv_done;
+    r->job.shut_fd = r->fd;
+    return worker_submit(base, &r->job, r->why, sizeof r->why);
 }
 
 void mrecv_stop(struct mrecv *r)
 {
-    if (!r->running)
-        return;
-    if (shutdown(r->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
-        log_warn("reception of pid %d: shutdown of fd %d: %s", r->offer.pid, r->fd, strerror(errno));
-    pthread_join(r->th, NULL);
-    r->running = false;
+    worker_cancel(&r->job);
 }
 
 void mrecv_free(struct mrecv *r)
@@ -173,11 +157,5 @@ void mrecv_free(struct mrecv *r)
         engine_image_free(r->img);
     r->img = NULL;
     engine_pagebuf_release(&r->pb);
-    if (r->ev)
-        event_free(r->ev);
-    r->ev = NULL;
-    for (int i = 0; i < 2; i++)
-        if (r->wake[i] >= 0)
-            close(r->wake[i]);
-    r->wake[0] = r->wake[1] = -1;
+    worker_job_fini(&r->job);
 }

@@ -11,21 +11,20 @@
  * slow or silent source holds one thread, never the daemon: relaying,
  * `status` and other moves go on while a big image arrives.
  *
- * Thread rules: between mrecv_start and the call of done, the thread
- * alone uses the struct's results and its fd; done runs on the loop after
- * the thread has ended.
+ * Threads: the move workers (workers.h) take the receptions in turn.
+ * Between mrecv_start and the call of done, the worker alone uses the
+ * struct's results and its fd; done runs on the loop after it is through.
  */
 #ifndef MIGRD_MIGRATE_RECV_H
 #define MIGRD_MIGRATE_RECV_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "migrd/engine/engine.h"
 #include "migrate_proto.h"
+#include "workers.h"
 
-struct event;
 struct event_base;
 
 /* a frame that came before the image, as it came */
@@ -56,24 +55,21 @@ struct mrecv {
     struct engine_image *img;
     uint64_t bytes;            /* image bytes read */
     uint64_t prep_us, read_us; /* page buffer ready; image read */
-    /* plumbing */
-    pthread_t th;
-    bool running;              /* a thread was started and not yet joined */
-    int wake[2];
-    struct event *ev;
+    uint64_t end_us;           /* when the thread was done (CLOCK_MONOTONIC) */
+    struct worker_job job;
     void (*done)(struct mrecv *r, void *arg);
     void *arg;
 };
 
-/* Start reading r->fd (offer, fd, want, max_frames, node set) in a thread;
- * done(r, arg) is called on base's loop when it has ended.  0, or -1 with
+/* Have a thread read r->fd (offer, fd, want, max_frames, node set);
+ * done(r, arg) is called on base's loop when it is through.  0, or -1 with
  * r->why (nothing started). */
 int mrecv_start(struct event_base *base, struct mrecv *r, void (*done)(struct mrecv *r, void *arg),
                 void *arg);
-/* Make the thread end soon (its socket shut down) and wait for it; done is
- * not called.  For a daemon going down. */
+/* Take r from the queue, or make its thread be through with it soon (its
+ * socket shut down) and wait; done is not called.  For a daemon going down. */
 void mrecv_stop(struct mrecv *r);
-/* The frames, image, buffer and plumbing (not fd); the thread must have ended. */
+/* The frames, image, buffer and plumbing (not fd); no thread may have r. */
 void mrecv_free(struct mrecv *r);
 
 #endif

@@ -333,6 +333,30 @@ case_dest_not_blocked() {
 }
 run_case destination-not-blocked-by-a-stream 60 case_dest_not_blocked
 
+# --- two nodes move processes to each other at once: n1 -> n2 stalls
+# half-way (its source sleeps 3 s with the process frozen) while n2 -> n1
+# is asked; neither waits for the other's event loop, so both end within
+# a few seconds, not after a handshake's 10 s timeout.
+case_cross_moves() {
+    start_run ca "$COUNTER" 100 50 5 || { echo "no pid"; return 1; }
+    local a=$PID b ma t0 took
+    RUN_NODE=n2 start_run cb "$COUNTER" 100 50 5 || { echo "no pid on n2"; return 1; }
+    b=$PID
+    sleep 0.3
+    move n1 "$a" n2 --inject stall >"$SCRATCH/ca.move" 2>&1 &
+    ma=$!
+    sleep 0.5
+    t0=$SECONDS
+    move n2 "$b" n1 >"$SCRATCH/cb.move" 2>&1 ||
+        { echo "n2 -> n1 during the stalled n1 -> n2: $(cat "$SCRATCH/cb.move")"; return 1; }
+    wait "$ma" || { echo "the stalled n1 -> n2: $(cat "$SCRATCH/ca.move")"; return 1; }
+    took=$((SECONDS - t0))
+    ((took <= 8)) || { echo "both moves took $took s"; return 1; }
+    check_intact ca 100 && check_intact cb 100 || return 1
+    echo "both moves done in $took s"
+}
+run_case cross-moves-at-once 60 case_cross_moves
+
 # n2's migrd is killed here (the next case restarts it)
 case_dest_killed() {
     start_run killed "$COUNTER" 60 50 5 || return 1

@@ -1,0 +1,476 @@
+/*
+ * migrate_out.c -- the source side of a move (see migrate.h).
+ *
+ * A move out runs in four steps, so that the daemon's event loop never
+ * waits on another node: the offer (connect, authenticate, offer, the
+ * destination's answer, which comes once its page buffer is ready) is made
+ * by a move worker (workers.h); then, on the loop, the frozen window's work
+ * -- freeze, capture and stream, which the destination reads in a worker of
+ * its own; then the acknowledgement is awaited as an event; then the end:
+ * the source copy ended and the home's forwarding set up, or the process
+ * thawed where it was on any failure before the acknowledgement.  Two
+ * nodes moving processes to each other at once therefore never wait for
+ * each other's loop.
+ */
+#include "migrate_int.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/ctlmsg.h"
+#include "migrd/cluster/cluster.h"
+#include "migrd/engine/engine_int.h"
+#include "migrd/util/boost.h"
+#include "migrd/util/log.h"
+#include "forward.h"
+#include "mig_auth.h"
+#include "migrate_postal.h"
+#include "migrate_proc.h"
+#include "move.h"
+#include "workers.h"
+
+static uint64_t resident_bytes(pid_t pid)
+{
+    char path[64];
+    unsigned long size = 0, rss = 0;
+    snprintf(path, sizeof path, "/proc/%d/statm", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+struct outchans {
+    uint32_t n;
+    struct mig_chan map[MIG_MAX_CHAN];
+    int orig[MIG_MAX_CHAN];   /* first move from home: the originals */
+};
+
+static void outchans_close(struct outchans *oc)
+{
+    for (uint32_t i = 0; i < oc->n; i++)
+        if (oc->orig[i] >= 0)
+            close(oc->orig[i]);
+    oc->n = 0;
+}
+
+/* Which channel each outside descriptor of the image goes to. */
+static int map_channels(struct mproc *p, const struct engine_image *img, const struct mig_postal *mp,
+                        struct outchans *oc, struct migrate_result *res)
+{
+    int pidfd = -1;
+    for (uint32_t i = 0; i < img->nfds; i++) {
+        const struct eng_fd *f = &img->fds[i];
+        uint32_t chan, dir;
+        if (f->kind != FD_EXTERNAL || f->same_as >= 0 || mpostal_owns_fd(mp, f->fd))
+            continue;
+        if (oc->n >= MIG_MAX_CHAN)
+            return mig_failf(res, "pid %d has more than %d descriptors leading outside", p->pid, MIG_MAX_CHAN);
+        oc->orig[oc->n] = -1;
+        if (p->ep) {
+            if (fwd_ep_chan_of(p->ep, f->ino, &chan, &dir) < 0)
+                return mig_failf(res, "pid %d: fd %d (%s) leads to an object of this node that is not "
+                                  "forwarded from its home", p->pid, f->fd, f->desc ? f->desc : f->path);
+        } else {
+            int acc = (int)f->flags & O_ACCMODE;
+            dir = acc == O_WRONLY ? MIG_DIR_OUT : acc == O_RDONLY ? MIG_DIR_IN : MIG_DIR_IN | MIG_DIR_OUT;
+            chan = i + 1;
+            if (pidfd < 0 && (pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0)) < 0)
+                return mig_failf(res, "pidfd_open(pid %d): %s", p->pid, strerror(errno));
+            oc->orig[oc->n] = (int)syscall(SYS_pidfd_getfd, pidfd, f->fd, 0);
+            if (oc->orig[oc->n] < 0) {
+                int e = errno;
+                close(pidfd);
+                return mig_failf(res, "pid %d: taking fd %d to forward it: %s", p->pid, f->fd, strerror(e));
+            }
+            fcntl(oc->orig[oc->n], F_SETFD, FD_CLOEXEC);
+        }
+        oc->map[oc->n++] = (struct mig_chan){.fd = f->fd, .chan = chan, .dir = dir};
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return 0;
+}
+
+/* Unread input of the channels (a previous move's endpoint) to the stream. */
+static int send_unread_input(int fd, struct mproc *p, const struct outchans *oc)
+{
+    for (uint32_t i = 0; p->ep && i < oc->n; i++) {
+        struct evbuffer *b = evbuffer_new();
+        bool eof = false;
+        int rc = b ? fwd_ep_unread_input(p->ep, oc->map[i].chan, b, &eof) : -1;
+        while (rc == 0 && evbuffer_get_length(b)) {
+            size_t n = evbuffer_get_length(b);
+            if (n > MIG_MAX_BODY)
+                n = MIG_MAX_BODY;
+            rc = mig_send(fd, MIG_INPUT, oc->map[i].chan, evbuffer_pullup(b, (ssize_t)n), (uint32_t)n);
+            evbuffer_drain(b, n);
+        }
+        if (rc == 0 && eof)
+            rc = mig_send(fd, MIG_INPUT_EOF, oc->map[i].chan, NULL, 0);
+        if (b)
+            evbuffer_free(b);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The image, raw; tests may corrupt it or stall half-way. */
+static int write_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
+{
+    if (inject == CTL_INJECT_NONE)
+        return engine_image_write(img, fd, bytes);
+    int mfd = memfd_create("migr-image", MFD_CLOEXEC);
+    if (mfd < 0 || engine_image_write(img, mfd, bytes) < 0) {
+        if (mfd >= 0)
+            close(mfd);
+        return -1;
+    }
+    uint8_t *m = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    close(mfd);
+    if (m == MAP_FAILED)
+        return -1;
+    size_t half = *bytes / 2;
+    int rc;
+    if (inject == CTL_INJECT_CORRUPT) {
+        m[half] ^= 0x5a;
+        rc = mig_write_all(fd, m, *bytes);
+    } else {
+        rc = mig_write_all(fd, m, half);
+        if (rc == 0) {
+            log_info("test: stalling the stream half-way for 3 s");
+            sleep(3);
+            rc = mig_write_all(fd, m + half, *bytes - half);
+        }
+    }
+    munmap(m, *bytes);
+    return rc;
+}
+
+/* The image and, in a cluster with a key, its MAC. */
+static int send_image(int fd, const struct engine_image *img, uint32_t inject, uint64_t *bytes)
+{
+    struct mig_image_auth ia;
+    mig_image_auth_begin(fd, true, &ia);
+    int rc = write_image(fd, img, inject, bytes);
+    return mig_image_auth_end(fd, true, &ia, rc == 0);
+}
+
+/* One move out, from the request to its end. */
+struct mout {
+    struct move *d;
+    struct mproc *p;           /* NULL once its record is gone (mproc_free) */
+    pid_t pid;
+    int dest;
+    uint32_t inject;
+    uid_t by;
+    migrate_done_fn done;
+    void *arg;
+    struct migrate_result res;
+    struct worker_job job;     /* the offer */
+    struct mig_offer offer;
+    int fd;
+    int offered;               /* 0: accepted; -1: res.message says why not */
+    struct boost boost;
+    struct engine_frozen *fz;
+    struct engine_image *img;
+    bool postal;               /* it has a mailbox */
+    struct outchans oc;
+    struct event *ack_ev;
+    uint64_t t0, t_freeze, t_frozen, t_captured, t_streamed, t_acked;
+};
+
+static const char *dest_name(const struct mout *m) { return m->d->cl->map.nodes[m->dest].name; }
+
+/* In a worker: reach the destination, prove ourselves, offer, wait for the
+ * answer.  Touches only m's socket and result. */
+static void offer_work(struct worker_job *j)
+{
+    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
+    const struct cfg_node *dn = &m->d->cl->map.nodes[m->dest];
+    char reason[MIG_REASON_MAX + 1] = "";
+    struct mig_hdr h;
+    m->offered = -1;
+    m->fd = mig_connect(dn, migrate_port(m->d, m->dest), 3000, OFFER_TIMEOUT_MS);
+    if (m->fd < 0) {
+        mig_failf(&m->res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(m->d, m->dest),
+                  strerror(-m->fd));
+        m->fd = -1;
+        return;
+    }
+    if (mig_auth_connect(m->fd, m->d->cl, m->dest, AUTH_MOVE, reason, sizeof reason) < 0) {
+        mig_failf(&m->res, "%s", reason);
+        return;
+    }
+    /* the answer comes once the destination's page buffer is faulted in:
+     * the wait grows with the size (a first touch of memory can be slow) */
+    if (mig_set_timeouts(m->fd, OFFER_TIMEOUT_MS + (int)((m->offer.mem_bytes >> 20) * OFFER_MS_PER_MIB)) < 0 ||
+        mig_send(m->fd, MIG_OFFER, 0, &m->offer, sizeof m->offer) < 0 ||
+        mig_recv(m->fd, &h, reason, MIG_REASON_MAX) < 0) {
+        mig_failf(&m->res, "%s did not answer the offer: %s", dn->name,
+                  errno == EAGAIN ? "timed out" : strerror(errno));
+        return;
+    }
+    if (h.type != MIG_ACCEPT) {
+        mig_failf(&m->res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
+        return;
+    }
+    m->offered = 0;
+}
+
+static void finish(struct mout *m, int rc);
+
+/* The process ends at its source: the destination has it. */
+static void hand_over(struct mout *m)
+{
+    struct mproc *p = m->p;
+    struct move *d = m->d;
+    if (p && !p->anchor) {
+        p->anchor = fwd_anchor_new(d, p);
+        for (uint32_t i = 0; p->anchor && i < m->oc.n; i++)
+            if (fwd_anchor_add(p->anchor, m->oc.map[i].chan, m->oc.orig[i], m->oc.map[i].dir) == 0)
+                m->oc.orig[i] = -1;
+        if (!p->anchor || fwd_anchor_start(p->anchor) < 0)
+            log_error("pid %d: cannot set up forwarding at home", m->pid);
+    }
+    if (p) {
+        p->moves++;
+        p->at = m->dest;
+        p->last_frozen_us = m->res.frozen_us;
+        mproc_notify_stub(p, CTL_PEV_MOVED, 0, dest_name(m));
+    }
+    struct mbox *pm = m->postal ? mpostal_mailbox(d, m->pid) : NULL;
+    if (pm)
+        mpostal_exile(d, pm, m->dest); /* before the old copy's control connection closes */
+    else if (m->postal)
+        log_warn("pid %d: its mailbox here closed during the move: nothing to forward from it", m->pid);
+    if (engine_release(m->fz, ENGINE_KILL) < 0)
+        log_warn("pid %d: ending the source copy: %s", m->pid, engine_strerror());
+    m->fz = NULL;
+}
+
+/* The acknowledgement (or its timeout). */
+static void on_ack(evutil_socket_t fd, short what, void *arg)
+{
+    struct mout *m = arg;
+    char reason[MIG_REASON_MAX + 1] = "";
+    struct mig_hdr h;
+    (void)fd;
+    if (!(what & EV_READ)) {
+        mig_failf(&m->res, "no acknowledgement from %s: timed out", dest_name(m));
+        finish(m, -1);
+        return;
+    }
+    if (mig_recv(m->fd, &h, reason, MIG_REASON_MAX) < 0) {
+        mig_failf(&m->res, "no acknowledgement from %s: %s", dest_name(m),
+                  errno == EAGAIN ? "timed out" : strerror(errno));
+        finish(m, -1);
+        return;
+    }
+    if (h.type != MIG_RESTORED) {
+        mig_failf(&m->res, "%s could not restore it: %s", dest_name(m),
+                  h.type == MIG_FAILED ? reason : "unexpected answer");
+        finish(m, -1);
+        return;
+    }
+    /* acknowledged: from here on the copy at the destination is the process */
+    m->t_acked = mig_now_us();
+    m->res.frozen_us = m->t_acked - m->t_freeze;
+    hand_over(m);
+    finish(m, 0);
+}
+
+/* On the loop, the offer accepted: the frozen window's work. */
+static int freeze_and_stream(struct mout *m)
+{
+    struct move *d = m->d;
+    struct mproc *p = m->p;
+    struct mbox *pm = NULL;
+    struct mig_postal mp;
+    struct mig_hdr h;
+    char reason[MIG_REASON_MAX + 1];
+    int fd = m->fd;
+    mig_stream_timeouts(fd);
+    p->state = MP_MOVING;
+    boost_begin(&m->boost); /* the process is frozen from here: ahead of busy ranks */
+    if (engine_freeze(m->pid, 5000, &m->fz) < 0) {
+        m->fz = NULL;
+        return mig_failf(&m->res, "freezing: %s", engine_strerror());
+    }
+    m->t_freeze = m->fz->t_freeze0 / 1000;
+    if ((pm = mpostal_mailbox(d, m->pid)) &&
+        mpostal_safe_point(d, m->pid, &m->fz, m->res.message, sizeof m->res.message) < 0)
+        return -1;
+    m->postal = pm != NULL;
+    m->t_frozen = mig_now_us();
+    /* the pages are read from the frozen process while the image streams:
+     * reading and sending overlap, and no buffer of its size is needed */
+    if (engine_capture_lazy(m->fz, &m->img) < 0) {
+        m->img = NULL;
+        return mig_failf(&m->res, "capturing: %s", engine_strerror());
+    }
+    m->t_captured = mig_now_us();
+    if (mpostal_check_connections(d, pm, m->img, m->res.message, sizeof m->res.message) < 0)
+        return -1;
+    if (pm && (!(pm = mpostal_mailbox(d, m->pid)) ||
+               mpostal_describe(d, pm, m->img, &mp, m->res.message, sizeof m->res.message) < 0)) {
+        if (!m->res.message[0])
+            mig_failf(&m->res, "the mailbox of pid %d closed during the move", m->pid);
+        return -1;
+    }
+    if (map_channels(p, m->img, pm ? &mp : NULL, &m->oc, &m->res) < 0)
+        return -1;
+    if (p->ep)
+        fwd_ep_drain_output(p->ep);
+    if (mig_send(fd, MIG_CHANMAP, 0, m->oc.map, m->oc.n * (uint32_t)sizeof m->oc.map[0]) < 0 ||
+        send_unread_input(fd, p, &m->oc) < 0 ||
+        (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
+        mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 || send_image(fd, m->img, m->inject, &m->res.bytes) < 0) {
+        int e = errno;
+        /* a destination that refused the image said why before it closed */
+        memset(reason, 0, sizeof reason);
+        if ((e == ECONNRESET || e == EPIPE) && mig_recv(fd, &h, reason, MIG_REASON_MAX) == 0 &&
+            h.type == MIG_FAILED)
+            return mig_failf(&m->res, "%s could not restore it: %s", dest_name(m), reason);
+        return mig_failf(&m->res, "streaming to %s: %s", dest_name(m), e ? strerror(e) : engine_strerror());
+    }
+    m->t_streamed = mig_now_us();
+    /* the acknowledgement is awaited on the loop: the destination's restore
+     * may need this node (its loop, a move of its own to here) meanwhile */
+    const struct timeval tv = {STREAM_TIMEOUT_MS / 1000, 0};
+    if (!(m->ack_ev = event_new(d->base, fd, EV_READ, on_ack, m)) || event_add(m->ack_ev, &tv) < 0)
+        return mig_failf(&m->res, "waiting for %s's acknowledgement: out of memory", dest_name(m));
+    return 0;
+}
+
+/* The offer's answer is in (on the loop). */
+static void offered(struct worker_job *j)
+{
+    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
+    worker_job_fini(&m->job);
+    if (m->offered < 0) {
+        finish(m, -1);
+        return;
+    }
+    if (!m->p) {
+        mig_failf(&m->res, "pid %d ended before it could move", m->pid);
+        finish(m, -1);
+        return;
+    }
+    if (freeze_and_stream(m) < 0)
+        finish(m, -1);
+}
+
+/* The end, either way: the log line, the requester's answer, the record. */
+static void finish(struct mout *m, int rc)
+{
+    struct move *d = m->d;
+    struct mproc *p = m->p;
+    /* the endpoint's connection to the home stays open past its detach */
+    struct fconn *home = p && p->ep ? fwd_ep_home_conn(p->ep) : NULL;
+    m->res.total_us = mig_now_us() - m->t0;
+    if (m->fz) {
+        if (engine_release(m->fz, ENGINE_LEAVE_RUNNING) < 0)
+            log_error("pid %d: THAW FAILED: %s", m->pid, engine_strerror());
+        m->fz = NULL;
+    }
+    boost_end(&m->boost);
+    if (p && rc == 0) {
+        if (p->ep) {
+            fwd_ep_detach(p->ep, m->res.frozen_us);
+            p->ep = NULL;
+        }
+        p->here = p->child = false;
+        p->state = MP_AWAY;
+    } else if (p) {
+        p->state = MP_RUNNING;
+    }
+    if (m->ack_ev)
+        event_free(m->ack_ev);
+    if (m->img)
+        engine_image_free(m->img);
+    outchans_close(&m->oc);
+    if (m->fd >= 0)
+        mig_close(m->fd);
+    double secs = m->res.frozen_us ? (double)m->res.frozen_us / 1e6 : 0;
+    char who[80];
+    if (p)
+        mproc_name(p, who, sizeof who);
+    else
+        snprintf(who, sizeof who, "pid %d", m->pid);
+    if (rc == 0)
+        log_info("move %s %s -> %s for uid %u: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
+                 "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
+                 who, cluster_self_name(d->cl), dest_name(m), (unsigned)m->by, (unsigned long long)m->res.bytes,
+                 (double)m->res.frozen_us / 1000, secs > 0 ? (double)m->res.bytes / secs / 1e6 : 0,
+                 (double)m->res.total_us / 1000, (double)(m->t_freeze - m->t0) / 1000,
+                 (double)(m->t_frozen - m->t_freeze) / 1000, (double)(m->t_captured - m->t_frozen) / 1000,
+                 (double)(m->t_streamed - m->t_captured) / 1000, (double)(m->t_acked - m->t_streamed) / 1000);
+    else
+        log_info("move %s %s -> %s for uid %u: failed (%s), %s", who, cluster_self_name(d->cl), dest_name(m),
+                 (unsigned)m->by, m->res.message, m->t_freeze ? "thawed where it was" : "never frozen");
+    if (rc == 0) /* the answer through the home names the node */
+        snprintf(m->res.message, sizeof m->res.message, "%s", dest_name(m));
+    if (p)
+        p->out = NULL;
+    m->done(d, rc, &m->res, home, m->arg);
+    if (p && rc == 0 && !p->is_home)
+        mproc_free(d, p);
+    free(m);
+}
+
+int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+                      migrate_done_fn done, void *arg, struct migrate_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int dest = migrate_node_by_addr(d, node);
+    if (dest < 0)
+        return mig_failf(res, "no node %s in the cluster map", node);
+    if (dest == d->cl->self)
+        return mig_failf(res, "pid %d already runs on %s", p->pid, node);
+    if (p->flags & CTL_PROC_NO_MIGRATE)
+        return mig_failf(res, "pid %d was started with --no-migrate", p->pid);
+    if (p->out)
+        return mig_failf(res, "pid %d is moving right now; try again", p->pid);
+    if (!p->here || p->state != MP_RUNNING)
+        return mig_failf(res, "pid %d does not run on %s now", p->pid, cluster_self_name(d->cl));
+    struct mout *m = calloc(1, sizeof *m);
+    if (!m)
+        return mig_failf(res, "out of memory on %s", cluster_self_name(d->cl));
+    *m = (struct mout){.d = d, .p = p, .pid = p->pid, .dest = dest, .inject = inject, .by = by, .done = done,
+                       .arg = arg, .fd = -1, .t0 = mig_now_us()};
+    m->offer = (struct mig_offer){.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves, .flags = p->flags,
+                                  .job = p->job, .rank = p->rank, .mem_bytes = resident_bytes(p->pid)};
+    snprintf(m->offer.kernel, sizeof m->offer.kernel, "%s", d->cl->kernel);
+    snprintf(m->offer.cmd, sizeof m->offer.cmd, "%s", p->cmd);
+    m->offer.cpu = d->cl->cpu;
+    m->job.work = offer_work;
+    m->job.done = offered;
+    m->job.shut_fd = -1;
+    if (worker_submit(d->base, &m->job, res->message, sizeof res->message) < 0) {
+        worker_job_fini(&m->job);
+        free(m);
+        return -1;
+    }
+    p->out = m;
+    return 0;
+}
+
+void migrate_out_forget(struct mproc *p)
+{
+    if (p->out)
+        p->out->p = NULL;
+    p->out = NULL;
+}
