@@ -210,16 +210,7 @@ static void answer_move(struct fwd_anchor *a, const struct mig_move_result *r)
 {
     if (a->move_fd < 0)
         return;
-    if (r->ok) {
-        struct ctl_migrate_done done = {.bytes = r->bytes, .frozen_us = r->frozen_us,
-                                        .total_us = r->total_us};
-        snprintf(done.node, sizeof done.node, "%.63s", r->message);
-        ctl_send(a->move_fd, CTL_MIGRATE_DONE, a->move_reqid, &done, sizeof done, NULL, 0);
-    } else {
-        struct ctl_error e = {.err = EAGAIN};
-        snprintf(e.message, sizeof e.message, "%.199s", r->message);
-        ctl_send(a->move_fd, CTL_ERROR, a->move_reqid, &e, sizeof e, NULL, 0);
-    }
+    mproc_answer_move(a->move_fd, a->move_reqid, r->ok, r->message, r->bytes, r->frozen_us, r->total_us);
     close(a->move_fd);
     a->move_fd = -1;
 }

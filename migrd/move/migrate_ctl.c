@@ -339,16 +339,8 @@ static void ctl_move_done(struct move *d, int rc, const struct migrate_result *r
 {
     struct ctl_move *cm = arg;
     (void)d, (void)home;
-    if (rc == 0) {
-        struct ctl_migrate_done done = {.bytes = res->bytes, .frozen_us = res->frozen_us,
-                                        .total_us = res->total_us};
-        snprintf(done.node, sizeof done.node, "%s", cm->node);
-        ctl_send(cm->fd, CTL_MIGRATE_DONE, cm->reqid, &done, sizeof done, NULL, 0);
-    } else {
-        struct ctl_error e = {.err = EAGAIN};
-        snprintf(e.message, sizeof e.message, "%s", res->message);
-        ctl_send(cm->fd, CTL_ERROR, cm->reqid, &e, sizeof e, NULL, 0);
-    }
+    mproc_answer_move(cm->fd, cm->reqid, rc == 0, rc == 0 ? cm->node : res->message, res->bytes, res->frozen_us,
+                      res->total_us);
     close(cm->fd);
     free(cm);
 }

@@ -19,6 +19,20 @@
 #include "migrate.h"
 #include "move.h"
 
+void mproc_answer_move(int fd, uint32_t reqid, bool ok, const char *node_or_why, uint64_t bytes,
+                       uint64_t frozen_us, uint64_t total_us)
+{
+    if (ok) {
+        struct ctl_migrate_done done = {.bytes = bytes, .frozen_us = frozen_us, .total_us = total_us};
+        snprintf(done.node, sizeof done.node, "%.63s", node_or_why);
+        ctl_send(fd, CTL_MIGRATE_DONE, reqid, &done, sizeof done, NULL, 0);
+    } else {
+        struct ctl_error e = {.err = EAGAIN};
+        snprintf(e.message, sizeof e.message, "%.199s", node_or_why);
+        ctl_send(fd, CTL_ERROR, reqid, &e, sizeof e, NULL, 0);
+    }
+}
+
 struct mproc *mproc_first(struct move *d)
 {
     return d->migrate ? migrate_procs(d) : NULL;

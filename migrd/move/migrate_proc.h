@@ -56,6 +56,11 @@ struct mproc {
     struct mout *out;        /* its move out of here, while one runs        */
 };
 
+/* Answer a `migrctl migrate` on fd (request reqid): moved to `node` with
+ * these figures, or (ok false) refused because of `why`, in one message. */
+void mproc_answer_move(int fd, uint32_t reqid, bool ok, const char *node_or_why, uint64_t bytes,
+                       uint64_t frozen_us, uint64_t total_us);
+
 struct mproc *mproc_new(struct move *d, pid_t pid, int home);
 void mproc_free(struct move *d, struct mproc *p);
 /* Free it on the next turn of the event loop (from inside its callbacks). */

@@ -312,23 +312,30 @@ run_case link-cut-mid-stream 60 case_link_cut
 # move into n2 is stalled half-way (its source sleeps 3 s), n2 answers
 # `status` at once and takes in another move, n3 -> n2, which ends first;
 # both processes end intact.
-case_dest_not_blocked() {
+# stalled_pair NODE: a counter "slow" on n1 whose move to n2 stalls
+# half-way (in the background: STALLED is the move's pid, SLOW the
+# process's), and a counter "other" started on NODE (OTHER its pid).
+stalled_pair() {
     start_run slow "$COUNTER" 100 50 5 || { echo "no pid"; return 1; }
-    local slow=$PID quick t0 ms mv
-    RUN_NODE=n3 start_run quick "$COUNTER" 100 50 5 || { echo "no pid on n3"; return 1; }
-    quick=$PID
+    SLOW=$PID
+    RUN_NODE=$1 start_run other "$COUNTER" 100 50 5 || { echo "no pid on $1"; return 1; }
+    OTHER=$PID
     sleep 0.3
-    move n1 "$slow" n2 --inject stall >"$SCRATCH/slow.move" 2>&1 &
-    mv=$!
-    sleep 0.8
+    move n1 "$SLOW" n2 --inject stall >"$SCRATCH/slow.move" 2>&1 &
+    STALLED=$!
+    sleep 0.6
+}
+case_dest_not_blocked() {
+    local t0 ms
+    stalled_pair n3 || return 1
     t0=$(date +%s%N)
     with_timeout 10 "$V" exec n2 "$C" status >/dev/null || { echo "n2 did not answer status"; return 1; }
     ms=$((($(date +%s%N) - t0) / 1000000))
     ((ms < 1000)) || { echo "status on n2 took $ms ms during the stalled move"; return 1; }
-    move n3 "$quick" n2 >"$SCRATCH/quick.move" 2>&1 || { echo "second move: $(cat "$SCRATCH/quick.move")"; return 1; }
-    kill -0 "$mv" 2>/dev/null || { echo "the stalled move ended before the second one: $(cat "$SCRATCH/slow.move")"; return 1; }
-    wait "$mv" || { echo "stalled move: $(cat "$SCRATCH/slow.move")"; return 1; }
-    check_intact slow 100 && check_intact quick 100 || return 1
+    move n3 "$OTHER" n2 >"$SCRATCH/other.move" 2>&1 || { echo "second move: $(cat "$SCRATCH/other.move")"; return 1; }
+    kill -0 "$STALLED" 2>/dev/null || { echo "the stalled move ended before the second one: $(cat "$SCRATCH/slow.move")"; return 1; }
+    wait "$STALLED" || { echo "stalled move: $(cat "$SCRATCH/slow.move")"; return 1; }
+    check_intact slow 100 && check_intact other 100 || return 1
     echo "n2 answered status in $ms ms and took n3's process in during the stalled move"
 }
 run_case destination-not-blocked-by-a-stream 60 case_dest_not_blocked
@@ -338,21 +345,15 @@ run_case destination-not-blocked-by-a-stream 60 case_dest_not_blocked
 # is asked; neither waits for the other's event loop, so both end within
 # a few seconds, not after a handshake's 10 s timeout.
 case_cross_moves() {
-    start_run ca "$COUNTER" 100 50 5 || { echo "no pid"; return 1; }
-    local a=$PID b ma t0 took
-    RUN_NODE=n2 start_run cb "$COUNTER" 100 50 5 || { echo "no pid on n2"; return 1; }
-    b=$PID
-    sleep 0.3
-    move n1 "$a" n2 --inject stall >"$SCRATCH/ca.move" 2>&1 &
-    ma=$!
-    sleep 0.5
+    local t0 took
+    stalled_pair n2 || return 1
     t0=$SECONDS
-    move n2 "$b" n1 >"$SCRATCH/cb.move" 2>&1 ||
-        { echo "n2 -> n1 during the stalled n1 -> n2: $(cat "$SCRATCH/cb.move")"; return 1; }
-    wait "$ma" || { echo "the stalled n1 -> n2: $(cat "$SCRATCH/ca.move")"; return 1; }
+    move n2 "$OTHER" n1 >"$SCRATCH/other.move" 2>&1 ||
+        { echo "n2 -> n1 during the stalled n1 -> n2: $(cat "$SCRATCH/other.move")"; return 1; }
+    wait "$STALLED" || { echo "the stalled n1 -> n2: $(cat "$SCRATCH/slow.move")"; return 1; }
     took=$((SECONDS - t0))
     ((took <= 8)) || { echo "both moves took $took s"; return 1; }
-    check_intact ca 100 && check_intact cb 100 || return 1
+    check_intact slow 100 && check_intact other 100 || return 1
     echo "both moves done in $took s"
 }
 run_case cross-moves-at-once 60 case_cross_moves
