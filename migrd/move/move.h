@@ -3,9 +3,11 @@
  *
  * The move folder moves a running process to another node and keeps what
  * it left at home working (doc/ARCHITECTURE.md, "A move"):
- *   migrate.c        the migration port and both sides of a move
+ *   migrate.c        the migration port and the destination of a move
+ *   migrate_out.c    the source of a move
+ *   workers.c        the threads that do a move's waiting off the loop
  *   migrate_proto.c  the frames of the migration port
- *   migrate_recv.c   the thread that reads an incoming move's stream
+ *   migrate_recv.c   an incoming move's stream, read by a worker
  *   migrate_proc.c   the record of each migratable process
  *   migrate_ctl.c    the control requests of `migrctl run/migrate/ps`
  *   forward_home.c   the anchor at the home: original descriptors relayed
@@ -14,7 +16,8 @@
  *   mig_auth.c       authentication of the migration port (cluster/auth.h)
  *   deputy.c         the home stub (`migrctl run`), built into migrctl
  * A move: migrctl migrate -> ctl.c (core) -> migrate_ctl_migrate ->
- * migrate_out (freeze, capture and stream with engine/) -> the
+ * migrate_out_start (offer from a worker; freeze, capture and stream with
+ * engine/) -> the
  * destination's migrate.c (restore with engine/, forward_ep) -> ack ->
  * the source ends its copy; the home's anchor (forward_home.c) now relays
  * the process's stdio and pipes to the new node.
