@@ -2,7 +2,7 @@
  * migrate.c -- see migrate.h.  A move, as the code runs it:
  *   migrctl migrate -> ctl.c -> migrate_ctl_migrate (here, or FWD_MOVE via the
  *   home's anchor to where the process runs) -> migrate_out.c -> [destination]
- *   accept_frame(OFFER) -> incoming() -> a worker reads the (migrate_recv.c)
+ *   accept_frame(OFFER) -> incoming() -> a worker (migrate_recv.c) reads the
  *   stream -> arrived() -> restore_arrived() (engine restore) ->
  *   RESTORED -> [source] engine_release(KILL), fwd_ep_detach / anchor.
  */
