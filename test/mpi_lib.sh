@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # MIGR_MPI, MPIRUN, MJOB, HOME_OF: for the suites
 # test/mpi_lib.sh -- what the suites that run MPI jobs across a virtual
 # cluster and look at their endings share (odls.sh, mpi_moves.sh): a job in
 # the background, its status, its ranks' mailboxes and homes, moving a rank
@@ -126,7 +127,7 @@ mrank_at() {
 # number Open MPI prints), not its PMIx namespace either (the job family's
 # session directory, jf.FAMILY, on every node).
 nothing_left() {
-    local i n left fam= tmp=${TMPDIR:-/tmp}
+    local i n left fam='' tmp=${TMPDIR:-/tmp}
     if [[ $1 =~ ^\[([0-9]+), ]]; then
         fam=${BASH_REMATCH[1]}
     elif [[ $1 =~ ^[0-9]+$ ]]; then
