@@ -59,6 +59,25 @@ ready() {
     vc_pids_apart || { echo "cannot set the nodes' pid counters"; return 1; }
 }
 
+# guarded CASE-FN ARGS...: the case; when it fails, its job is ended
+# (SIGTERM to mpirun, which ends the ranks; SIGKILL after 20 s) and its
+# remains are waited for, so that the next case starts on clean nodes.
+guarded() {
+    MPIRUN=
+    "$@" && return 0
+    local rc=$? i
+    if [[ -n $MPIRUN ]] && kill -TERM "$MPIRUN" 2>/dev/null; then
+        for ((i = 0; i < 200; i++)); do
+            kill -0 "$MPIRUN" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$MPIRUN" 2>/dev/null
+    fi
+    ready >/dev/null 2>&1
+    nothing_left >/dev/null 2>&1
+    return $rc
+}
+
 # finish NAME PROG: let job NAME (MIGR_TEST_UNTIL=$SCRATCH/NAME.stop) end its
 # round; it must end 0 with the program's OK line and leave nothing behind.
 finish() {
@@ -104,7 +123,7 @@ case_moves() {
     finish "$prog" "$prog"
 }
 for prog in "${PROGRAMS[@]}"; do
-    run_case "mpi-moves-$prog-np6" 90 case_moves "$prog"
+    run_case "mpi-moves-$prog-np6" 90 guarded case_moves "$prog"
 done
 
 # --- 2. faults.  storm, np 4: ranks 0 and 2 at home on n1, 1 and 3 on n2;
@@ -142,7 +161,7 @@ case_dest_killed() {
     finish fk storm || return 1
     cat "$SCRATCH/stalled.move"
 }
-run_case mpi-fault-destination-killed-mid-move 90 case_dest_killed
+run_case mpi-fault-destination-killed-mid-move 90 guarded case_dest_killed
 
 CUT_LINK=$(vc_link n3)
 at_exit "ip link set '$CUT_LINK' up"
@@ -159,7 +178,7 @@ case_link_cut() {
     finish lc storm || return 1
     cat "$SCRATCH/stalled.move"
 }
-run_case mpi-fault-link-cut-mid-move 90 case_link_cut
+run_case mpi-fault-link-cut-mid-move 90 guarded case_link_cut
 
 case_pid_taken() {
     fault_job pt || return 1
@@ -176,7 +195,7 @@ case_pid_taken() {
     finish pt storm || return 1
     cat "$SCRATCH/taken.move"
 }
-run_case mpi-fault-destination-refuses-pid-taken 90 case_pid_taken
+run_case mpi-fault-destination-refuses-pid-taken 90 guarded case_pid_taken
 
 # rank 0 goes n1 -> n3 -> n2 (onto its peers' node); then n3's migrd, which
 # kept its exiled mailbox, is killed: the job must not care
@@ -192,7 +211,7 @@ case_left_node_killed() {
     "$V" migrd-restart n3 >/dev/null || { echo "cannot restart n3's migrd"; return 1; }
     finish lk storm
 }
-run_case mpi-fault-left-node-migrd-killed-after 90 case_left_node_killed
+run_case mpi-fault-left-node-migrd-killed-after 90 guarded case_left_node_killed
 
 # --- 3. endings after moves, as without migr.  odls_job np 6 over dicom
 # (ranks r at home on n((r mod 3)+1)) waits for its GO file after its first
@@ -224,9 +243,9 @@ ending() {
     [[ -z $pat ]] || grep -Eq "$pat" "$SCRATCH/${name}1.out" || { echo "no '$pat' in: $(tr '\n' '|' <"$SCRATCH/${name}1.out")"; return 1; }
     nothing_left "$MJOB"
 }
-run_case mpi-ending-abort-after-move 90 ending abort 'MPI_ABORT was invoked on rank 3' "3:n2 0:n3" -- abort 3
-run_case mpi-ending-sigsegv-after-move 90 ending segv 'rank 2 with PID [0-9]+ on node n3 exited on signal 11' \
+run_case mpi-ending-abort-after-move 90 guarded ending abort 'MPI_ABORT was invoked on rank 3' "3:n2 0:n3" -- abort 3
+run_case mpi-ending-sigsegv-after-move 90 guarded ending segv 'rank 2 with PID [0-9]+ on node n3 exited on signal 11' \
     "2:n1 4:n3" -- segv 2
-run_case mpi-ending-sigint-ranks-away 90 ending int '' \
+run_case mpi-ending-sigint-ranks-away 90 guarded ending int '' \
     "0:n2 1:n3 5:n1" -- hang
 exit 0
