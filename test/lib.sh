@@ -154,3 +154,58 @@ ps_fields() {
         NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; n = split(want, w, " "); next }
         $col["PID"] == pid { s = ""; for (i = 1; i <= n; i++) s = s (i > 1 ? " " : "") $col[w[i]]; print s; exit }'
 }
+
+# --- faults on a virtual cluster (test/vcluster; MIGR_VCLUSTER_ID as exported)
+
+# vc_migrd_pid NODE: the pid, inside NODE, of NODE's migrd (nothing if none).
+vc_migrd_pid() {
+    "$VCLUSTER" status | awk -v n="$1" '$1 == n { for (i = 1; i <= NF; i++) if ($i == "(pid") print $(i + 1) }'
+}
+
+# vc_kill_migrd NODE: SIGKILL to NODE's migrd (a crash, nothing cleaned up).
+vc_kill_migrd() {
+    local dpid
+    dpid=$(vc_migrd_pid "$1")
+    [[ -n $dpid ]] || { echo "no migrd pid for $1"; return 1; }
+    "$VCLUSTER" exec "$1" kill -KILL "$dpid"
+}
+
+# vc_link NODE: NODE's port on the cluster's bridge, in the root namespace
+# (`ip link set $(vc_link NODE) down` cuts NODE off the others).
+vc_link() { echo "migrvc${MIGR_VCLUSTER_ID:-0}-$1"; }
+
+# vc_take_pid NODE PID SECONDS: a shell on NODE takes PID for SECONDS (so that
+# a process with that pid cannot be restored there); HOLD_PID is the
+# holder, to kill.  Non-zero if PID is not taken within 5 s.  The pid
+# counter of NODE is set just below PID, so call vc_pids_apart after.
+vc_take_pid() {
+    local node=$1 pid=$2 i
+    # The write runs in the shell itself (a builtin), the fork after it gets PID.
+    "$VCLUSTER" exec "$node" sh -c "echo $((pid - 1)) >/proc/sys/kernel/ns_last_pid; sleep $3 & wait" &
+    HOLD_PID=$!
+    for ((i = 0; i < 50; i++)); do
+        "$VCLUSTER" exec "$node" grep -qs -e sleep -e sh "/proc/$pid/cmdline" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# vc_pids_apart [NODE...]: the pid counters of the nodes (default n1 n2 n3)
+# set 1000 apart, past every pid used on any of them, so that processes of
+# different nodes do not have the same pids (a move keeps the pid: the
+# destination refuses a pid it has).  Starts low again near pid_max.
+vc_pids_apart() {
+    local nodes=("$@") n last max=0 base i=0 gap=1000 pid_max
+    ((${#nodes[@]})) || nodes=(n1 n2 n3)
+    pid_max=$(cat /proc/sys/kernel/pid_max)
+    for n in "${nodes[@]}"; do
+        last=$("$VCLUSTER" exec "$n" cat /proc/sys/kernel/ns_last_pid) || return 1
+        ((last > max)) && max=$last
+    done
+    base=$((max + gap))
+    ((base + gap * (${#nodes[@]} + 1) < pid_max)) || base=$gap
+    for n in "${nodes[@]}"; do
+        "$VCLUSTER" exec "$n" sh -c "echo $((base + gap * i)) >/proc/sys/kernel/ns_last_pid" || return 1
+        i=$((i + 1))
+    done
+}

@@ -3,6 +3,7 @@
  */
 #include "mpitest.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,8 +39,25 @@ static long env_long(const char *name, long dflt)
     return (*end == '\0' && x >= 0) ? x : dflt;
 }
 
+/* Rounds of the body begun so far (MIGR_TEST_UNTIL mode). */
+static int until_rounds;
+
+/* Every rank evaluates `loop < mt_loops()` once before each round; in
+ * MIGR_TEST_UNTIL mode each evaluation is a broadcast from rank 0, so that
+ * all ranks do the same number of rounds. */
 int mt_loops(void)
 {
+    const char *until = getenv("MIGR_TEST_UNTIL");
+
+    if (until != NULL && *until != '\0') {
+        int more = until_rounds == 0 || access(until, F_OK) != 0;
+
+        MPI_Bcast(&more, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!more)
+            return 0;
+        until_rounds++;
+        return INT_MAX;
+    }
     long n = env_long("MIGR_TEST_LOOPS", 1);
 
     return n < 1 ? 1 : (int)n;
@@ -177,6 +195,9 @@ int mt_finish(void)
     alarm(0);
     MPI_Allreduce(mine, total, 2, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (mt_rank == 0) {
+        if (until_rounds > 0)
+            printf("%s: %d rounds until %s appeared\n", prog_name, until_rounds,
+                   getenv("MIGR_TEST_UNTIL"));
         if (total[0] == 0)
             printf("%s: OK (np=%d)\n", prog_name, mt_size);
         else

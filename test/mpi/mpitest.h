@@ -22,6 +22,12 @@
  *   MIGR_TEST_LOOPS=<n>     repeat the program's body n times (default 1);
  *                           handy as a long-running workload for migration
  *                           (then raise or disable the watchdog).
+ *   MIGR_TEST_UNTIL=<path>  instead: repeat the body until the file <path>
+ *                           exists (rank 0 looks before each round and
+ *                           broadcasts the answer; at least one round), and
+ *                           print "<program>: <n> rounds until <path>
+ *                           appeared": a workload that lasts exactly as long
+ *                           as a test needs it to, whatever the load.
  *   MIGR_TEST_KEEP_GOING=1  count failed checks and go on to the end (the
  *                           default is to MPI_Abort at the first one: after
  *                           a lost or misrouted message a program may hang).

@@ -42,7 +42,7 @@ mpi_base_args() {
     fi
     # Remote ranks only see variables passed with -x.
     local v
-    for v in MIGR_TEST_WATCHDOG MIGR_TEST_CORRUPT MIGR_TEST_KEEP_GOING MIGR_TEST_VERBOSE MIGR_TEST_LOOPS; do
+    for v in MIGR_TEST_WATCHDOG MIGR_TEST_CORRUPT MIGR_TEST_KEEP_GOING MIGR_TEST_VERBOSE MIGR_TEST_LOOPS MIGR_TEST_UNTIL; do
         [[ -n ${!v:-} ]] && MPI_ARGS+=(-x "$v")
     done
     MPI_ARGS+=("${MPI_EXTRA_ARGS[@]}")

@@ -1,13 +1,14 @@
 /*
  * odls_job.c -- the MPI program of the odls suite (test/suites/odls.sh).
  *
- *   odls_job MODE [RANK] [DIR]
+ *   odls_job MODE [RANK] [DIR] [GO]
  *
- * Every rank first writes DIR/started.RANK (when DIR is given), then checks
- * an allreduce and an alltoall over MPI_COMM_WORLD and prints
+ * Every rank first writes DIR/started.RANK (when DIR is given and not "-"),
+ * then checks an allreduce and an alltoall over MPI_COMM_WORLD and prints
  *   "rank R of N job J pid P sum S"
  * (J: the ORTE jobid from OMPI_MCA_ess_base_jobid, as migr registers it),
- * then, by MODE:
+ * waits until the file GO exists when GO is given (up to 120 s; so that a
+ * test moves ranks before what follows), then, by MODE:
  *   ok       finalize and exit 0 ("odls_job ok" from rank 0 when the sum is right)
  *   sleep    sleep RANK seconds (here: a duration), print "slept R", then as ok
  *   abort    rank RANK calls MPI_Abort(MPI_COMM_WORLD, 3); the others wait
@@ -39,7 +40,7 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (argc > 3) {
+    if (argc > 3 && strcmp(argv[3], "-") != 0) {
         char path[4096];
         snprintf(path, sizeof path, "%s/started.%d", argv[3], rank);
         FILE *f = fopen(path, "w");
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
     const char *job = getenv("OMPI_MCA_ess_base_jobid");
     printf("rank %d of %d job %s pid %d sum %d\n", rank, size, job ? job : "?", (int)getpid(), sum);
     fflush(stdout);
+    for (int i = 0; argc > 4 && i < 1200 && access(argv[4], F_OK) != 0; i++)
+        usleep(100000);
     if (!strcmp(mode, "sleep")) {
         sleep((unsigned)arg);
         printf("slept %d\n", rank);

@@ -202,16 +202,13 @@ case_dest_killed() {
     sleep 0.5
     move_stalled 0 n3
     sleep 1.2
-    local dpid
-    dpid=$("$V" status | awk '$1 == "n3" { for (i = 1; i <= NF; i++) if ($i == "(pid") print $(i + 1) }')
-    [[ -n $dpid ]] || { echo "no migrd pid for n3"; return 1; }
-    "$V" exec n3 kill -KILL "$dpid"
+    vc_kill_migrd n3 || return 1
     if wait "$STALLED"; then echo "the move succeeded although the destination died"; return 1; fi
     wait_job 2 60 || return 1
     "$V" migrd-restart n3 >/dev/null || { echo "cannot restart n3's migrd"; return 1; }
 }
 run_case stream-destination-killed-mid-move 120 case_dest_killed
-CUT_LINK=migrvc$MIGR_VCLUSTER_ID-n3
+CUT_LINK=$(vc_link n3)
 at_exit "ip link set '$CUT_LINK' up"
 case_link_cut() {
     ip link show "$CUT_LINK" >/dev/null 2>&1 || { echo "no link $CUT_LINK (see ip link)"; return 1; }
@@ -233,15 +230,6 @@ run_case stream-link-cut-mid-move 120 case_link_cut
 MPI_STORM=$BUILD/test/mpi/storm
 read -r -a SPREAD <<<"$("$V" mpirun-args)"
 unset MIGR_SOCKET
-# spread_pids K: node nI runs K*(I-1) processes, so that the ranks of
-# different nodes do not have the same pids (a move keeps the pid).
-spread_pids() {
-    local k=0 node
-    for node in n1 n2 n3; do
-        "$V" exec $node bash -c "for ((i = 0; i < $1 * $k; i++)); do /bin/true; done"
-        k=$((k + 1))
-    done
-}
 # mmove RANK NODE: move rank RANK of MPI job MJOB, asked of its home.
 mmove() {
     with_timeout 60 "$V" exec "n$(($1 % 3 + 1))" "$C" migrate "$MJOB" "$1" --to "$2" >>"$SCRATCH/mmoves.log" 2>&1
@@ -249,7 +237,8 @@ mmove() {
 case_mpi_storm() {
     local moved=0 tried=0 r to i rc
     [[ -x $MPI_STORM ]] || { echo "no $MPI_STORM"; return 1; }
-    spread_pids 120
+    # the ranks of different nodes do not have the same pids (a move keeps the pid)
+    vc_pids_apart || { echo "cannot set the nodes' pid counters"; return 1; }
     rm -f "$SCRATCH/mpi.rc"
     ( mpirun "${SPREAD[@]}" --map-by node -np 6 --mca odls migr --mca odls_migr_deputy "$C" \
         --mca pml ob1 --mca btl dicom,self --mca mpi_yield_when_idle 1 -x MIGR_TEST_WATCHDOG=250 "$MPI_STORM" 424242 "${MPI_STORM_MSGS:-60000}" \

@@ -194,13 +194,8 @@ check_intact() {
 
 case_pid_taken() {
     start_run taken "$COUNTER" 30 50 5 || return 1
-    # The write runs in the shell itself (a builtin), the fork after it gets PID.
-    "$V" exec n2 sh -c "echo $((PID - 1)) >/proc/sys/kernel/ns_last_pid; sleep 20 & wait" &
-    local hold=$! i
-    for ((i = 0; i < 50; i++)); do
-        "$V" exec n2 grep -qs -e sleep -e sh "/proc/$PID/cmdline" && break
-        sleep 0.1
-    done
+    vc_take_pid n2 "$PID" 20
+    local hold=$HOLD_PID
     if move n1 "$PID" n2 >"$SCRATCH/taken.move" 2>&1; then
         kill "$hold"; echo "moved although pid $PID is taken"; return 1
     fi
@@ -282,7 +277,7 @@ run_case "random-tour-20-moves-seed-$TOUR_SEED" 150 case_random_tour
 # goes down (root namespace) during a stalled stream; the move must fail
 # within seconds (the dead link noticed, not the 30 s I/O timeout) with a
 # one-line reason and the process go on at its source.
-CUT_LINK=migrvc$MIGR_VCLUSTER_ID-n2
+CUT_LINK=$(vc_link n2)
 case_link_cut() {
     ip link show "$CUT_LINK" >/dev/null 2>&1 || { echo "no link $CUT_LINK (see ip link)"; return 1; }
     start_run cut "$COUNTER" 60 50 5 || return 1
@@ -363,11 +358,9 @@ case_dest_killed() {
     start_run killed "$COUNTER" 60 50 5 || return 1
     sleep 0.3
     move n1 "$PID" n2 --inject stall >"$SCRATCH/killed.move" 2>&1 &
-    local mv=$! dpid
+    local mv=$!
     sleep 1.2
-    dpid=$("$V" status | awk '$1 == "n2" { for (i = 1; i <= NF; i++) if ($i == "(pid") print $(i + 1) }')
-    [[ -n $dpid ]] || { echo "no migrd pid for n2"; return 1; }
-    "$V" exec n2 kill -KILL "$dpid"
+    vc_kill_migrd n2 || return 1
     if wait "$mv"; then
         echo "move succeeded although the destination died"; return 1
     fi

@@ -15,7 +15,6 @@ export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-3}
 V=$VCLUSTER
 C=$MIGRCTL_BIN
 PROG=$BUILD/test/odls/odls_job
-NODES=(n1 n2 n3)
 STATE=${MIGR_VCLUSTER_STATE:-/run/migr-vcluster$MIGR_VCLUSTER_ID}
 
 if [[ $(id -u) != 0 ]]; then
@@ -33,48 +32,20 @@ if ! vcluster_up 3; then
     exit 0
 fi
 read -r -a SPREAD <<<"$("$V" mpirun-args)"
-MIGR=(--mca odls migr --mca odls_migr_deputy "$C")
+# shellcheck source=../mpi_lib.sh
+source "$TOP/test/mpi_lib.sh"
+MIGR=("${MIGR_MPI[@]}")
 DICOM=(--mca pml ob1 --mca btl dicom,self)
 TCP=(--mca pml ob1 --mca btl self,tcp)
 
-# job NAME [MPIRUN-OPTION...] -- PROG-ARGS...: mpirun np 4, one rank per node
-# in turn, in the background; output in $SCRATCH/NAME.out, status in
-# $SCRATCH/NAME.rc; MPIRUN is its pid.
+# job NAME [MPIRUN-OPTION...] -- PROG-ARGS...: odls_job np 4, one rank per
+# node in turn, in the background (mpi_job of test/mpi_lib.sh).
 job() {
     local name=$1 opts=()
     shift
     while [[ $1 != -- ]]; do opts+=("$1"); shift; done
     shift
-    rm -f "$SCRATCH/$name.rc" "$SCRATCH/$name.pid"
-    (
-        mpirun "${SPREAD[@]}" --map-by node "${opts[@]}" -np 4 "$PROG" "$@" </dev/null >"$SCRATCH/$name.out" 2>&1 &
-        echo $! >"$SCRATCH/$name.pid"
-        wait $!
-        echo $? >"$SCRATCH/$name.rc"
-    ) &
-    while [[ ! -s $SCRATCH/$name.pid ]]; do sleep 0.05; done
-    MPIRUN=$(cat "$SCRATCH/$name.pid")
-}
-
-# await NAME SECONDS: the status of job NAME once it ended, or "timeout".
-await() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        [[ -s $SCRATCH/$1.rc ]] && { cat "$SCRATCH/$1.rc"; return; }
-        sleep 0.1
-    done
-    echo timeout
-}
-
-# started NAME: wait (10 s) until all 4 ranks printed their first line.
-started() {
-    local i
-    for ((i = 0; i < 100; i++)); do
-        (($(grep -c '^rank ' "$SCRATCH/$1.out") == 4)) && return 0
-        sleep 0.1
-    done
-    echo "not all ranks started: $(tr '\n' '|' <"$SCRATCH/$1.out")"
-    return 1
+    mpi_job "$name" --map-by node "${opts[@]}" -np 4 -- "$PROG" "$@"
 }
 
 # the pid a rank printed, and its job as Open MPI prints it
@@ -85,55 +56,15 @@ rank_job() {
     echo "[$((j >> 16)),$((j & 65535))]"
 }
 
-# nothing_left: within 10 s, no rank, deputy, migrd record or mailbox on
-# any node.
-nothing_left() {
-    local i n left
-    for ((i = 0; i < 50; i++)); do
-        left=
-        for n in "${NODES[@]}"; do
-            "$V" exec "$n" sh -c "ps -eo pid,args | grep -E 'odls_job|migrctl run' | grep -v grep" >"$SCRATCH/left" &&
-                left+="$n: processes $(tr '\n' '|' <"$SCRATCH/left") "
-            "$V" exec "$n" "$C" ps | grep -q '^(no migratable process' || left+="$n: ps lists a process "
-            "$V" exec "$n" "$C" status | grep -q '^(no process registered)' || left+="$n: a mailbox is left "
-        done
-        [[ -z $left ]] && return 0
-        sleep 0.2
-    done
-    echo "left behind: $left"
-    return 1
-}
-
-# same_ending NAME-WITHOUT NAME-WITH: mpirun's status and messages match
-# (pids, job ids and addresses aside; the ranks' own lines aside).  The
-# "[host:pid] " and "[ N] " prefixes of a backtrace are dropped, and so are
-# the ranks' lines wherever they are: a process writes a prefix apart from
-# its line, and under load another rank's line may come between.  The rsh
-# agent's setpgid warning is a race of mpirun's own (a child that has
-# already run exec), with or without migr.
-normalize() {
-    sed -E 's/\[n[0-9]+:[0-9]+\] ?//g; s/(PID|pid) [0-9]+/\1 P/g; s/0x[0-9a-f]+/X/g;
-        s/\[\[[0-9]+,/[[J,/g; s/rank [0-9]+ of [0-9]+ job [^ ]+ pid P sum [0-9]+//g;
-        s/^\[ *[0-9]+\] ?//' "$1" | grep -v -e '^rank ' -e '^$' -e 'plm:rsh: Warning: setpgid(' | sort -u
-}
-same_ending() {
-    local rc0 rc1
-    rc0=$(await "$1" 60) rc1=$(await "$2" 60)
-    [[ $rc0 == "$rc1" ]] || { echo "status $rc1 with migr, $rc0 without"; return 1; }
-    diff <(normalize "$SCRATCH/$1.out") <(normalize "$SCRATCH/$2.out") >"$SCRATCH/$2.diff" ||
-        { echo "messages differ: $(head -n 6 "$SCRATCH/$2.diff" | tr '\n' '|')"; return 1; }
-    echo "status $rc1, as without migr"
-}
-
 # --- np 4 over 3 nodes over dicom; ps lists every rank with job and rank
 case_dicom() {
     job dicom "${MIGR[@]}" "${DICOM[@]}" -- sleep 2
-    started dicom || return 1
+    started dicom 4 || return 1
     local job r pid n row found
     job=$(rank_job dicom)
     for ((r = 0; r < 4; r++)); do
         pid=$(rank_pid dicom $r)
-        n=${NODES[r % 3]}
+        n=${MPI_NODES[r % 3]}
         row=$("$V" exec "$n" "$C" ps | ps_fields "$pid" JOB RANK HOME NODE STATE)
         [[ $row == "$job $r $n $n running" ]] ||
             { echo "rank $r (pid $pid) on $n: ps says '$row', not '$job $r $n $n running'"; return 1; }
@@ -171,7 +102,7 @@ run_case "odls-hnp-local-ranks" 60 case_hnp
 # --- migrctl migrate JOB RANK: resolved at the home to the rank's pid
 case_migrate_rank() {
     job mr "${MIGR[@]}" "${TCP[@]}" -- sleep 3
-    started mr || return 1
+    started mr 4 || return 1
     local job pid plain out
     job=$(rank_job mr) pid=$(rank_pid mr 1)
     plain=$(awk '$1 == "rank" { print $6; exit }' "$SCRATCH/mr.out")
@@ -200,7 +131,7 @@ run_case "odls-migrate-job-rank-resolves" 60 case_migrate_rank
 case_move_tcp_rank() {
     "$V" exec n1 sh -c 'i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i + 1)); done'
     job mv "${MIGR[@]}" "${TCP[@]}" -- sleep 4
-    started mv || return 1
+    started mv 4 || return 1
     local job pid out to
     job=$(rank_job mv) pid=$(rank_pid mv 3)
     for to in n2 n1 n2; do
@@ -221,7 +152,7 @@ run_case "odls-move-tcp-rank-completes" 60 case_move_tcp_rank
 # ps, and migrd refuses to move the rank
 case_not_migratable() {
     job nomig "${MIGR[@]}" --mca odls_migr_migratable false "${TCP[@]}" -- sleep 2
-    started nomig || return 1
+    started nomig 4 || return 1
     local job out
     job=$(rank_job nomig)
     "$V" exec n2 "$C" ps | grep -q "odls_job (no-migrate)$" || { echo "ps: $("$V" exec n2 "$C" ps | tr '\n' '|')"; return 1; }
@@ -257,7 +188,7 @@ run_case "odls-mpirun-timeout" 60 case_ending to 'time limit for job execution h
 # deputy's process group)
 case_usr1() {
     job usr1 "${MIGR[@]}" "${TCP[@]}" -- usr1
-    started usr1 || return 1
+    started usr1 4 || return 1
     kill -USR1 "$MPIRUN"
     [[ $(await usr1 40) == 0 ]] || { echo "status: $(tail -n 3 "$SCRATCH/usr1.out" | tr '\n' '|')"; return 1; }
     [[ $(grep -c '^usr1 [0-3] count 1$' "$SCRATCH/usr1.out") == 4 ]] ||
@@ -268,7 +199,7 @@ run_case "odls-sigusr1-forwarded-once" 60 case_usr1
 # --- SIGINT to mpirun ends the job; nothing left (dicom: mailboxes too)
 case_sigint() {
     job int "${MIGR[@]}" "${DICOM[@]}" -- hang
-    started int || return 1
+    started int 4 || return 1
     kill -INT "$MPIRUN"
     local rc
     rc=$(await int 30)
@@ -281,7 +212,7 @@ run_case "odls-sigint-cleans-up" 60 case_sigint
 # --- a deputy killed by SIGKILL: its migrd kills the rank; the job ends
 case_deputy_killed() {
     job dk "${MIGR[@]}" "${TCP[@]}" -- hang
-    started dk || return 1
+    started dk 4 || return 1
     local pid dep rc
     pid=$(rank_pid dk 1)
     dep=$("$V" exec n2 awk '{ print $4 }' "/proc/$pid/stat")
@@ -298,7 +229,7 @@ run_case "odls-deputy-killed" 60 case_deputy_killed
 # started (mpirun inside n3), non-zero status; across the nodes too.
 case_no_migrd() {
     local dpid out rc
-    dpid=$("$V" status | awk '$1 == "n3" { for (i = 1; i <= NF; i++) if ($i == "(pid") print $(i + 1) }')
+    dpid=$(vc_migrd_pid n3)
     [[ -n $dpid ]] && "$V" exec n3 kill -TERM "$dpid" || { echo "no migrd pid for n3"; return 1; }
     mkdir -p "$SCRATCH/started"
     "$V" exec n3 mpirun --allow-run-as-root "${MIGR[@]}" "${TCP[@]}" -np 2 "$PROG" ok "$SCRATCH/started" \
