@@ -648,6 +648,7 @@ void migrate_fini(struct move *d)
     struct migrate *m = d->migrate;
     if (!m)
         return;
+    migrate_out_fini();
     for (struct mrecv *r = m->arriving, *next; r; r = next) {
         next = r->next;
         mrecv_stop(r);

@@ -53,6 +53,10 @@ int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_
                       migrate_done_fn done, void *arg, struct migrate_result *res);
 /* p's record goes away: a move of it in progress forgets it. */
 void migrate_out_forget(struct mproc *p);
+/* The daemon stops: every move out of here ends now (an offer is given
+ * up; a frozen process whose image was sent waits for the destination's
+ * answer and ends there or thaws here), its requester answered. */
+void migrate_out_fini(void);
 
 /* Who sent a control request: its connection and its credentials
  * (SO_PEERCRED, ctl.c).  Only root or the owner of a process acts on it. */

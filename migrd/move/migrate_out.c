@@ -170,6 +170,8 @@ static int send_image(int fd, const struct engine_image *img, uint32_t inject, u
 
 /* One move out, from the request to its end. */
 struct mout {
+    struct mout *next;         /* the moves out of here in progress */
+    bool offering;             /* its offer is with a worker */
     struct move *d;
     struct mproc *p;           /* NULL once its record is gone (mproc_free) */
     pid_t pid;
@@ -191,6 +193,8 @@ struct mout {
     struct event *ack_ev;
     uint64_t t0, t_freeze, t_frozen, t_captured, t_streamed, t_acked;
 };
+
+static struct mout *outgoing;
 
 static const char *dest_name(const struct mout *m) { return m->d->cl->map.nodes[m->dest].name; }
 
@@ -360,6 +364,7 @@ static void offered(struct worker_job *j)
 {
     struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
     worker_job_fini(&m->job);
+    m->offering = false;
     if (m->offered < 0) {
         finish(m, -1);
         return;
@@ -428,6 +433,11 @@ static void finish(struct mout *m, int rc)
     m->done(d, rc, &m->res, home, m->arg);
     if (p && rc == 0 && !p->is_home)
         mproc_free(d, p);
+    for (struct mout **pp = &outgoing; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
     free(m);
 }
 
@@ -465,7 +475,33 @@ int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_
         return -1;
     }
     p->out = m;
+    m->offering = true;
+    m->next = outgoing;
+    outgoing = m;
     return 0;
+}
+
+void migrate_out_fini(void)
+{
+    while (outgoing) {
+        struct mout *m = outgoing;
+        if (m->offering) {
+            /* never frozen: the offer ends (its timeouts bound the wait) */
+            worker_cancel(&m->job);
+            worker_job_fini(&m->job);
+            m->offering = false;
+            mig_failf(&m->res, "migrd on %s is stopping", cluster_self_name(m->d->cl));
+            finish(m, -1);
+        } else if (m->ack_ev) {
+            /* frozen, its image sent: the answer decides whether it lives
+             * there or thaws here (the connection's timeout bounds the wait) */
+            event_del(m->ack_ev);
+            on_ack(m->fd, EV_READ, m);
+        } else {
+            mig_failf(&m->res, "migrd on %s is stopping", cluster_self_name(m->d->cl));
+            finish(m, -1);
+        }
+    }
 }
 
 void migrate_out_forget(struct mproc *p)
