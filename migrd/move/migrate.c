@@ -33,6 +33,7 @@
 #include "migrd/engine/engine_int.h"
 #include "migrd/util/admit.h"
 #include "migrd/util/boost.h"
+#include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "creds_check.h"
 #include "forward.h"
@@ -61,13 +62,6 @@ struct migrate {
     struct settle_job *settles;
     struct mrecv *arriving;   /* moves whose stream is being read (migrate_recv.c) */
 };
-
-uint64_t mig_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 unsigned migrate_port(const struct move *d, int node) { return d->cl->map.nodes[node].port + 1u; }
 
@@ -346,7 +340,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     struct arrival a = {.nmap = 0};
     bool new_rec = false;
     pid_t restored;
-    uint64_t t_in = mig_now_us(), t_rest0, t_rest1, t_open;
+    uint64_t t_in = migrd_now_us(), t_rest0, t_rest1, t_open;
     struct boost boost;
     mpostal_in_init(&a.pin);
     boost_begin(&boost); /* its source holds it frozen until the acknowledgement */
@@ -365,13 +359,13 @@ static void restore_arrived(struct move *d, struct mrecv *r)
         (a.have_postal && mpostal_prepare(d, &a.mp, img, &a.pin, why, sizeof why) < 0) ||
         give_channels(img, &a, why, sizeof why) < 0)
         goto fail;
-    t_rest0 = mig_now_us();
+    t_rest0 = migrd_now_us();
     struct engine_restore_opts ro = {.wait_pid_ms = 3000};
     if (engine_image_restore(img, &ro, &restored) < 0) {
         snprintf(why, sizeof why, "restore: %s", engine_strerror());
         goto fail;
     }
-    t_rest1 = mig_now_us();
+    t_rest1 = migrd_now_us();
     if (a.have_postal && mpostal_open(d, &a.pin, restored) < 0) {
         /* not acknowledged: the source thaws its copy */
         kill(restored, SIGKILL);
@@ -380,7 +374,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
                  cluster_self_name(d->cl));
         goto fail;
     }
-    t_open = mig_now_us();
+    t_open = migrd_now_us();
     arrival_end(&a);
     p->here = p->child = true;
     p->uid = engine_image_uid(img); /* the credentials it was restored with */
@@ -401,7 +395,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
              (unsigned long long)r->bytes, p->moves, d->cl->map.nodes[p->home].name, (double)r->prep_us / 1000,
              (double)r->read_us / 1000, (double)(t_in - r->end_us) / 1000, (double)(t_rest0 - t_in) / 1000,
              (double)(t_rest1 - t_rest0) / 1000, (double)(t_open - t_rest1) / 1000,
-             (double)(mig_now_us() - t_open) / 1000);
+             (double)(migrd_now_us() - t_open) / 1000);
     return;
 fail:
     boost_end(&boost);

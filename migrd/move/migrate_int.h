@@ -13,8 +13,6 @@
 #define OFFER_MS_PER_MIB   4     /* the destination faults its buffer in first */
 #define STREAM_TIMEOUT_MS  30000
 
-/* CLOCK_MONOTONIC in microseconds */
-uint64_t mig_now_us(void);
 /* res->message = the formatted reason; returns -1 */
 int mig_failf(struct migrate_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Timeouts and options of a move's connection (both sides): a failure only

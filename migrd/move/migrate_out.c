@@ -29,6 +29,7 @@
 #include "migrd/cluster/cluster.h"
 #include "migrd/engine/engine_int.h"
 #include "migrd/util/boost.h"
+#include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "mig_auth.h"
@@ -290,7 +291,7 @@ static void on_ack(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* acknowledged: from here on the copy at the destination is the process */
-    m->t_acked = mig_now_us();
+    m->t_acked = migrd_now_us();
     m->res.frozen_us = m->t_acked - m->t_freeze;
     hand_over(m);
     finish(m, 0);
@@ -318,14 +319,14 @@ static int freeze_and_stream(struct mout *m)
         mpostal_safe_point(d, m->pid, &m->fz, m->res.message, sizeof m->res.message) < 0)
         return -1;
     m->postal = pm != NULL;
-    m->t_frozen = mig_now_us();
+    m->t_frozen = migrd_now_us();
     /* the pages are read from the frozen process while the image streams:
      * reading and sending overlap, and no buffer of its size is needed */
     if (engine_capture_lazy(m->fz, &m->img) < 0) {
         m->img = NULL;
         return mig_failf(&m->res, "capturing: %s", engine_strerror());
     }
-    m->t_captured = mig_now_us();
+    m->t_captured = migrd_now_us();
     if (mpostal_check_connections(d, pm, m->img, m->res.message, sizeof m->res.message) < 0)
         return -1;
     if (pm && (!(pm = mpostal_mailbox(d, m->pid)) ||
@@ -350,7 +351,7 @@ static int freeze_and_stream(struct mout *m)
             return mig_failf(&m->res, "%s could not restore it: %s", dest_name(m), reason);
         return mig_failf(&m->res, "streaming to %s: %s", dest_name(m), e ? strerror(e) : engine_strerror());
     }
-    m->t_streamed = mig_now_us();
+    m->t_streamed = migrd_now_us();
     /* the acknowledgement is awaited on the loop: the destination's restore
      * may need this node (its loop, a move of its own to here) meanwhile */
     const struct timeval tv = {STREAM_TIMEOUT_MS / 1000, 0};
@@ -385,7 +386,7 @@ static void finish(struct mout *m, int rc)
     struct mproc *p = m->p;
     /* the endpoint's connection to the home stays open past its detach */
     struct fconn *home = p && p->ep ? fwd_ep_home_conn(p->ep) : NULL;
-    m->res.total_us = mig_now_us() - m->t0;
+    m->res.total_us = migrd_now_us() - m->t0;
     if (m->fz) {
         if (engine_release(m->fz, ENGINE_LEAVE_RUNNING) < 0)
             log_error("pid %d: THAW FAILED: %s", m->pid, engine_strerror());
@@ -460,7 +461,7 @@ int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_
     if (!m)
         return mig_failf(res, "out of memory on %s", cluster_self_name(d->cl));
     *m = (struct mout){.d = d, .p = p, .pid = p->pid, .dest = dest, .inject = inject, .by = by, .done = done,
-                       .arg = arg, .fd = -1, .t0 = mig_now_us()};
+                       .arg = arg, .fd = -1, .t0 = migrd_now_us()};
     m->offer = (struct mig_offer){.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves, .flags = p->flags,
                                   .job = p->job, .rank = p->rank, .mem_bytes = resident_bytes(p->pid)};
     snprintf(m->offer.kernel, sizeof m->offer.kernel, "%s", d->cl->kernel);

@@ -10,19 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "migrd/util/boost.h"
+#include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "mig_auth.h"
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static bool kept_before_image(uint16_t type)
 {
@@ -76,7 +69,7 @@ static int read_frames(struct mrecv *r)
 /* the image, after MIG_IMAGE, with its MAC: 0, or -1 with why */
 static int read_image(struct mrecv *r)
 {
-    uint64_t t1 = now_us();
+    uint64_t t1 = migrd_now_us();
     struct mig_image_auth ia;
     mig_image_auth_begin(r->fd, false, &ia);
     int irc = engine_image_read_into(r->fd, &r->pb, &r->img, &r->bytes);
@@ -88,14 +81,14 @@ static int read_image(struct mrecv *r)
         r->img = NULL;
         return -1;
     }
-    r->read_us = now_us() - t1;
-    r->end_us = now_us();
+    r->read_us = migrd_now_us() - t1;
+    r->end_us = migrd_now_us();
     return 0;
 }
 
 static void receive(struct mrecv *r)
 {
-    uint64_t t0 = now_us();
+    uint64_t t0 = migrd_now_us();
     if (engine_pagebuf_prepare(r->want, &r->pb) < 0) {
         snprintf(r->why, sizeof r->why, "cannot make room for the %llu MiB of pid %d on %s: %s",
                  (unsigned long long)(r->want >> 20), r->offer.pid, r->node, engine_strerror());
@@ -103,7 +96,7 @@ static void receive(struct mrecv *r)
         r->result = MRECV_REFUSED;
         return;
     }
-    r->prep_us = now_us() - t0;
+    r->prep_us = migrd_now_us() - t0;
     r->result = MRECV_FAILED;
     if (mig_send(r->fd, MIG_ACCEPT, 0, NULL, 0) < 0) {
         snprintf(r->why, sizeof r->why, "accepting the offer: %s", strerror(errno));

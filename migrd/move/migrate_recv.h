@@ -55,7 +55,7 @@ struct mrecv {
     struct engine_image *img;
     uint64_t bytes;            /* image bytes read */
     uint64_t prep_us, read_us; /* page buffer ready; image read */
-    uint64_t end_us;           /* when the thread was done (CLOCK_MONOTONIC) */
+    uint64_t end_us;           /* when the worker was done (migrd_now_us) */
     struct worker_job job;
     void (*done)(struct mrecv *r, void *arg);
     void *arg;

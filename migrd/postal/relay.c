@@ -13,19 +13,11 @@
 
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
+#include "migrd/util/sched_attr.h"
 #include "mbox.h"
 #include "office.h"
 #include "postal.h"
 
-/* The kernel's struct sched_attr (glibc has no wrapper). */
-struct relay_sched_attr {
-    uint32_t size, sched_policy;
-    uint64_t sched_flags;
-    int32_t sched_nice;
-    uint32_t sched_priority;
-    uint64_t sched_runtime, sched_deadline, sched_period;
-};
-#define RELAY_RESET_ON_FORK 0x01 /* SCHED_FLAG_RESET_ON_FORK */
 #define RELAY_SHORT_SLICE_NS 100000
 
 int relay_parse_sched(const char *name, enum relay_sched *out)
@@ -45,13 +37,13 @@ int relay_parse_sched(const char *name, enum relay_sched *out)
  * once).  Polling: the normal policy and slice, so that yields alternate. */
 static int apply_sched(const struct postal *d, bool polling)
 {
-    struct relay_sched_attr a = {.size = sizeof a, .sched_policy = SCHED_OTHER, .sched_nice = d->nice};
+    struct migrd_sched_attr a = {.size = sizeof a, .sched_policy = SCHED_OTHER, .sched_nice = d->nice};
     if (!polling && d->sched == RELAY_SCHED_LATENCY)
         a.sched_runtime = RELAY_SHORT_SLICE_NS;
     if (!polling && d->sched == RELAY_SCHED_REALTIME) {
         a.sched_policy = SCHED_FIFO;
         a.sched_priority = 1;
-        a.sched_flags = RELAY_RESET_ON_FORK;
+        a.sched_flags = MIGRD_SCHED_RESET_ON_FORK;
         a.sched_nice = 0;
     }
     return syscall(SYS_sched_setattr, 0, &a, 0) < 0 ? -errno : 0;

@@ -15,11 +15,12 @@
 #define MIGRD_UTIL_BOOST_H
 
 #include <stdbool.h>
-#include <stdint.h>
+
+#include "sched_attr.h"
 
 struct boost {
     bool on;
-    uint8_t saved[64]; /* the thread's struct sched_attr before */
+    struct migrd_sched_attr saved; /* the thread's attributes before */
 };
 
 /* Boost the calling thread; a failure is logged once and leaves it as it was. */
