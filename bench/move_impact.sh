@@ -75,11 +75,12 @@ WHERE=n1
 # one_run KIND ROUND: the ping-pong, the move (KIND move) or the same
 # window without one (KIND still); appends "KIND PHASE MEDIAN P99 MAX".
 one_run() {
-    local kind=$1 r=$2 to out t0 took
+    local kind=$1 r=$2 to out t0 took pp
+    pp=$SCRATCH/pp.$kind.$r.out
     rm -f "$SCRATCH/begin" "$SCRATCH/end"
     ( TRACE_MARK_BEGIN=$SCRATCH/begin TRACE_MARK_END=$SCRATCH/end timeout $((SECS + 60)) \
         mpirun "${SPREAD[@]}" --host n1,n2 --map-by node -np 2 -x TRACE_MARK_BEGIN -x TRACE_MARK_END \
-        --mca pml ob1 --mca btl dicom,self "$PP" "$SECS" </dev/null >"$SCRATCH/pp.out" 2>&1 ) &
+        --mca pml ob1 --mca btl dicom,self "$PP" "$SECS" </dev/null >"$pp" 2>&1 ) &
     local job=$!
     sleep "$AT"
     : >"$SCRATCH/begin"
@@ -99,9 +100,9 @@ one_run() {
         sleep "$(awk -v ms="$(cat "$SCRATCH/took" 2>/dev/null || echo 1000)" 'BEGIN { printf "%.3f", ms / 1000 }')"
     fi
     : >"$SCRATCH/end"
-    wait "$job" || { echo "round $r $kind: the ping-pong FAILED: $(tail -n 3 "$SCRATCH/pp.out" | tr '\n' '|')" >&2; return; }
-    awk -v k="$kind" '/^phase/ { sub(":", "", $2); print k, $2, $7, $10, $13 }' "$SCRATCH/pp.out" >>"$SCRATCH/all"
-    printf 'round %d %-5s %s\n' "$r" "$kind" "$(grep '^phase during' "$SCRATCH/pp.out")"
+    wait "$job" || { echo "round $r $kind: the ping-pong FAILED: $(tail -n 3 "$pp" | tr '\n' '|')" >&2; return; }
+    awk -v k="$kind" '/^phase/ { sub(":", "", $2); print k, $2, $7, $10, $13 }' "$pp" >>"$SCRATCH/all"
+    printf 'round %d %-5s %s\n' "$r" "$kind" "$(grep '^phase during' "$pp")"
 }
 
 echo "move_impact: cluster $MIGR_VCLUSTER_ID, 3 nodes pinned; $ROUNDS rounds; a $MIB MiB process moved n1 <-> n3 at second $AT of $SECS; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -73,6 +73,8 @@ int main(int argc, char **argv)
     while (!stop) {
         if (rank == 0) {
             double t0 = MPI_Wtime();
+            stop = t0 >= t_end; /* rank 1 learns it from this round trip */
+            buf[0] = (char)stop;
             MPI_Send(buf, len, MPI_CHAR, 1, 1, MPI_COMM_WORLD);
             MPI_Recv(buf, len, MPI_CHAR, 1, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             double t1 = MPI_Wtime(), d = t1 - t0;
@@ -89,8 +91,6 @@ int main(int argc, char **argv)
                 rtt[n] = d;
                 phase[n++] = (unsigned char)cur;
             }
-            stop = t1 >= t_end;
-            buf[0] = (char)stop;
         } else if (rank == 1) {
             MPI_Recv(buf, len, MPI_CHAR, 0, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             stop = buf[0];

@@ -264,6 +264,67 @@ static void offer_work(struct worker_job *j)
 
 static void finish(struct mout *m, int rc);
 
+/* The source copy of a process that moved, killed and waited for by a
+ * worker: its exit tears down its whole address space, which takes a
+ * while for a big one, and the loop relays meanwhile.  (Any thread of the
+ * tracer's process may wait for a tracee.) */
+struct reaper {
+    struct reaper *next;
+    struct worker_job job;
+    struct engine_frozen *fz;
+    pid_t pid;
+    bool reaped;
+    int rc;
+    char why[256];
+};
+static struct reaper *reapers;
+
+static void reap_work(struct worker_job *j)
+{
+    struct reaper *r = (struct reaper *)((char *)j - offsetof(struct reaper, job));
+    r->rc = engine_release(r->fz, ENGINE_KILL);
+    if (r->rc < 0)
+        snprintf(r->why, sizeof r->why, "%s", engine_strerror());
+    r->reaped = true;
+}
+
+static void reaper_free(struct reaper *r)
+{
+    if (!r->reaped && engine_release(r->fz, ENGINE_KILL) < 0)
+        snprintf(r->why, sizeof r->why, "%s", engine_strerror()), r->rc = -1;
+    if (r->rc < 0)
+        log_warn("pid %d: ending the source copy: %s", r->pid, r->why);
+    for (struct reaper **pp = &reapers; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    worker_job_fini(&r->job);
+    free(r);
+}
+
+static void reaped(struct worker_job *j)
+{
+    reaper_free((struct reaper *)((char *)j - offsetof(struct reaper, job)));
+}
+
+/* Kill and reap fz's process off the loop (on the loop if no worker can). */
+static void reap_later(struct move *d, struct engine_frozen *fz, pid_t pid)
+{
+    char why[128];
+    struct reaper *r = calloc(1, sizeof *r);
+    if (!r) {
+        if (engine_release(fz, ENGINE_KILL) < 0)
+            log_warn("pid %d: ending the source copy: %s", pid, engine_strerror());
+        return;
+    }
+    *r = (struct reaper){.next = reapers, .job = {.work = reap_work, .done = reaped, .shut_fd = -1},
+                         .fz = fz, .pid = pid};
+    reapers = r;
+    if (worker_submit(d->base, &r->job, why, sizeof why) < 0)
+        reaper_free(r); /* not reaped: done here */
+}
+
 /* The process ends at its source: the destination has it. */
 static void hand_over(struct mout *m)
 {
@@ -288,8 +349,7 @@ static void hand_over(struct mout *m)
         mpostal_exile(d, pm, m->dest); /* before the old copy's control connection closes */
     else if (m->postal)
         log_warn("pid %d: its mailbox here closed during the move: nothing to forward from it", m->pid);
-    if (engine_release(m->fz, ENGINE_KILL) < 0)
-        log_warn("pid %d: ending the source copy: %s", m->pid, engine_strerror());
+    reap_later(d, m->fz, m->pid);
     m->fz = NULL;
 }
 
@@ -338,12 +398,13 @@ static int stream_failed(struct mout *m)
 }
 
 /* In a worker: the image (its pages read from the frozen process) and its
- * MAC.  The worker is boosted as the loop is: this is the frozen window. */
+ * MAC.  Still the frozen window, but a long one: boosted softly, so that
+ * the node's other jobs keep running (util/boost.h). */
 static void stream_work(struct worker_job *j)
 {
     struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
     struct boost boost;
-    boost_begin(&boost);
+    boost_begin_soft(&boost);
     errno = 0;
     m->stream_rc = mig_send(m->fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
                            send_image(m->fd, m->img, m->inject, &m->res.bytes) < 0
@@ -577,6 +638,11 @@ void migrate_out_fini(void)
             mig_failf(&m->res, "migrd on %s is stopping", cluster_self_name(m->d->cl));
             finish(m, -1);
         }
+    }
+    /* the source copies of the moves that ended, last */
+    while (reapers) {
+        worker_cancel(&reapers->job); /* waits for it, or takes it off the queue */
+        reaper_free(reapers);
     }
 }
 

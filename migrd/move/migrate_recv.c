@@ -103,7 +103,7 @@ static void receive(struct mrecv *r)
     }
     /* the source freezes the process once it has the accept */
     struct boost boost;
-    boost_begin(&boost);
+    boost_begin_soft(&boost); /* the long read: softly (util/boost.h) */
     int rc = mrecv_read_frames(r);
     if (rc == 0)
         rc = read_image(r);

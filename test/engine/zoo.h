@@ -35,6 +35,28 @@ static inline double zoo_seconds(void)
 	return s ? atof(s) : 4.0;
 }
 
+/* Whether to go on working: until `end` (now + zoo_seconds()), and past it
+ * while the file $ZOO_UNTIL does not exist (at most 100 s more), so that a
+ * suite on a loaded machine makes all its reincarnations while the program
+ * still works.  The file is looked at 20 times a second. */
+static inline int zoo_running(double end)
+{
+	static double next;
+	static int told;
+	const char *until = getenv("ZOO_UNTIL");
+	double now = zoo_now();
+
+	if (now < end)
+		return 1;
+	if (!until || told || now > end + 100)
+		return 0;
+	if (now >= next) {
+		next = now + 0.05;
+		told = access(until, F_OK) == 0;
+	}
+	return !told;
+}
+
 __attribute__((format(printf, 1, 2), noreturn))
 static inline void zoo_fail(const char *fmt, ...)
 {

@@ -110,7 +110,7 @@ int main(void)
 	pthread_create(&t[3], NULL, poller, NULL);
 	zoo_ready();
 	end = zoo_now() + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		/* everybody sleeps most of the time: a dump finds them blocked */
 		usleep(250000);
 		ZOO_CHECK(write(pfd[1], &tok, sizeof(tok)) == sizeof(tok), "pipe write");

@@ -106,7 +106,7 @@ int main(void)
 	zoo_ready();
 	t0 = zoo_now();
 	end = t0 + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		struct epoll_event evs[8];
 		int n;
 		/* keep a backlog of about 200 records per channel in flight */

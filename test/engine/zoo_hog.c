@@ -20,7 +20,7 @@ int main(int argc, char **argv)
 		m[i] = i * 0x9e3779b97f4a7c15ULL;
 	zoo_ready();
 	end = zoo_now() + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		for (size_t i = 0; i < words; i += 512 * 97)
 			ZOO_CHECK(m[i] == i * 0x9e3779b97f4a7c15ULL, "word %zu lost", i);
 		usleep(50000);

@@ -184,7 +184,7 @@ int main(void)
 	pthread_create(&t, NULL, sharer, NULL);
 	zoo_ready();
 	end = zoo_now() + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		uint64_t *g;
 		uint64_t sum = 0;
 		/* heap grows through brk, also after every restore */

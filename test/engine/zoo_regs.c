@@ -64,7 +64,7 @@ int main(void)
 	__asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
 	zoo_ready();
 	end = zoo_now() + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		uint64_t want, got, loops = 300000000;   /* ~0.1 s */
 		unsigned cur;
 		for (int i = 0; i < 16; i++)

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 	zoo_ready();
 	pthread_create(&t, NULL, worker, NULL);
 	end = zoo_now() + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		char buf[PATH_MAX] = "", cmd[4096], name[16];
 		size_t cl;
 		unsigned long vdso = getauxval(AT_SYSINFO_EHDR);

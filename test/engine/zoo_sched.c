@@ -80,7 +80,7 @@ int main(void)
 		usleep(1000);
 	zoo_ready();
 	end = zoo_now() + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		check(&main_w);
 		usleep(2000);
 	}

@@ -115,7 +115,7 @@ int main(void)
 	setitimer(ITIMER_REAL, &it, NULL);
 	zoo_ready();
 	end = zoo_now() + zoo_seconds();
-	while (zoo_now() < end) {
+	while (zoo_running(end)) {
 		int before = usr1_count;
 		volatile double x = 0;
 		for (int i = 0; i < 200000; i++)

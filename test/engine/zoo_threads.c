@@ -74,7 +74,7 @@ int main(void)
 	zoo_ready();
 	end = zoo_now() + zoo_seconds();
 	for (;;) {
-		if (zoo_now() >= end)
+		if (!zoo_running(end))
 			stop = 1;       /* seen by everybody after the second barrier */
 		pthread_barrier_wait(&bar);
 		pthread_barrier_wait(&bar);

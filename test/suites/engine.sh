@@ -54,7 +54,8 @@ run_zoo() {
 	if [ ! -x "$Z/$prog" ]; then
 		skip "$name" "$Z/$prog not built"; return
 	fi
-	( cd "$d" && exec env ZOO_SECONDS=${ZOO_SECONDS:-5} timeout -s KILL 120 \
+	# it works ZOO_SECONDS, and on until all reincarnations are done ($d/stop)
+	( cd "$d" && exec env ZOO_SECONDS=${ZOO_SECONDS:-5} ZOO_UNTIL="$d/stop" timeout -s KILL 150 \
 		"$Z/deputy" -c "$CKPT" -p "$d/pid" -r "$d/results" -l "$d/ckpt.log" -v \
 		-m "${MODE:-reincarnate}" -i "$d/image" -- \
 		"$Z/$prog" "$@" > "$d/out" 2>&1 < /dev/null ) &
@@ -77,6 +78,7 @@ run_zoo() {
 		fi
 		sleep 0.4
 	done
+	: > "$d/stop"
 	timeout 120 tail --pid="$dep" -f /dev/null
 	wait "$dep"; rc=$?
 	if grep -q fail "$d/results" 2>/dev/null; then
@@ -304,7 +306,7 @@ nonroot_creds() {
 	# it with the process's rights
 	chmod 711 "$WORK"
 	: > "$d/out" && chown 65534:65534 "$d/out"
-	( cd "$d" && exec env ZOO_SECONDS=4 timeout -s KILL 60 "$Z/deputy" -c "$CKPT" -p "$d/pid" \
+	( cd "$d" && exec env ZOO_SECONDS=4 ZOO_UNTIL="$d/stop" timeout -s KILL 150 "$Z/deputy" -c "$CKPT" -p "$d/pid" \
 		-r "$d/results" -l "$d/ckpt.log" -v -- setpriv --reuid=65534 --regid=65534 \
 		--groups=65534,100 --inh-caps=-all "$Z/zoo_threads" > "$d/out" 2>&1 < /dev/null ) &
 	local dep=$!
@@ -320,7 +322,8 @@ nonroot_creds() {
 		return
 	fi
 	after=$(grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' "/proc/$p/status")
-	timeout 60 tail --pid="$dep" -f /dev/null
+	: > "$d/stop"
+	timeout 120 tail --pid="$dep" -f /dev/null
 	if [ "$before" != "$after" ]; then
 		fail "nonroot-credentials" "credentials changed: $(diff <(echo "$before") <(echo "$after") | tr '\n' ' ')"
 	elif ! grep -q "^PASS zoo_threads" "$d/out"; then
@@ -344,8 +347,9 @@ mpi_proof() {
 		skip "$name" "Open MPI (mpirun, mpicc) not available"; return
 	fi
 	mkdir -p "$d"
-	( cd "$d" && exec timeout -s KILL 300 mpirun --allow-run-as-root -np 2 --mca pml ob1 \
-		--mca btl "$btl" "$Z/deputy" -k -v -c "$CKPT" -p "$d/pid.%r" -r "$d/results.%r" \
+	# ranks yield when idle: on a loaded machine busy-polling ranks crawl
+	( cd "$d" && exec timeout -s KILL 600 mpirun --allow-run-as-root -np 2 --mca pml ob1 \
+		--mca mpi_yield_when_idle 1 --mca btl "$btl" "$Z/deputy" -k -v -c "$CKPT" -p "$d/pid.%r" -r "$d/results.%r" \
 		-l "$d/ckpt.log.%r" -- "$Z/mpi_ring" "$steps" 2000 > "$d/out" 2> "$d/err" < /dev/null ) &
 	job=$!
 	PIDS+=("$job")
@@ -367,7 +371,7 @@ mpi_proof() {
 		fi
 		sleep 0.2
 	done
-	timeout 300 tail --pid="$job" -f /dev/null
+	timeout 600 tail --pid="$job" -f /dev/null
 	wait "$job"; rc=$?
 	lines=$(grep -c "^step " "$d/out")
 	if [ $rc -ne 0 ]; then
