@@ -42,6 +42,7 @@ struct fwd_ep {
     pid_t pid;
     uint32_t n;
     struct echan ch[MIG_MAX_CHAN];
+    struct fwd_files files;  /* the shared files as the process has them here */
     struct fconn *c;
     bool detached;
 };
@@ -76,8 +77,19 @@ struct fwd_ep *fwd_ep_new(struct move *d, struct mproc *p)
     ep->d = d;
     ep->p = p;
     ep->pid = p->pid;
+    fwd_files_init(&ep->files);
     return ep;
 }
+
+int fwd_ep_add_file(struct fwd_ep *ep, uint32_t id, int fd)
+{
+    if (fwd_files_add(&ep->files, id, fd) == 0)
+        return 0;
+    log_error("pid %d: keeping its shared file %u: %s", ep->pid, id, strerror(errno));
+    return -1;
+}
+
+uint32_t fwd_ep_file_of(const struct fwd_ep *ep, int fd) { return fwd_files_id_of(&ep->files, ep->pid, fd); }
 
 static struct echan *chan_get(struct fwd_ep *ep, uint32_t id)
 {
@@ -427,6 +439,8 @@ static bool ep_let_go(struct fwd_ep *ep)
 void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us)
 {
     struct mig_end end = {.frozen_us = frozen_us};
+    if (ep->c)
+        fwd_files_send_pos(&ep->files, ep->c, ep->pid);
     if (ep_let_go(ep))
         fconn_send(ep->c, FWD_END, 0, &end, sizeof end);
 }
@@ -435,6 +449,8 @@ void fwd_ep_exited(struct fwd_ep *ep, int status)
 {
     struct mig_exit ex = {.status = status};
     fwd_ep_drain_output(ep);
+    if (ep->c)
+        fwd_files_send_pos(&ep->files, ep->c, ep->pid);
     if (!ep_let_go(ep))
         return;
     fconn_send(ep->c, FWD_EXIT, 0, &ex, sizeof ex);
@@ -450,6 +466,7 @@ void fwd_ep_free(struct fwd_ep *ep)
         if (ep->ch[i].wq)
             evbuffer_free(ep->ch[i].wq);
     }
+    fwd_files_close(&ep->files);
     if (ep->c) {
         ep->c->owner = NULL;
         fconn_free_later(ep->c);

@@ -37,6 +37,7 @@ struct fwd_anchor {
     struct mproc *p;
     uint32_t n;
     struct achan ch[MIG_MAX_CHAN];
+    struct fwd_files files;  /* originals of the shared files           */
     struct fconn *cur;       /* location in service                    */
     struct fconn *old;       /* previous location, ending (sent END)   */
     struct fconn *next;      /* new location waiting for old to close  */
@@ -60,6 +61,7 @@ struct fwd_anchor *fwd_anchor_new(struct move *d, struct mproc *p)
     a->d = d;
     a->p = p;
     a->move_fd = -1;
+    fwd_files_init(&a->files);
     return a;
 }
 
@@ -82,6 +84,16 @@ int fwd_anchor_add(struct fwd_anchor *a, uint32_t chan, int orig_fd, uint32_t di
     a->n++;
     return 0;
 }
+
+int fwd_anchor_add_file(struct fwd_anchor *a, uint32_t id, int orig_fd)
+{
+    if (fwd_files_add(&a->files, id, orig_fd) == 0)
+        return 0;
+    log_error("pid %d: keeping its shared file %u at home: %s", a->p->pid, id, strerror(errno));
+    return -1;
+}
+
+int fwd_anchor_file(const struct fwd_anchor *a, uint32_t id) { return fwd_files_fd(&a->files, id); }
 
 static struct achan *chan_get(struct fwd_anchor *a, uint32_t id)
 {
@@ -309,6 +321,12 @@ static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
         if (ch)
             evbuffer_add(ch->ret, body, h->len);
         break;
+    case FWD_FILEPOS:
+        /* back home it has the original itself: an old location's word
+         * on the offset is stale (its frames come before the new one's) */
+        if (h->len == sizeof(struct mig_filepos) && !p->here)
+            fwd_files_set_pos(&a->files, (const void *)body, p->pid);
+        break;
     case FWD_EXIT:
         if (h->len == sizeof(struct mig_exit))
             process_exited(a, ((const struct mig_exit *)body)->status);
@@ -400,6 +418,7 @@ void fwd_anchor_free(struct fwd_anchor *a)
         evbuffer_free(a->ch[i].ret);
         evbuffer_free(a->ch[i].pend);
     }
+    fwd_files_close(&a->files);
     if (a->move_fd >= 0)
         close(a->move_fd);
     evbuffer_free(a->held);
