@@ -12,6 +12,7 @@
  *   migrate_ctl.c    the control requests of `migrctl run/migrate/ps`
  *   forward_home.c   the anchor at the home: original descriptors relayed
  *   forward_ep.c     the endpoint where the process runs now
+ *   forward_file.c   regular files shared with the home: one offset
  *   forward_conn.c   one framed connection of the migration port
  *   mig_auth.c       authentication of the migration port (cluster/auth.h)
  *   deputy.c         the home stub (`migrctl run`), built into migrctl
