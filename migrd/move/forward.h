@@ -114,6 +114,9 @@ void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us);
 /* The process ended here with wait status `status`. */
 void fwd_ep_exited(struct fwd_ep *ep, int status);
 void fwd_ep_free(struct fwd_ep *ep);
+/* How many endpoints left by their processes still wait for the home to
+ * take their last frames (END_ACK). */
+unsigned fwd_ep_lingering(void);
 /* Its connection to the process's home (NULL if none); it outlives a detach
  * until the home has acknowledged the end. */
 struct fconn *fwd_ep_home_conn(const struct fwd_ep *ep);

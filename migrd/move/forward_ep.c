@@ -45,7 +45,12 @@ struct fwd_ep {
     struct fwd_files files;  /* the shared files as the process has them here */
     struct fconn *c;
     bool detached;
+    bool lingers;            /* detached, its connection home still open */
 };
+
+static unsigned lingering; /* detached, waiting for the home's END_ACK */
+
+unsigned fwd_ep_lingering(void) { return lingering; }
 
 static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
 /* A move asked through the home: its answer goes back on that connection. */
@@ -430,8 +435,11 @@ static bool ep_let_go(struct fwd_ep *ep)
     ep->p = NULL;
     for (uint32_t i = 0; i < ep->n; i++)
         close_near(&ep->ch[i]);
-    if (ep->c)
+    if (ep->c) {
+        ep->lingers = true;
+        lingering++;
         return true;
+    }
     fwd_ep_free(ep);
     return false;
 }
@@ -459,6 +467,8 @@ void fwd_ep_exited(struct fwd_ep *ep, int status)
 
 void fwd_ep_free(struct fwd_ep *ep)
 {
+    if (ep->lingers)
+        lingering--;
     for (uint32_t i = 0; i < ep->n; i++) {
         close_near(&ep->ch[i]);
         if (ep->ch[i].peek >= 0)

@@ -175,7 +175,9 @@ static int check_offer(struct move *d, const struct mig_offer *o, char *why, siz
     char bound[128];
     uint64_t avail = node_mem_available(bound, sizeof bound);
     const char *lacks = cpuf_missing(&o->cpu, &d->cl->cpu);
-    if (o->home >= (uint32_t)d->cl->map.nnodes)
+    if (d->stopping)
+        snprintf(why, len, "migrd on %s is stopping", cluster_self_name(d->cl));
+    else if (o->home >= (uint32_t)d->cl->map.nnodes)
         snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, cluster_self_name(d->cl));
     else if (strncmp(o->kernel, d->cl->kernel, sizeof o->kernel))
         snprintf(why, len, "%s runs kernel %s, the process was frozen under %.64s", cluster_self_name(d->cl),

@@ -58,6 +58,13 @@ void migrate_out_forget(struct mproc *p);
  * answer and ends there or thaws here), its requester answered. */
 void migrate_out_fini(void);
 
+/* The daemon is asked to stop: every process running here whose home is
+ * elsewhere moves away first (to its home, else to any other node), and
+ * no process may arrive any more.  The number of moves started; when it is
+ * not 0, done(arg) is called on the loop once they have all ended, or
+ * after a few seconds. */
+int migrate_evacuate(struct move *d, void (*done)(void *arg), void *arg);
+
 /* Who sent a control request: its connection and its credentials
  * (SO_PEERCRED, ctl.c).  Only root or the owner of a process acts on it. */
 struct ctl_caller {

@@ -6,6 +6,7 @@
  *   migrate.c        the migration port and the destination of a move
  *   migrate_out.c    the source of a move
  *   workers.c        the threads that do a move's waiting off the loop
+ *   evacuate.c       at a stop, the guests move away first
  *   migrate_proto.c  the frames of the migration port
  *   migrate_recv.c   an incoming move's stream, read by a worker
  *   migrate_proc.c   the record of each migratable process
@@ -61,6 +62,7 @@ struct move {
     struct migrate *migrate;   /* migrate.c: moves, forwarding, migratable processes */
     bool test_hooks;           /* migrd --test-hooks / MIGR_TEST_HOOKS=1: root may ask
                                   for test faults (migrctl migrate --inject)  */
+    bool stopping;             /* migrd stops: no process may arrive        */
 };
 
 #endif

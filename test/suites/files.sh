@@ -9,6 +9,7 @@
 # which keeps its own offset.
 # Runs on its own virtual cluster (MIGR_VCLUSTER_ID=11), torn down at exit.
 source "$(dirname "$0")/../lib.sh"
+source "$TOP/test/deputy_lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-11}
 V=$VCLUSTER
 C=$MIGRCTL_BIN
@@ -45,7 +46,7 @@ shell_around() {
 # its stdout redirected (">": truncated, ">>": appended to a line "old",
 # "2>&1": stderr too) into NAME.out; sets PID (the process).
 start_shared() {
-    local name=$1 redir=$2 i
+    local name=$1 redir=$2
     shift 2
     rm -f "$SCRATCH/$name".{pid,rc,pos}
     case $redir in
@@ -54,34 +55,16 @@ start_shared() {
           ( shell_around "$name" "$@" ) >>"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err" & ;;
     '2>&1') ( shell_around "$name" "$@" ) >"$SCRATCH/$name.out" 2>&1 & ;;
     esac
-    for ((i = 0; i < 50; i++)); do
-        [[ -s $SCRATCH/$name.pid ]] && break
-        sleep 0.1
-    done
-    PID=$(cat "$SCRATCH/$name.pid" 2>/dev/null)
-    [[ -n $PID ]] || { echo "no pid"; return 1; }
-}
-
-# tour NODE...: move PID (asked at its home) to each node in turn
-tour() {
-    local to
-    for to; do
-        sleep 0.4
-        with_timeout 60 "$V" exec n1 "$C" migrate "$PID" --to "$to" || { echo "move to $to failed"; return 1; }
-    done
+    deputy_pid "$name"
 }
 
 # check_shared NAME EXPECTED-FILE: the run ended with status 0, the file is
 # EXPECTED byte for byte, and the shell's offset was at the end of the
 # process's output when the process ended
 check_shared() {
-    local name=$1 want=$2 i pos size
-    for ((i = 0; i < 300; i++)); do
-        [[ -s $SCRATCH/$name.rc ]] && break
-        sleep 0.1
-    done
-    [[ $(cat "$SCRATCH/$name.rc" 2>/dev/null) == 0 ]] ||
-        { echo "status $(cat "$SCRATCH/$name.rc" 2>/dev/null || echo timeout): $(tail -n 2 "$SCRATCH/$name.err" 2>/dev/null | tr '\n' '|')"; return 1; }
+    local name=$1 want=$2 rc pos size
+    rc=$(deputy_rc "$name" 30)
+    [[ $rc == 0 ]] || { echo "status $rc: $(tail -n 2 "$SCRATCH/$name.err" 2>/dev/null | tr '\n' '|')"; return 1; }
     cmp "$want" "$SCRATCH/$name.out" >"$SCRATCH/$name.cmp" 2>&1 ||
         { echo "file differs from a run without migr: $(cat "$SCRATCH/$name.cmp"); $(diff "$want" "$SCRATCH/$name.out" | head -n 4 | tr '\n' '|')"; return 1; }
     read -r pos size <"$SCRATCH/$name.pos"

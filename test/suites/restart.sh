@@ -1,0 +1,72 @@
+#!/bin/bash
+# test/suites/restart.sh -- migrd restarts lose no process (issue 10,
+# part 1): a restart of migrd on the node where a moved process runs moves
+# it away first (home, or another node), so that it is still listed, its
+# output and exit status arrive and nothing is left running on any node;
+# a restart on its home while it never moved keeps it listed (its deputy
+# registers it again), and it can still move.
+# Runs on its own virtual cluster (MIGR_VCLUSTER_ID=12), torn down at exit.
+source "$(dirname "$0")/../lib.sh"
+source "$TOP/test/deputy_lib.sh"
+export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-12}
+V=$VCLUSTER
+C=$MIGRCTL_BIN
+
+if [[ $(id -u) != 0 ]]; then
+    skip restart "needs root (namespaces, ptrace, clone3 set_tid)"
+    exit 0
+fi
+cc -O2 -o "$SCRATCH/counter" "$TOP/test/migrate/counter.c" 2>"$SCRATCH/cc.out" ||
+    { fail build-counter "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"; exit 0; }
+COUNTER=$SCRATCH/counter
+if ! vcluster_up 3; then
+    fail vcluster "cannot bring up 3 nodes (see above)"
+    exit 0
+fi
+
+# start_counter NAME: 60 ticks, 100 ms apart, exit 7, under migrctl run on n1
+start_counter() {
+    rm -f "$SCRATCH/$1".{pid,rc}
+    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/$1.pid" -- "$COUNTER" 60 100 7 >"$SCRATCH/$1.out" 2>"$SCRATCH/$1.err"
+      echo $? >"$SCRATCH/$1.rc" ) &
+    deputy_pid "$1"
+}
+
+# restart NODE: migrd on NODE restarted
+restart() { with_timeout 30 "$V" migrd-restart "$1" >/dev/null || { echo "cannot restart migrd on $1"; return 1; }; }
+
+# listed_at NODE...: the home (n1) lists PID running on one of NODEs
+listed_at() {
+    local at
+    at=$("$V" exec n1 "$C" ps | ps_fields "$PID" NODE STATE)
+    for n; do [[ $at == "$n running" ]] && return 0; done
+    echo "after the restart n1 lists pid $PID as '${at:-nothing}', not running on $*"
+    return 1
+}
+
+# ended_whole NAME: status 7, all 60 ticks in order, no counter left on any node
+ended_whole() {
+    local rc n left=""
+    rc=$(deputy_rc "$1" 30)
+    [[ $rc == 7 ]] || { echo "status $rc, not 7: $(tr '\n' '|' <"$SCRATCH/$1.err")"; return 1; }
+    diff <(for ((i = 1; i <= 60; i++)); do echo "tick $i"; done) "$SCRATCH/$1.out" >/dev/null ||
+        { echo "output lost: $(wc -l <"$SCRATCH/$1.out") of 60 lines"; return 1; }
+    for n in n1 n2 n3; do
+        "$V" exec "$n" pgrep -x counter >/dev/null && left+=" $n"
+    done
+    [[ -z $left ]] || { echo "a counter is left running on$left"; return 1; }
+}
+
+case_where_it_runs() {
+    start_counter away || return 1
+    tour n2 || return 1
+    restart n2 && listed_at n1 n3 && ended_whole away
+}
+run_case restart-where-it-runs 60 case_where_it_runs
+
+case_where_it_runs_2() {
+    start_counter away2 || return 1
+    tour n2 n3 || return 1
+    restart n3 && listed_at n1 n2 && ended_whole away2
+}
+run_case restart-where-it-runs-after-2-moves 60 case_where_it_runs_2
