@@ -22,6 +22,8 @@
 #include "common/ctlmsg.h"
 #include "common/wire.h"
 
+#define REREGISTER_MS 200
+
 static int connect_migrd(const char *path)
 {
     int fd = ctl_connect(path);
@@ -107,6 +109,21 @@ static int await_registration(int ctl, pid_t pid)
     return h->type == CTL_OK ? 0 : -1;
 }
 
+/* migrd went away while CMD ran here, never moved: register it with the
+ * next migrd on the socket.  The connection, -1 (none answers yet: try
+ * again later) or -2 (it refused: give up). */
+static int register_again(const char *sock_path, const struct ctl_proc_register *reg)
+{
+    int fd = ctl_connect(sock_path);
+    if (fd < 0)
+        return -1;
+    if (ctl_send(fd, CTL_PROC_REGISTER, 1, reg, sizeof *reg, NULL, 0) < 0 || await_registration(fd, reg->pid) < 0) {
+        close(fd);
+        return -2;
+    }
+    return fd;
+}
+
 int migrctl_run(const char *sock_path, const struct deputy_opts *o, char **cmd)
 {
     struct ctl_proc_register reg = {0};
@@ -155,12 +172,20 @@ int migrctl_run(const char *sock_path, const struct deputy_opts *o, char **cmd)
         if (!(f = fopen(tmp, "w")) || fprintf(f, "%d\n", pid) < 0 || fclose(f) != 0 || rename(tmp, o->pidfile) < 0)
             fprintf(stderr, "migrctl run: writing pid file %s: %s\n", o->pidfile, strerror(errno));
     }
-    int moved = 0, exited = 0, status = 0, child_gone = 0;
+    int moved = 0, exited = 0, status = 0, child_gone = 0, again = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
-        if (poll(p, ctl >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+        /* without migrd: every REREGISTER_MS, look for the next one */
+        if (poll(p, ctl >= 0 ? 2 : 1, again ? REREGISTER_MS : -1) < 0 && errno != EINTR) {
             perror("migrctl run: poll");
             return 1;
+        }
+        if (again && !child_gone) {
+            int fd = register_again(sock_path, &reg);
+            if (fd >= 0 || fd == -2)
+                again = 0;
+            if (fd >= 0)
+                ctl = fd;
         }
         if (ctl >= 0 && (p[1].revents & (POLLIN | POLLHUP))) {
             if (read_event(ctl, MSG_DONTWAIT, &moved, &exited, &status, pid) < 0) {
@@ -170,6 +195,7 @@ int migrctl_run(const char *sock_path, const struct deputy_opts *o, char **cmd)
                     fprintf(stderr, "migrctl run: migrd ended while pid %d ran elsewhere: it is lost\n", pid);
                     return 255;
                 }
+                again = 1;
             }
             if (exited)
                 return finish(ctl, pid, status);

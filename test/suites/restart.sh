@@ -70,3 +70,18 @@ case_where_it_runs_2() {
     restart n3 && listed_at n1 n2 && ended_whole away2
 }
 run_case restart-where-it-runs-after-2-moves 60 case_where_it_runs_2
+
+# the home's migrd restarted while the process never moved: its deputy
+# registers it with the new one, which lists it and can move it
+case_home_never_moved() {
+    local i
+    start_counter home || return 1
+    sleep 0.3
+    restart n1 || return 1
+    for ((i = 0; i < 30; i++)); do
+        [[ $("$V" exec n1 "$C" ps | ps_fields "$PID" NODE STATE) == "n1 running" ]] && break
+        sleep 0.1
+    done
+    listed_at n1 && tour n2 && ended_whole home
+}
+run_case restart-home-never-moved 60 case_home_never_moved
