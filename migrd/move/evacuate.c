@@ -4,8 +4,9 @@
  * Owns: the moves that take every process running here with its home
  * elsewhere to another node before migrd stops (a restart, `systemctl
  * stop`): to its home, or, if that refuses or cannot be reached, to each
- * other node in turn.  Without them a guest would lose its relays (migrd
- * holds their near ends) and run on as an orphan.  The stop waits for the
+ * other node in turn; a process back at its home here goes to another
+ * node.  Without them a guest would lose its relays (migrd holds their
+ * near ends) and run on as an orphan.  The stop waits for the
  * last of them, at most EVACUATE_MS.
  */
 #include <event2/event.h>
@@ -138,7 +139,9 @@ int migrate_evacuate(struct move *d, void (*done)(void *arg), void *arg)
     e->arg = arg;
     for (struct mproc *p = mproc_first(d); p; p = p->next) {
         struct evac_one *o;
-        if (p->is_home || !p->here || !p->child || p->out || p->state != MP_RUNNING)
+        /* a process back at home goes too: its home then hands what it
+         * holds of it to its stub (migrate_hold_all) */
+        if ((p->is_home && !p->anchor) || !p->here || !p->child || p->out || p->state != MP_RUNNING)
             continue;
         if (!(o = calloc(1, sizeof *o))) {
             log_error("stopping: pid %d: cannot move it away: out of memory", p->pid);

@@ -73,6 +73,15 @@ int fwd_anchor_add(struct fwd_anchor *a, uint32_t chan, int orig_fd, uint32_t di
 int fwd_anchor_add_file(struct fwd_anchor *a, uint32_t id, int orig_fd);
 /* The original of shared file id, or -1. */
 int fwd_anchor_file(const struct fwd_anchor *a, uint32_t id);
+/* Across a restart of the home's migrd: hand every original to the stub
+ * (CTL_PROC_HOLD parts, head says the process, where it runs and its
+ * moves): 0 or -1; and, in the next migrd, take them back part by part
+ * (fds taken; after the last part it starts relaying): 0 or -1.  An
+ * anchor being taken back is not ready for its location's HELLO. */
+struct ctl_proc_hold;
+int fwd_anchor_hold(const struct fwd_anchor *a, int stub_fd, const struct ctl_proc_hold *head);
+int fwd_anchor_take_back(struct fwd_anchor *a, const struct ctl_proc_hold *h, int *fds);
+bool fwd_anchor_ready(const struct fwd_anchor *a);
 /* Start reading the input originals (after the first move succeeded). */
 int fwd_anchor_start(struct fwd_anchor *a);
 void fwd_anchor_free(struct fwd_anchor *a);

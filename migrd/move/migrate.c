@@ -561,7 +561,8 @@ static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
             fconn_free_later(c);
             return;
         }
-        if (!p || !p->is_home || !p->anchor || at < 0) {
+        if (!p || !p->is_home || !p->anchor || at < 0 || !fwd_anchor_ready(p->anchor) ||
+            (p->taken_back && p->uid != 0 && hi->uid != p->uid)) {
             log_warn("migration port: %s says HELLO for pid %d, which has no forwarding here", c->peer,
                      hi->pid);
             c->stop = 1;
@@ -701,6 +702,7 @@ void migrate_fini(struct move *d)
         free(r);
     }
     workers_stop();
+    migrate_hold_all(d);
     while (m->procs)
         mproc_free(d, m->procs);
     while (m->settles)

@@ -295,9 +295,10 @@ static void hand_over(struct mout *m)
     struct move *d = m->d;
     if (p && !p->anchor) {
         p->anchor = fwd_anchor_new(d, p);
-        for (uint32_t i = 0; p->anchor && i < m->oc.n; i++)
-            if (fwd_anchor_add(p->anchor, m->oc.map[i].chan, m->oc.orig[i], m->oc.map[i].dir) == 0)
-                m->oc.orig[i] = -1;
+        for (uint32_t i = 0; p->anchor && i < m->oc.n; i++) {
+            fwd_anchor_add(p->anchor, m->oc.map[i].chan, m->oc.orig[i], m->oc.map[i].dir); /* taken */
+            m->oc.orig[i] = -1;
+        }
         for (uint32_t i = 0; p->anchor && i < m->oc.nfiles; i++) {
             if (m->oc.forig[i] >= 0)
                 fwd_anchor_add_file(p->anchor, m->oc.files[i].id, m->oc.forig[i]);

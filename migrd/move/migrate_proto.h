@@ -122,6 +122,7 @@ struct mig_hello {
     uint32_t gen;
     uint32_t home;
     uint32_t node;          /* where the process runs          */
+    uint32_t uid;           /* its real uid (the home's record must agree) */
 };
 
 struct mig_exit { int32_t status; };
