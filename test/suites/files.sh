@@ -48,6 +48,7 @@ shell_around() {
 start_shared() {
     local name=$1 redir=$2
     shift 2
+    vc_pids_apart
     rm -f "$SCRATCH/$name".{pid,rc,pos}
     case $redir in
     '>') ( shell_around "$name" "$@" ) >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err" & ;;

@@ -24,8 +24,10 @@ if ! vcluster_up 3; then
     exit 0
 fi
 
-# start_counter NAME: 60 ticks, 100 ms apart, exit 7, under migrctl run on n1
+# start_counter NAME: 60 ticks, 100 ms apart, exit 7, under migrctl run on
+# n1 (the nodes' pids apart: a restarted migrd may have taken its pid elsewhere)
 start_counter() {
+    vc_pids_apart
     rm -f "$SCRATCH/$1".{pid,rc}
     ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/$1.pid" -- "$COUNTER" 60 100 7 >"$SCRATCH/$1.out" 2>"$SCRATCH/$1.err"
       echo $? >"$SCRATCH/$1.rc" ) &
@@ -35,12 +37,15 @@ start_counter() {
 # restart NODE: migrd on NODE restarted
 restart() { with_timeout 30 "$V" migrd-restart "$1" >/dev/null || { echo "cannot restart migrd on $1"; return 1; }; }
 
-# listed_at NODE...: the home (n1) lists PID running on one of NODEs
-listed_at() {
-    local at
-    at=$("$V" exec n1 "$C" ps | ps_fields "$PID" NODE STATE)
-    for n; do [[ $at == "$n running" ]] && return 0; done
-    echo "after the restart n1 lists pid $PID as '${at:-nothing}', not running on $*"
+# listed_as "NODE STATE"...: the home (n1) lists PID so (one of them)
+listed_as() {
+    local at i w
+    for ((i = 0; i < 30; i++)); do
+        at=$("$V" exec n1 "$C" ps | ps_fields "$PID" NODE STATE)
+        for w; do [[ $at == "$w" ]] && return 0; done
+        sleep 0.1
+    done
+    echo "after the restart n1 lists pid $PID as '${at:-nothing}', not as one of: $*"
     return 1
 }
 
@@ -60,28 +65,74 @@ ended_whole() {
 case_where_it_runs() {
     start_counter away || return 1
     tour n2 || return 1
-    restart n2 && listed_at n1 n3 && ended_whole away
+    restart n2 && listed_as "n1 running" "n3 away" && ended_whole away
 }
 run_case restart-where-it-runs 60 case_where_it_runs
 
 case_where_it_runs_2() {
     start_counter away2 || return 1
     tour n2 n3 || return 1
-    restart n3 && listed_at n1 n2 && ended_whole away2
+    restart n3 && listed_as "n1 running" "n2 away" && ended_whole away2
 }
 run_case restart-where-it-runs-after-2-moves 60 case_where_it_runs_2
 
 # the home's migrd restarted while the process never moved: its deputy
 # registers it with the new one, which lists it and can move it
 case_home_never_moved() {
-    local i
     start_counter home || return 1
     sleep 0.3
-    restart n1 || return 1
-    for ((i = 0; i < 30; i++)); do
-        [[ $("$V" exec n1 "$C" ps | ps_fields "$PID" NODE STATE) == "n1 running" ]] && break
-        sleep 0.1
-    done
-    listed_at n1 && tour n2 && ended_whole home
+    restart n1 && listed_as "n1 running" && tour n2 && ended_whole home
 }
 run_case restart-home-never-moved 60 case_home_never_moved
+
+# the home's migrd restarted while the process runs elsewhere: the deputy
+# holds what the home held, gives it to the new migrd, the process's node
+# reconnects; it moves on from there (asked at the new home) and ends
+case_home_moved_away() {
+    start_counter homeaway || return 1
+    tour n2 || return 1
+    restart n1 && listed_as "n2 away" && tour n3 && ended_whole homeaway
+}
+run_case restart-home-while-away 60 case_home_moved_away
+
+# ... while it is back at home (migrd's child there): it moves away first
+case_home_moved_back() {
+    start_counter homeback || return 1
+    tour n2 n1 || return 1
+    restart n1 && listed_as "n2 away" "n3 away" && tour n1 && ended_whole homeback
+}
+run_case restart-home-while-back-at-home 60 case_home_moved_back
+
+# stdin (a pipe into migrctl run) still reaches it after its home restarted
+case_home_stdin() {
+    local rc
+    vc_pids_apart
+    rm -f "$SCRATCH/echo".{pid,rc}
+    ( { echo "line one"; sleep 2.5; echo "line two"; } |
+        "$V" exec n1 "$C" run --pidfile "$SCRATCH/echo.pid" -- "$COUNTER" echo 3 >"$SCRATCH/echo.out" 2>"$SCRATCH/echo.err"
+      echo $? >"$SCRATCH/echo.rc" ) &
+    deputy_pid echo || return 1
+    tour n2 && restart n1 || return 1
+    rc=$(deputy_rc echo 20)
+    [[ $rc == 3 ]] || { echo "status $rc, not 3: $(tr '\n' '|' <"$SCRATCH/echo.err")"; return 1; }
+    diff <(printf 'got: line one\ngot: line two\n') "$SCRATCH/echo.out" >/dev/null ||
+        { echo "input lost: $(tr '\n' '|' <"$SCRATCH/echo.out")"; return 1; }
+}
+run_case restart-home-stdin-goes-on 60 case_home_stdin
+
+# a shell redirect shared with the home keeps one offset across the
+# restart of the home (its original is held by the deputy meanwhile)
+case_home_redirect() {
+    local rc
+    vc_pids_apart
+    rm -f "$SCRATCH/redir".{pid,rc}
+    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/redir.pid" -- "$COUNTER" 60 100 7; echo "rc $?"; echo done
+      echo 0 >"$SCRATCH/redir.rc" ) >"$SCRATCH/redir.out" 2>"$SCRATCH/redir.err" &
+    deputy_pid redir || return 1
+    tour n2 && restart n1 && tour n3 || return 1
+    rc=$(deputy_rc redir 30)
+    [[ $rc == 0 ]] || { echo "the shell did not end"; return 1; }
+    cmp <(for ((i = 1; i <= 60; i++)); do echo "tick $i"; done; echo "rc 7"; echo done) "$SCRATCH/redir.out" ||
+        { echo "file differs: $(tail -n 3 "$SCRATCH/redir.out" | tr '\n' '|')"; return 1; }
+}
+run_case restart-home-redirect-keeps-one-offset 60 case_home_redirect
