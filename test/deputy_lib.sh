@@ -1,8 +1,24 @@
 # shellcheck shell=bash
 # test/deputy_lib.sh -- what the suites that run a program under `migrctl
-# run` in the background share (files.sh, restart.sh): its pid from the
-# deputy's pid file, its status, moving it.  Source it after test/lib.sh,
-# with V (test/vcluster) and C (migrctl) set; do not run it.
+# run` in the background share (files.sh, restart.sh): their set-up, its
+# pid from the deputy's pid file, its status, moving it.  Source it after
+# test/lib.sh; do not run it.
+
+V=$VCLUSTER
+C=$MIGRCTL_BIN
+
+# deputy_suite SUITE PROG: as root, test/migrate/PROG.c built into
+# $SCRATCH/PROG and 3 virtual nodes up; else the suite's SKIP or FAIL line
+# and a non-zero status (the suite then exits 0).
+deputy_suite() {
+    if [[ $(id -u) != 0 ]]; then
+        skip "$1" "needs root (namespaces, ptrace, clone3 set_tid)"
+        return 1
+    fi
+    cc -O2 -o "$SCRATCH/$2" "$TOP/test/migrate/$2.c" 2>"$SCRATCH/cc.out" ||
+        { fail "build-$2" "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"; return 1; }
+    vcluster_up 3 || { fail vcluster "cannot bring up 3 nodes (see above)"; return 1; }
+}
 
 # deputy_pid NAME: wait (5 s) for $SCRATCH/NAME.pid, the pid file of a
 # `migrctl run --pidfile`; sets PID, fails without it.

@@ -11,20 +11,8 @@
 source "$(dirname "$0")/../lib.sh"
 source "$TOP/test/deputy_lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-11}
-V=$VCLUSTER
-C=$MIGRCTL_BIN
-
-if [[ $(id -u) != 0 ]]; then
-    skip files "needs root (namespaces, ptrace, clone3 set_tid)"
-    exit 0
-fi
-cc -O2 -o "$SCRATCH/writer" "$TOP/test/migrate/writer.c" 2>"$SCRATCH/cc.out" ||
-    { fail build-writer "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"; exit 0; }
+deputy_suite files writer || exit 0
 WRITER=$SCRATCH/writer
-if ! vcluster_up 3; then
-    fail vcluster "cannot bring up 3 nodes (see above)"
-    exit 0
-fi
 
 LINES=100 MS=40
 
@@ -38,7 +26,7 @@ shell_around() {
     rc=$?
     read -r _ pos </proc/$BASHPID/fdinfo/1
     echo "$pos $(stat -c %s "$SCRATCH/$name.out")" >"$SCRATCH/$name.pos"
-    echo done
+    echo "done"
     echo "$rc" >"$SCRATCH/$name.rc"
 }
 
@@ -79,7 +67,7 @@ expect_lines() {
     echo start
     shift
     for ((i = 1; i <= LINES; i++)); do for t; do echo "$t $i"; done; done
-    echo done
+    echo "done"
 }
 
 case_redirect() {

@@ -9,20 +9,8 @@
 source "$(dirname "$0")/../lib.sh"
 source "$TOP/test/deputy_lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-12}
-V=$VCLUSTER
-C=$MIGRCTL_BIN
-
-if [[ $(id -u) != 0 ]]; then
-    skip restart "needs root (namespaces, ptrace, clone3 set_tid)"
-    exit 0
-fi
-cc -O2 -o "$SCRATCH/counter" "$TOP/test/migrate/counter.c" 2>"$SCRATCH/cc.out" ||
-    { fail build-counter "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"; exit 0; }
+deputy_suite restart counter || exit 0
 COUNTER=$SCRATCH/counter
-if ! vcluster_up 3; then
-    fail vcluster "cannot bring up 3 nodes (see above)"
-    exit 0
-fi
 
 # start_counter NAME: 60 ticks, 100 ms apart, exit 7, under migrctl run on
 # n1 (the nodes' pids apart: a restarted migrd may have taken its pid elsewhere)
@@ -126,13 +114,13 @@ case_home_redirect() {
     local rc
     vc_pids_apart
     rm -f "$SCRATCH/redir".{pid,rc}
-    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/redir.pid" -- "$COUNTER" 60 100 7; echo "rc $?"; echo done
+    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/redir.pid" -- "$COUNTER" 60 100 7; echo "rc $?"; echo "done"
       echo 0 >"$SCRATCH/redir.rc" ) >"$SCRATCH/redir.out" 2>"$SCRATCH/redir.err" &
     deputy_pid redir || return 1
     tour n2 && restart n1 && tour n3 || return 1
     rc=$(deputy_rc redir 30)
     [[ $rc == 0 ]] || { echo "the shell did not end"; return 1; }
-    cmp <(for ((i = 1; i <= 60; i++)); do echo "tick $i"; done; echo "rc 7"; echo done) "$SCRATCH/redir.out" ||
+    cmp <(for ((i = 1; i <= 60; i++)); do echo "tick $i"; done; echo "rc 7"; echo "done") "$SCRATCH/redir.out" ||
         { echo "file differs: $(tail -n 3 "$SCRATCH/redir.out" | tr '\n' '|')"; return 1; }
 }
 run_case restart-home-redirect-keeps-one-offset 60 case_home_redirect
