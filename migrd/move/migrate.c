@@ -703,6 +703,14 @@ void migrate_fini(struct move *d)
     }
     workers_stop();
     migrate_hold_all(d);
+    /* restored here and not moved away (migrate_evacuate): its relays end
+     * with this migrd, nobody would see its output or its end */
+    for (struct mproc *p = m->procs; p; p = p->next)
+        if (p->here && p->child) {
+            log_error("pid %d could not move away before the stop: killing it", p->pid);
+            if (kill(p->pid, SIGKILL) < 0)
+                log_warn("pid %d: kill: %s", p->pid, strerror(errno));
+        }
     while (m->procs)
         mproc_free(d, m->procs);
     while (m->settles)
