@@ -53,6 +53,24 @@ static uint64_t resident_bytes(pid_t pid)
     return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The real uid of pid (the "Uid:" line of /proc/PID/status): 0, or -1
+ * with errno. */
+static int real_uid(pid_t pid, uint32_t *uid)
+{
+    char path[64], line[256];
+    int rc = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    errno = ENOENT;
+    while (rc < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Uid:", 4) && sscanf(line + 4, "%u", uid) == 1)
+            rc = 0;
+    fclose(f);
+    return rc;
+}
+
 struct outchans {
     uint32_t n;
     struct mig_chan map[MIG_MAX_CHAN];
@@ -259,6 +277,13 @@ static void offer_work(struct worker_job *j)
     char reason[MIG_REASON_MAX + 1] = "";
     struct mig_hdr h;
     m->offered = -1;
+    /* its owner, named as this node's user database names it (lookups may
+     * block on a directory service: here, not on the loop) */
+    if (real_uid(m->pid, &m->offer.uid) < 0 || creds_user_name(m->offer.uid, m->offer.user) < 0) {
+        mig_failf(&m->res, "cannot tell the owner of pid %d on %s: %s", m->pid, cluster_self_name(m->d->cl),
+                  strerror(errno));
+        return;
+    }
     m->fd = mig_connect(dn, migrate_port(m->d, m->dest), 3000, OFFER_TIMEOUT_MS);
     if (m->fd < 0) {
         mig_failf(&m->res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(m->d, m->dest),
