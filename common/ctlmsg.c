@@ -126,6 +126,7 @@ const char *ctl_type_name(unsigned type)
         [CTL_REGISTER] = "REGISTER", [CTL_REGISTERED] = "REGISTERED", [CTL_LOOKUP] = "LOOKUP",
         [CTL_LOOKUP_REPLY] = "LOOKUP_REPLY", [CTL_STATUS] = "STATUS",
         [CTL_STATUS_NODE] = "STATUS_NODE", [CTL_STATUS_PROC] = "STATUS_PROC", [CTL_END] = "END",
-        [CTL_EVENT] = "EVENT", [CTL_ERROR] = "ERROR"};
+        [CTL_EVENT] = "EVENT", [CTL_ERROR] = "ERROR",
+        [CTL_PROC_HOLD] = "PROC_HOLD"};
     return type < CTL_TYPE_MAX && names[type] ? names[type] : "?";
 }

@@ -46,6 +46,9 @@ enum ctl_type {
     CTL_PS,               /* migrctl: migratable processes known here   */
     CTL_PS_PROC,          /* one per process, then CTL_END              */
     CTL_OK,               /* reply: done, nothing to say                */
+    CTL_PROC_HOLD,        /* migrd -> home stub at a stop: keep what the
+                             home holds of a moved process (+ fds);
+                             home stub -> the next migrd: take it back  */
     CTL_TYPE_MAX
 };
 
@@ -137,6 +140,27 @@ struct ctl_proc_event {
     uint32_t type;           /* enum ctl_proc_event_type           */
     int32_t status;          /* EXITED: wait status (W* macros)    */
     char node[64];           /* MOVED: where it runs now           */
+};
+
+/* What the home holds of a process that runs elsewhere, across a restart
+ * of its migrd: the original of each forwarded descriptor (a channel) and
+ * of each shared file, one descriptor per entry, in as many messages as
+ * needed; `last` on the final one (the next migrd answers it). */
+enum ctl_hold_kind { CTL_HOLD_CHAN = 1, CTL_HOLD_FILE = 2 };
+struct ctl_proc_hold {
+    struct ctl_proc_register reg;
+    uint32_t at;             /* node index where it runs           */
+    uint32_t gen;            /* its number of moves                */
+    uint32_t part;           /* 0, 1, ... in order                 */
+    uint32_t n;              /* entries (and fds) in this message  */
+    uint32_t last;           /* 1 on the final part                */
+    uint32_t pad;
+    struct {
+        uint32_t kind;       /* enum ctl_hold_kind                 */
+        uint32_t id;         /* channel or file id                 */
+        uint32_t dir;        /* a channel's direction bits         */
+        uint32_t pad;
+    } e[CTL_MAX_FDS];
 };
 
 struct ctl_proc_signal {

@@ -43,6 +43,9 @@ struct ctl_server {
     struct ctl_client *clients;
     struct admit admit;      /* out of descriptors: the listener pauses */
     char buf[CTL_MAX_MSG];
+    int fds[CTL_MAX_FDS];    /* those of the message in buf: a handler
+                                that takes one sets it to -1            */
+    int nfds;
 };
 
 /* Control connections one user other than root may hold at once (each
@@ -235,6 +238,7 @@ static void do_status(struct ctl_client *c, const struct ctl_hdr *h)
 static void do_proc_register(struct ctl_client *c, const struct ctl_hdr *h);
 static void do_proc_signal(struct ctl_client *c, const struct ctl_hdr *h);
 static void do_proc_done(struct ctl_client *c, const struct ctl_hdr *h);
+static void do_proc_hold(struct ctl_client *c, const struct ctl_hdr *h);
 static void do_migrate(struct ctl_client *c, const struct ctl_hdr *h);
 static void do_ps(struct ctl_client *c, const struct ctl_hdr *h);
 
@@ -248,6 +252,7 @@ static const struct {
     [CTL_PROC_REGISTER] = {sizeof(struct ctl_proc_register), do_proc_register},
     [CTL_PROC_SIGNAL] = {sizeof(struct ctl_proc_signal), do_proc_signal},
     [CTL_PROC_DONE] = {sizeof(struct ctl_proc_done), do_proc_done},
+    [CTL_PROC_HOLD] = {sizeof(struct ctl_proc_hold), do_proc_hold},
     [CTL_MIGRATE] = {sizeof(struct ctl_migrate), do_migrate},
     [CTL_PS] = {0, do_ps},
 };
@@ -256,11 +261,14 @@ static void on_client(evutil_socket_t fd, short what, void *arg)
 {
     struct ctl_client *c = arg;
     struct ctl_server *srv = c->srv;
-    int fds[CTL_MAX_FDS], nfds, eof;
+    int eof;
     (void)what;
-    ssize_t n = ctl_recv(fd, srv->buf, sizeof srv->buf, fds, &nfds, &eof, MSG_DONTWAIT);
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]); /* clients never send descriptors */
+    ssize_t n = ctl_recv(fd, srv->buf, sizeof srv->buf, srv->fds, &srv->nfds, &eof, MSG_DONTWAIT);
+    if (n < 0 || eof || ((const struct ctl_hdr *)srv->buf)->type != CTL_PROC_HOLD) {
+        for (int i = 0; i < srv->nfds; i++)
+            close(srv->fds[i]); /* only a stub giving back a process sends descriptors */
+        srv->nfds = 0;
+    }
     if (n == -EAGAIN)
         return;
     if (eof || n == -ECONNRESET) {
@@ -282,9 +290,13 @@ static void on_client(evutil_socket_t fd, short what, void *arg)
                   ctl_type_name(h->type), h->len);
         reply_error(c, h->reqid, EPROTO, "unexpected %s request of %u bytes", ctl_type_name(h->type), h->len);
         client_free(c);
-        return;
+    } else {
+        handlers[h->type].fn(c, h);
     }
-    handlers[h->type].fn(c, h);
+    for (int i = 0; i < srv->nfds; i++)
+        if (srv->fds[i] >= 0)
+            close(srv->fds[i]);
+    srv->nfds = 0;
 }
 
 /* Watch a new client's connection and list it; frees c on failure. */
@@ -505,6 +517,12 @@ static void do_proc_done(struct ctl_client *c, const struct ctl_hdr *h)
 {
     struct ctl_caller who = caller(c);
     migrate_ctl_done(&c->srv->d->move, &who, h->reqid, (const void *)(h + 1));
+}
+
+static void do_proc_hold(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    struct ctl_caller who = caller(c);
+    migrate_ctl_take_back(&c->srv->d->move, &who, h->reqid, (const void *)(h + 1), c->srv->fds, c->srv->nfds);
 }
 
 static void do_migrate(struct ctl_client *c, const struct ctl_hdr *h)

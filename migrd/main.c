@@ -260,13 +260,25 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         log_error("SIGHUP: reopening the log file %s: %s; logging on to the old one", log_path(), strerror(-rc));
 }
 
+static void stop_now(void *arg)
+{
+    struct migrd *d = arg;
+    d->stopping = true;
+    event_base_loopbreak(d->base);
+}
+
+/* The first SIGTERM/SIGINT moves the guests away first; a second one
+ * stops at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct migrd *d = arg;
     (void)what;
     log_info("signal %d: shutting down", (int)sig);
-    d->stopping = true;
-    event_base_loopbreak(d->base);
+    if (!d->evacuating && migrate_evacuate(&d->move, stop_now, d) > 0) {
+        d->evacuating = true;
+        return;
+    }
+    stop_now(d);
 }
 
 int main(int argc, char **argv)

@@ -38,6 +38,7 @@ struct migrd {
     struct ctl_server *ctl;
     uint64_t start_ms;
     bool stopping;             /* SIGTERM/SIGINT seen               */
+    bool evacuating;           /* ... the guests are moving away    */
 };
 
 #endif

@@ -173,6 +173,11 @@ int  engine_image_fd_same(const struct engine_image *img, pid_t pid, int mine);
 int  engine_image_fd_peer(const struct engine_image *img, int mine);
 /* Install (a dup of) src at fd number fdnum instead of what the image says. */
 int  engine_image_set_fd(struct engine_image *img, int fdnum, int src);
+/* Open the file that is fd number fdnum of the image now, as the restore
+ * would (its own rights, flags, offset), for the restore to install: a dup
+ * of it (the caller's: the same open file description the process gets),
+ * or -1. */
+int  engine_image_open_fd(struct engine_image *img, int fdnum);
 uint32_t engine_image_nregions(const struct engine_image *img);
 int  engine_image_region(const struct engine_image *img, uint32_t i, struct engine_region *out);
 /* Map the shared region at start from (a dup of) src; its saved pages are

@@ -834,6 +834,28 @@ static int prepare_one(struct engine_image *img, struct eng_fd *f, bool external
 	}
 }
 
+int engine_image_open_fd(struct engine_image *img, int fdnum)
+{
+	for (uint32_t i = 0; i < img->nfds; i++) {
+		struct eng_fd *f = &img->fds[i];
+		int mine;
+		if (f->fd != fdnum || f->same_as >= 0)
+			continue;
+		if (f->kind != FD_FILE)
+			return eng_fail("pid %d: fd %d is a %s, not a file", img->pid, fdnum,
+			                eng_fd_kind_name(f->kind));
+		if (f->src < 0 && prepare_one(img, f, false) < 0) {
+			eng_close(&f->src);
+			return -1;
+		}
+		mine = fcntl(f->src, F_DUPFD_CLOEXEC, 3);
+		if (mine < 0)
+			return eng_fail_errno("pid %d: fd %d: dup of %s", img->pid, fdnum, f->path);
+		return mine;
+	}
+	return eng_fail("pid %d has no fd %d", img->pid, fdnum);
+}
+
 int eng_fds_prepare(struct engine_image *img, bool external_null)
 {
 	for (uint32_t i = 0; i < img->nfds; i++) {

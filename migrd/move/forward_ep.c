@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "migrd/cluster/cluster.h"
+#include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "forward_conn.h"
@@ -42,9 +43,24 @@ struct fwd_ep {
     pid_t pid;
     uint32_t n;
     struct echan ch[MIG_MAX_CHAN];
+    struct fwd_files files;  /* the shared files as the process has them here */
     struct fconn *c;
     bool detached;
+    bool lingers;            /* detached, its connection home still open */
+    int home;                /* node index of its home                   */
+    uint32_t gen, uid;       /* of its HELLO                             */
+    struct event *retry_ev;  /* the home's migrd is gone: trying again   */
+    uint64_t retry_until_ms;
+    bool exited;             /* ended while the home was gone: status    */
+    int status;
 };
+
+#define FWD_RETRY_MS 200
+#define FWD_RECONNECT_MS 30000
+
+static unsigned lingering; /* detached, waiting for the home's END_ACK */
+
+unsigned fwd_ep_lingering(void) { return lingering; }
 
 static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
 /* A move asked through the home: its answer goes back on that connection. */
@@ -76,8 +92,19 @@ struct fwd_ep *fwd_ep_new(struct move *d, struct mproc *p)
     ep->d = d;
     ep->p = p;
     ep->pid = p->pid;
+    fwd_files_init(&ep->files);
     return ep;
 }
+
+int fwd_ep_add_file(struct fwd_ep *ep, uint32_t id, int fd)
+{
+    if (fwd_files_add(&ep->files, id, fd) == 0)
+        return 0;
+    log_error("pid %d: keeping its shared file %u: %s", ep->pid, id, strerror(errno));
+    return -1;
+}
+
+uint32_t fwd_ep_file_of(const struct fwd_ep *ep, int fd) { return fwd_files_id_of(&ep->files, ep->pid, fd); }
 
 static struct echan *chan_get(struct fwd_ep *ep, uint32_t id)
 {
@@ -306,42 +333,113 @@ int fwd_ep_drain_output(struct fwd_ep *ep)
     return 0;
 }
 
-int fwd_ep_start(struct fwd_ep *ep, uint32_t gen)
+static void ep_lost_home(struct fwd_ep *ep, const char *why);
+
+/* Connect to the home and say HELLO (not a blocking handshake: the home
+ * may be this node): 0 or -1. */
+static int ep_connect(struct fwd_ep *ep)
 {
     struct move *d = ep->d;
-    const struct cfg_node *home = &d->cl->map.nodes[ep->p->home];
-    int fd = mig_connect(home, migrate_port(d, ep->p->home), 3000, 10000);
+    const struct cfg_node *home = &d->cl->map.nodes[ep->home];
+    int fd = mig_connect(home, migrate_port(d, ep->home), 3000, 10000);
     if (fd < 0) {
-        log_error("pid %d: cannot reach its home %s (%s:%u): %s: its descriptors are not forwarded",
-                  ep->pid, home->name, home->addr, migrate_port(d, ep->p->home), strerror(-fd));
+        if (!ep->retry_ev)
+            log_error("pid %d: cannot reach its home %s (%s:%u): %s: its descriptors are not forwarded",
+                      ep->pid, home->name, home->addr, migrate_port(d, ep->home), strerror(-fd));
         return -1;
     }
-    struct mig_hello hello = {.pid = ep->pid, .gen = gen, .home = (uint32_t)ep->p->home,
-                              .node = (uint32_t)d->cl->self};
-    /* not a blocking handshake: the home may be this node */
-    ep->c = fconn_connect(d, fd, ep->p->home, AUTH_FORWARD, home->name, ep_frame, ep_close, ep);
+    struct mig_hello hello = {.pid = ep->pid, .gen = ep->gen, .home = (uint32_t)ep->home,
+                              .node = (uint32_t)d->cl->self, .uid = ep->uid};
+    ep->c = fconn_connect(d, fd, ep->home, AUTH_FORWARD, home->name, ep_frame, ep_close, ep);
     if (!ep->c) {
         close(fd);
         return -1;
     }
     fconn_send(ep->c, FWD_HELLO, 0, &hello, sizeof hello);
+    return 0;
+}
+
+/* Relay the channels (again): output read as it comes, input pushed. */
+static int ep_watch(struct fwd_ep *ep)
+{
     for (uint32_t i = 0; i < ep->n; i++) {
         struct echan *ch = &ep->ch[i];
         if (ch->near < 0)
             continue;
-        if (ch->dir & MIG_DIR_OUT) {
-            ch->ev_rd = event_new(d->base, ch->near, EV_READ | EV_PERSIST, on_readable, ep);
+        if ((ch->dir & MIG_DIR_OUT) && !ch->done_rd) {
+            if (!ch->ev_rd)
+                ch->ev_rd = event_new(ep->d->base, ch->near, EV_READ | EV_PERSIST, on_readable, ep);
             if (!ch->ev_rd || event_add(ch->ev_rd, NULL) < 0)
                 return -1;
         }
         if (ch->dir & MIG_DIR_IN) {
-            ch->ev_wr = event_new(d->base, ch->near, EV_WRITE, on_writable, ep);
-            if (!ch->ev_wr)
+            if (!ch->ev_wr && !(ch->ev_wr = event_new(ep->d->base, ch->near, EV_WRITE, on_writable, ep)))
                 return -1;
             push_input(ep, ch);
         }
     }
     return 0;
+}
+
+int fwd_ep_start(struct fwd_ep *ep, uint32_t gen)
+{
+    ep->gen = gen;
+    ep->home = ep->p->home;
+    ep->uid = (uint32_t)ep->p->uid;
+    if (ep_connect(ep) < 0) {
+        ep_lost_home(ep, "cannot connect");
+        return -1;
+    }
+    return ep_watch(ep);
+}
+
+/* ---- the home's migrd restarted: reach the next one ---- */
+
+static void ep_retry(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval again = {0, FWD_RETRY_MS * 1000};
+    struct fwd_ep *ep = arg;
+    (void)fd;
+    (void)what;
+    if (ep_connect(ep) == 0) {
+        log_info("pid %d: reconnected to its home %s", ep->pid, ep->d->cl->map.nodes[ep->home].name);
+        if (ep->exited) {
+            fwd_ep_exited(ep, ep->status);
+            return;
+        }
+        if (ep_watch(ep) == 0)
+            return;
+    }
+    if (migrd_now_ms() < ep->retry_until_ms && event_add(ep->retry_ev, &again) == 0)
+        return;
+    if (ep->exited) {
+        log_error("pid %d: its home did not come back within %d s: its exit status %#x is lost", ep->pid,
+                  FWD_RECONNECT_MS / 1000, ep->status);
+        fwd_ep_free(ep);
+        return;
+    }
+    /* never an orphan: nobody could see its output or its end */
+    log_error("pid %d: its home did not come back within %d s: killing it", ep->pid, FWD_RECONNECT_MS / 1000);
+    if (kill(ep->pid, SIGKILL) < 0)
+        log_warn("pid %d: kill: %s", ep->pid, strerror(errno));
+}
+
+/* The connection home closed while the process runs here: its output
+ * waits in the relay pipes, and the endpoint tries again for a while. */
+static void ep_lost_home(struct fwd_ep *ep, const char *why)
+{
+    static const struct timeval again = {0, FWD_RETRY_MS * 1000};
+    for (uint32_t i = 0; i < ep->n; i++)
+        if (ep->ch[i].ev_rd)
+            event_del(ep->ch[i].ev_rd);
+    if (!ep->retry_ev) {
+        log_warn("pid %d: connection to its home closed (%s): trying again for %d s", ep->pid, why,
+                 FWD_RECONNECT_MS / 1000);
+        ep->retry_until_ms = migrd_now_ms() + FWD_RECONNECT_MS;
+        ep->retry_ev = evtimer_new(ep->d->base, ep_retry, ep);
+    }
+    if (!ep->retry_ev || event_add(ep->retry_ev, &again) < 0)
+        log_error("pid %d: cannot try to reach its home again: out of memory", ep->pid);
 }
 
 static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body)
@@ -405,9 +503,7 @@ static void ep_close(struct fconn *c, const char *why)
         fwd_ep_free(ep);
         return;
     }
-    if (strcmp(why, "done"))
-        log_error("pid %d: connection to its home closed (%s): descriptors no longer forwarded",
-                  ep->pid, why);
+    ep_lost_home(ep, why);
 }
 
 /* The process left this endpoint: close its near ends; false if the
@@ -418,8 +514,11 @@ static bool ep_let_go(struct fwd_ep *ep)
     ep->p = NULL;
     for (uint32_t i = 0; i < ep->n; i++)
         close_near(&ep->ch[i]);
-    if (ep->c)
+    if (ep->c) {
+        ep->lingers = true;
+        lingering++;
         return true;
+    }
     fwd_ep_free(ep);
     return false;
 }
@@ -427,6 +526,8 @@ static bool ep_let_go(struct fwd_ep *ep)
 void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us)
 {
     struct mig_end end = {.frozen_us = frozen_us};
+    if (ep->c)
+        fwd_files_send_pos(&ep->files, ep->c, ep->pid);
     if (ep_let_go(ep))
         fconn_send(ep->c, FWD_END, 0, &end, sizeof end);
 }
@@ -434,7 +535,16 @@ void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us)
 void fwd_ep_exited(struct fwd_ep *ep, int status)
 {
     struct mig_exit ex = {.status = status};
+    if (!ep->c && ep->retry_ev && !ep->exited) {
+        /* told once the home is back: the output waits in the pipes */
+        ep->exited = true;
+        ep->status = status;
+        ep->p = NULL;
+        return;
+    }
     fwd_ep_drain_output(ep);
+    if (ep->c)
+        fwd_files_send_pos(&ep->files, ep->c, ep->pid);
     if (!ep_let_go(ep))
         return;
     fconn_send(ep->c, FWD_EXIT, 0, &ex, sizeof ex);
@@ -443,6 +553,10 @@ void fwd_ep_exited(struct fwd_ep *ep, int status)
 
 void fwd_ep_free(struct fwd_ep *ep)
 {
+    if (ep->retry_ev)
+        event_free(ep->retry_ev);
+    if (ep->lingers)
+        lingering--;
     for (uint32_t i = 0; i < ep->n; i++) {
         close_near(&ep->ch[i]);
         if (ep->ch[i].peek >= 0)
@@ -450,6 +564,7 @@ void fwd_ep_free(struct fwd_ep *ep)
         if (ep->ch[i].wq)
             evbuffer_free(ep->ch[i].wq);
     }
+    fwd_files_close(&ep->files);
     if (ep->c) {
         ep->c->owner = NULL;
         fconn_free_later(ep->c);

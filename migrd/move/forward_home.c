@@ -37,6 +37,7 @@ struct fwd_anchor {
     struct mproc *p;
     uint32_t n;
     struct achan ch[MIG_MAX_CHAN];
+    struct fwd_files files;  /* originals of the shared files           */
     struct fconn *cur;       /* location in service                    */
     struct fconn *old;       /* previous location, ending (sent END)   */
     struct fconn *next;      /* new location waiting for old to close  */
@@ -46,9 +47,12 @@ struct fwd_anchor {
     uint32_t move_reqid;
     bool move_parked;        /* asked between two locations: sent to   */
     struct mig_move parked;  /* the next one once it is in service     */
+    bool taking_back;        /* given back by its stub after a restart,
+                                not all parts in yet: no location yet    */
 };
 
 static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
+static struct achan *chan_get(struct fwd_anchor *a, uint32_t id);
 
 struct fwd_anchor *fwd_anchor_new(struct move *d, struct mproc *p)
 {
@@ -60,6 +64,7 @@ struct fwd_anchor *fwd_anchor_new(struct move *d, struct mproc *p)
     a->d = d;
     a->p = p;
     a->move_fd = -1;
+    fwd_files_init(&a->files);
     return a;
 }
 
@@ -67,8 +72,10 @@ uint32_t fwd_anchor_nchan(const struct fwd_anchor *a) { return a->n; }
 
 int fwd_anchor_add(struct fwd_anchor *a, uint32_t chan, int orig_fd, uint32_t dir)
 {
-    if (a->n >= MIG_MAX_CHAN) {
-        log_error("pid %d: more than %d forwarded descriptors", a->p->pid, MIG_MAX_CHAN);
+    if (a->n >= MIG_MAX_CHAN || chan_get(a, chan)) {
+        log_error("pid %d: channel %u: more than %d forwarded descriptors, or twice", a->p->pid, chan,
+                  MIG_MAX_CHAN);
+        close(orig_fd);
         return -1;
     }
     struct achan *ch = &a->ch[a->n];
@@ -77,10 +84,75 @@ int fwd_anchor_add(struct fwd_anchor *a, uint32_t chan, int orig_fd, uint32_t di
     ch->fd = orig_fd;
     ch->ret = evbuffer_new();
     ch->pend = evbuffer_new();
-    if (!ch->ret || !ch->pend)
+    a->n++; /* freed with the anchor, also when half made */
+    if (!ch->ret || !ch->pend) {
+        log_error("pid %d: channel %u: out of memory", a->p->pid, chan);
         return -1;
-    a->n++;
+    }
     return 0;
+}
+
+int fwd_anchor_add_file(struct fwd_anchor *a, uint32_t id, int orig_fd)
+{
+    if (fwd_files_add(&a->files, id, orig_fd) == 0)
+        return 0;
+    log_error("pid %d: keeping its shared file %u at home: %s", a->p->pid, id, strerror(errno));
+    return -1;
+}
+
+int fwd_anchor_file(const struct fwd_anchor *a, uint32_t id) { return fwd_files_fd(&a->files, id); }
+
+bool fwd_anchor_ready(const struct fwd_anchor *a) { return !a->taking_back; }
+
+int fwd_anchor_hold(const struct fwd_anchor *a, int stub_fd, const struct ctl_proc_hold *head)
+{
+    struct ctl_proc_hold h = *head;
+    int fds[CTL_MAX_FDS];
+    uint32_t total = a->n + a->files.n, k = 0;
+    h.part = 0;
+    do {
+        h.n = 0;
+        for (; k < total && h.n < CTL_MAX_FDS; k++) {
+            if (k < a->n && a->ch[k].fd < 0)
+                continue; /* an output that ended */
+            if (k < a->n) {
+                h.e[h.n].kind = CTL_HOLD_CHAN;
+                h.e[h.n].id = a->ch[k].id;
+                h.e[h.n].dir = a->ch[k].dir;
+                fds[h.n++] = a->ch[k].fd;
+            } else {
+                h.e[h.n].kind = CTL_HOLD_FILE;
+                h.e[h.n].id = a->files.f[k - a->n].id;
+                h.e[h.n].dir = 0;
+                fds[h.n++] = a->files.f[k - a->n].fd;
+            }
+        }
+        h.last = k >= total;
+        int rc = ctl_send(stub_fd, CTL_PROC_HOLD, 0, &h, sizeof h, fds, (int)h.n);
+        if (rc < 0) {
+            log_error("pid %d: handing what the home holds to its stub (fd %d): %s", a->p->pid, stub_fd,
+                      strerror(-rc));
+            return -1;
+        }
+        h.part++;
+    } while (!h.last);
+    return 0;
+}
+
+int fwd_anchor_take_back(struct fwd_anchor *a, const struct ctl_proc_hold *h, int *fds)
+{
+    a->taking_back = true;
+    for (uint32_t i = 0; i < h->n; i++) {
+        int fd = fds[i];
+        fds[i] = -1;
+        if (h->e[i].kind == CTL_HOLD_FILE ? fwd_anchor_add_file(a, h->e[i].id, fd) < 0
+                                          : fwd_anchor_add(a, h->e[i].id, fd, h->e[i].dir) < 0)
+            return -1;
+    }
+    if (!h->last)
+        return 0;
+    a->taking_back = false;
+    return fwd_anchor_start(a);
 }
 
 static struct achan *chan_get(struct fwd_anchor *a, uint32_t id)
@@ -309,6 +381,12 @@ static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
         if (ch)
             evbuffer_add(ch->ret, body, h->len);
         break;
+    case FWD_FILEPOS:
+        /* back home it has the original itself: an old location's word
+         * on the offset is stale (its frames come before the new one's) */
+        if (h->len == sizeof(struct mig_filepos) && !p->here)
+            fwd_files_set_pos(&a->files, (const void *)body, p->pid);
+        break;
     case FWD_EXIT:
         if (h->len == sizeof(struct mig_exit))
             process_exited(a, ((const struct mig_exit *)body)->status);
@@ -397,9 +475,12 @@ void fwd_anchor_free(struct fwd_anchor *a)
             fconn_free_later(cs[k]);
     for (uint32_t i = 0; i < a->n; i++) {
         close_chan(&a->ch[i]);
-        evbuffer_free(a->ch[i].ret);
-        evbuffer_free(a->ch[i].pend);
+        if (a->ch[i].ret)
+            evbuffer_free(a->ch[i].ret);
+        if (a->ch[i].pend)
+            evbuffer_free(a->ch[i].pend);
     }
+    fwd_files_close(&a->files);
     if (a->move_fd >= 0)
         close(a->move_fd);
     evbuffer_free(a->held);

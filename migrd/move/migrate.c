@@ -191,7 +191,9 @@ static int check_offer(struct move *d, const struct mig_offer *o, const char *sr
     uint64_t avail = node_mem_available(bound, sizeof bound), promised = arriving_bytes(d);
     const char *lacks = cpuf_missing(&o->cpu, &d->cl->cpu);
     avail = avail > promised ? avail - promised : 0;
-    if (o->home >= (uint32_t)d->cl->map.nnodes)
+    if (d->stopping)
+        snprintf(why, len, "migrd on %s is stopping", cluster_self_name(d->cl));
+    else if (o->home >= (uint32_t)d->cl->map.nnodes)
         snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, cluster_self_name(d->cl));
     else if (strncmp(o->kernel, d->cl->kernel, sizeof o->kernel))
         snprintf(why, len, "%s runs kernel %s, the process was frozen under %.64s", cluster_self_name(d->cl),
@@ -276,6 +278,8 @@ struct arrival {
     struct mig_chan map[MIG_MAX_CHAN];
     int proc_end[MIG_MAX_CHAN];
     uint32_t nmap;
+    struct mig_file files[MIG_MAX_FILES];
+    uint32_t nfiles;
     struct mig_postal mp;
     bool have_postal;
     struct mpostal_in pin;
@@ -296,6 +300,10 @@ static int apply_frames(struct move *d, struct mproc *p, const struct mrecv_fram
                 }
                 a->nmap++;
             }
+        } else if (h->type == MIG_FILEMAP && h->len % sizeof a->files[0] == 0 &&
+                   h->len / sizeof a->files[0] <= MIG_MAX_FILES && !a->nfiles) {
+            memcpy(a->files, f->body, h->len);
+            a->nfiles = h->len / sizeof a->files[0];
         } else if (h->type == MIG_INPUT) {
             if (fwd_ep_prefill(p->ep, h->chan, f->body, h->len) < 0) {
                 snprintf(why, wl, "input for unknown channel %u", h->chan);
@@ -343,6 +351,48 @@ static int give_channels(struct engine_image *img, struct arrival *a, char *why,
     return 0;
 }
 
+/* Each shared file: at home the original again, at its offset in the
+ * image; elsewhere reopened now (as the restore would) so that this node
+ * keeps a copy of the description the process gets (forward_file.c). */
+static int give_files(struct mproc *p, struct engine_image *img, const struct arrival *a, char *why, size_t wl)
+{
+    for (uint32_t k = 0; k < a->nfiles; k++) {
+        const struct mig_file *mf = &a->files[k];
+        struct eng_fd *f = NULL;
+        for (uint32_t i = 0; i < img->nfds && !f; i++)
+            if (img->fds[i].fd == mf->fd && img->fds[i].same_as < 0 && img->fds[i].kind == FD_FILE)
+                f = &img->fds[i];
+        if (!f) {
+            snprintf(why, wl, "fd %d of the file map is no file in the image", mf->fd);
+            return -1;
+        }
+        int orig = p->is_home && p->anchor ? fwd_anchor_file(p->anchor, mf->id) : -1, mine;
+        if (orig >= 0) {
+            if (lseek(orig, (off_t)f->pos, SEEK_SET) < 0) {
+                snprintf(why, wl, "fd %d: setting the offset of the original of %s to %llu: %s", f->fd, f->path,
+                         (unsigned long long)f->pos, strerror(errno));
+                return -1;
+            }
+            if (engine_image_set_fd(img, f->fd, orig) < 0) {
+                snprintf(why, wl, "%s", engine_strerror());
+                return -1;
+            }
+            mine = fcntl(orig, F_DUPFD_CLOEXEC, 3);
+        } else {
+            mine = engine_image_open_fd(img, f->fd);
+        }
+        if (mine < 0) {
+            snprintf(why, wl, "fd %d: %s", f->fd, orig >= 0 ? strerror(errno) : engine_strerror());
+            return -1;
+        }
+        if (fwd_ep_add_file(p->ep, mf->id, mine) < 0) {
+            snprintf(why, wl, "fd %d: cannot keep shared file %u", f->fd, mf->id);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void arrival_end(struct arrival *a)
 {
     mpostal_in_free(&a->pin);
@@ -379,7 +429,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     if (apply_frames(d, p, r->frames, &a, why, sizeof why) < 0 ||
         creds_check_local(img, o->uid, cluster_self_name(d->cl), why, sizeof why) < 0 ||
         (a.have_postal && mpostal_prepare(d, &a.mp, img, &a.pin, why, sizeof why) < 0) ||
-        give_channels(img, &a, why, sizeof why) < 0)
+        give_channels(img, &a, why, sizeof why) < 0 || give_files(p, img, &a, why, sizeof why) < 0)
         goto fail;
     t_rest0 = migrd_now_us();
     struct engine_restore_opts ro = {.wait_pid_ms = 3000};
@@ -534,7 +584,8 @@ static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
             fconn_free_later(c);
             return;
         }
-        if (!p || !p->is_home || !p->anchor || at < 0) {
+        if (!p || !p->is_home || !p->anchor || at < 0 || !fwd_anchor_ready(p->anchor) ||
+            (p->taken_back && p->uid != 0 && hi->uid != p->uid)) {
             log_warn("migration port: %s says HELLO for pid %d, which has no forwarding here", c->peer,
                      hi->pid);
             c->stop = 1;
@@ -675,6 +726,15 @@ void migrate_fini(struct move *d)
         free(r);
     }
     workers_stop();
+    migrate_hold_all(d);
+    /* restored here and not moved away (migrate_evacuate): its relays end
+     * with this migrd, nobody would see its output or its end */
+    for (struct mproc *p = m->procs; p; p = p->next)
+        if (p->here && p->child) {
+            log_error("pid %d could not move away before the stop: killing it", p->pid);
+            if (kill(p->pid, SIGKILL) < 0)
+                log_warn("pid %d: kill: %s", p->pid, strerror(errno));
+        }
     while (m->procs)
         mproc_free(d, m->procs);
     while (m->settles)

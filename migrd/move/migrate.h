@@ -58,6 +58,13 @@ void migrate_out_forget(struct mproc *p);
  * answer and ends there or thaws here), its requester answered. */
 void migrate_out_fini(void);
 
+/* The daemon is asked to stop: every process running here whose home is
+ * elsewhere moves away first (to its home, else to any other node), and
+ * no process may arrive any more.  The number of moves started; when it is
+ * not 0, done(arg) is called on the loop once they have all ended, or
+ * after a few seconds. */
+int migrate_evacuate(struct move *d, void (*done)(void *arg), void *arg);
+
 /* Who sent a control request: its connection and its credentials
  * (SO_PEERCRED, ctl.c).  Only root or the owner of a process acts on it. */
 struct ctl_caller {
@@ -76,6 +83,13 @@ void migrate_ctl_signal(struct move *d, const struct ctl_caller *who, uint32_t r
 void migrate_ctl_stub_gone(struct move *d, pid_t stub_pid);
 void migrate_ctl_done(struct move *d, const struct ctl_caller *who, uint32_t reqid,
                       const struct ctl_proc_done *s);
+/* A restart of the home: at the stop, every process that runs elsewhere
+ * is handed to its stub (what the home holds of it, CTL_PROC_HOLD); the
+ * stub gives it back to the next migrd, part by part (fds taken). */
+void migrate_hold_all(struct move *d);
+struct ctl_proc_hold;
+void migrate_ctl_take_back(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                           const struct ctl_proc_hold *h, int *fds, int nfds);
 void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t reqid,
                          const struct ctl_migrate *m);
 /* Another user's processes show only what ps(1) shows: pid, user, command,

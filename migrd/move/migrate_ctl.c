@@ -415,3 +415,98 @@ void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid
     }
     ctl_send(who->fd, CTL_END, reqid, NULL, 0, NULL, 0);
 }
+
+/* ---- across a restart of this node's migrd (the home) ---- */
+
+void migrate_hold_all(struct move *d)
+{
+    for (struct mproc *p = mproc_first(d); p; p = p->next) {
+        if (!p->is_home || p->here || !p->anchor || p->stub_fd < 0 || p->state == MP_EXITED ||
+            (p->flags & CTL_PROC_RANK))
+            continue;
+        struct ctl_proc_hold h = {.reg = {.pid = p->pid, .flags = p->flags, .job = p->job, .rank = p->rank},
+                                  .at = (uint32_t)p->at, .gen = p->moves};
+        snprintf(h.reg.cmd, sizeof h.reg.cmd, "%s", p->cmd);
+        if (fwd_anchor_hold(p->anchor, p->stub_fd, &h) == 0)
+            log_info("stopping: pid %d runs on %s: its stub holds what the home held until migrd is back",
+                     p->pid, d->cl->map.nodes[p->at].name);
+        /* the stub learns nothing else from this migrd: the end of its
+         * connection is the restart, not the end of the process */
+        close(p->stub_fd);
+        p->stub_fd = -1;
+    }
+}
+
+/* The record of a process given back: new at the first part; 0, or -1
+ * with msg. */
+static struct mproc *take_back_record(struct move *d, const struct ctl_caller *who, const struct ctl_proc_hold *h,
+                                      char *msg, size_t ml)
+{
+    struct mproc *p = mproc_find(d, d->cl->self, h->reg.pid);
+    if (h->part > 0) {
+        if (!p || p->stub_pid != who->pid || !p->anchor || fwd_anchor_ready(p->anchor)) {
+            snprintf(msg, ml, "part %u of pid %d without its first part", h->part, h->reg.pid);
+            return NULL;
+        }
+        return p;
+    }
+    if (p) {
+        snprintf(msg, ml, "pid %d is already registered on %s", h->reg.pid, cluster_self_name(d->cl));
+        return NULL;
+    }
+    if (h->reg.pid <= 1 || h->at >= (uint32_t)d->cl->map.nnodes || (int)h->at == d->cl->self ||
+        (h->reg.flags & CTL_PROC_RANK)) {
+        snprintf(msg, ml, "pid %d cannot be taken back: %s", h->reg.pid,
+                 h->reg.flags & CTL_PROC_RANK ? "an MPI rank" : "bad node or pid");
+        return NULL;
+    }
+    if (!(p = mproc_new(d, h->reg.pid, d->cl->self)) || (p->stub_fd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
+        !(p->anchor = fwd_anchor_new(d, p))) {
+        if (p)
+            mproc_free(d, p);
+        snprintf(msg, ml, "out of memory on %s", cluster_self_name(d->cl));
+        return NULL;
+    }
+    /* it runs elsewhere: its location's HELLO must name the same uid */
+    p->is_home = p->taken_back = true;
+    p->here = false;
+    p->state = MP_AWAY;
+    p->at = (int)h->at;
+    p->moves = h->gen;
+    p->flags = h->reg.flags & CTL_PROC_NO_MIGRATE;
+    p->uid = who->uid;
+    p->stub_pid = who->pid;
+    snprintf(p->cmd, sizeof p->cmd, "%.63s", h->reg.cmd);
+    return p;
+}
+
+void migrate_ctl_take_back(struct move *d, const struct ctl_caller *who, uint32_t reqid,
+                           const struct ctl_proc_hold *h, int *fds, int nfds)
+{
+    char msg[200];
+    struct mproc *p;
+    bool ok_kinds = h->n <= CTL_MAX_FDS && (int)h->n == nfds;
+    for (uint32_t i = 0; ok_kinds && i < h->n; i++)
+        ok_kinds = (h->e[i].kind == CTL_HOLD_CHAN || h->e[i].kind == CTL_HOLD_FILE) && h->e[i].id;
+    if (!ok_kinds) {
+        snprintf(msg, sizeof msg, "pid %d: %u entries with %d descriptors, or of no known kind", h->reg.pid, h->n,
+                 nfds);
+        refuse(who, reqid, EINVAL, msg);
+        return;
+    }
+    if (!(p = take_back_record(d, who, h, msg, sizeof msg))) {
+        refuse(who, reqid, EPERM, msg);
+        return;
+    }
+    if (fwd_anchor_take_back(p->anchor, h, fds) < 0) {
+        mproc_free(d, p);
+        snprintf(msg, sizeof msg, "pid %d: cannot take back what its home held", h->reg.pid);
+        refuse(who, reqid, ENOMEM, msg);
+        return;
+    }
+    if (!h->last)
+        return;
+    log_info("pid %d (%s, uid %u) taken back from its stub pid %d: runs on %s (move %u)", p->pid, p->cmd,
+             (unsigned)p->uid, who->pid, d->cl->map.nodes[p->at].name, p->moves);
+    ok(who->fd, reqid);
+}

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,21 +75,46 @@ struct outchans {
     uint32_t n;
     struct mig_chan map[MIG_MAX_CHAN];
     int orig[MIG_MAX_CHAN];   /* first move from home: the originals */
+    uint32_t nfiles;          /* the files shared with the home      */
+    struct mig_file files[MIG_MAX_FILES];
+    int forig[MIG_MAX_FILES]; /* first move from home: the originals */
+    int pidfd;                /* of the process, to take the originals */
 };
+
+static void close_all(int *fds, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
 
 static void outchans_close(struct outchans *oc)
 {
-    for (uint32_t i = 0; i < oc->n; i++)
-        if (oc->orig[i] >= 0)
-            close(oc->orig[i]);
-    oc->n = 0;
+    close_all(oc->orig, oc->n);
+    close_all(oc->forig, oc->nfiles);
+    oc->n = oc->nfiles = 0;
+    if (oc->pidfd >= 0)
+        close(oc->pidfd);
+    oc->pidfd = -1;
+}
+
+/* The original of fd of the frozen process, for the home to keep: the fd,
+ * or -1 with res set. */
+static int take_original(struct mproc *p, struct outchans *oc, int fd, struct migrate_result *res)
+{
+    if (oc->pidfd < 0 && (oc->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0)) < 0)
+        return mig_failf(res, "pidfd_open(pid %d): %s", p->pid, strerror(errno));
+    int orig = (int)syscall(SYS_pidfd_getfd, oc->pidfd, fd, 0);
+    if (orig < 0)
+        return mig_failf(res, "pid %d: taking fd %d to forward it: %s", p->pid, fd, strerror(errno));
+    fcntl(orig, F_SETFD, FD_CLOEXEC);
+    return orig;
 }
 
 /* Which channel each outside descriptor of the image goes to. */
 static int map_channels(struct mproc *p, const struct engine_image *img, const struct mig_postal *mp,
                         struct outchans *oc, struct migrate_result *res)
 {
-    int pidfd = -1;
     for (uint32_t i = 0; i < img->nfds; i++) {
         const struct eng_fd *f = &img->fds[i];
         uint32_t chan, dir;
@@ -105,20 +131,45 @@ static int map_channels(struct mproc *p, const struct engine_image *img, const s
             int acc = (int)f->flags & O_ACCMODE;
             dir = acc == O_WRONLY ? MIG_DIR_OUT : acc == O_RDONLY ? MIG_DIR_IN : MIG_DIR_IN | MIG_DIR_OUT;
             chan = i + 1;
-            if (pidfd < 0 && (pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0)) < 0)
-                return mig_failf(res, "pidfd_open(pid %d): %s", p->pid, strerror(errno));
-            oc->orig[oc->n] = (int)syscall(SYS_pidfd_getfd, pidfd, f->fd, 0);
-            if (oc->orig[oc->n] < 0) {
-                int e = errno;
-                close(pidfd);
-                return mig_failf(res, "pid %d: taking fd %d to forward it: %s", p->pid, f->fd, strerror(e));
-            }
-            fcntl(oc->orig[oc->n], F_SETFD, FD_CLOEXEC);
+            if ((oc->orig[oc->n] = take_original(p, oc, f->fd, res)) < 0)
+                return -1;
         }
         oc->map[oc->n++] = (struct mig_chan){.fd = f->fd, .chan = chan, .dir = dir};
     }
-    if (pidfd >= 0)
-        close(pidfd);
+    return 0;
+}
+
+/* Which regular files of the image are shared with the home: those it
+ * already shared (the endpoint here knows them), or at the first move from
+ * home those its stub holds too (a shell redirect both inherited), whose
+ * originals the home then keeps.  A file the process opened itself is
+ * reopened by path where it goes, with its own offset. */
+static int map_files(struct mproc *p, const struct engine_image *img, struct outchans *oc,
+                     struct migrate_result *res)
+{
+    for (uint32_t i = 0; i < img->nfds; i++) {
+        const struct eng_fd *f = &img->fds[i];
+        uint32_t id = 0;
+        if (f->kind != FD_FILE || f->same_as >= 0 || !S_ISREG(f->mode) || (f->flags & O_PATH))
+            continue;
+        if (p->ep) {
+            id = fwd_ep_file_of(p->ep, f->fd);
+        } else if (p->is_home && p->stub_pid > 0 && !p->anchor) {
+            int r = fwd_file_shared(p->pid, f->fd, p->stub_pid);
+            if (r < 0)
+                return mig_failf(res, "pid %d: fd %d (%s): cannot tell whether its stub shares it", p->pid,
+                                 f->fd, f->path);
+            id = r ? oc->nfiles + 1 : 0;
+        }
+        if (!id)
+            continue;
+        if (oc->nfiles >= MIG_MAX_FILES)
+            return mig_failf(res, "pid %d shares more than %d files with its home", p->pid, MIG_MAX_FILES);
+        oc->forig[oc->nfiles] = -1;
+        if (!p->ep && (oc->forig[oc->nfiles] = take_original(p, oc, f->fd, res)) < 0)
+            return -1;
+        oc->files[oc->nfiles++] = (struct mig_file){.fd = f->fd, .id = id};
+    }
     return 0;
 }
 
@@ -332,9 +383,15 @@ static void hand_over(struct mout *m)
     struct move *d = m->d;
     if (p && !p->anchor) {
         p->anchor = fwd_anchor_new(d, p);
-        for (uint32_t i = 0; p->anchor && i < m->oc.n; i++)
-            if (fwd_anchor_add(p->anchor, m->oc.map[i].chan, m->oc.orig[i], m->oc.map[i].dir) == 0)
-                m->oc.orig[i] = -1;
+        for (uint32_t i = 0; p->anchor && i < m->oc.n; i++) {
+            fwd_anchor_add(p->anchor, m->oc.map[i].chan, m->oc.orig[i], m->oc.map[i].dir); /* taken */
+            m->oc.orig[i] = -1;
+        }
+        for (uint32_t i = 0; p->anchor && i < m->oc.nfiles; i++) {
+            if (m->oc.forig[i] >= 0)
+                fwd_anchor_add_file(p->anchor, m->oc.files[i].id, m->oc.forig[i]);
+            m->oc.forig[i] = -1;
+        }
         if (!p->anchor || fwd_anchor_start(p->anchor) < 0)
             log_error("pid %d: cannot set up forwarding at home", m->pid);
     }
@@ -469,12 +526,14 @@ static int freeze_and_stream(struct mout *m)
             mig_failf(&m->res, "the mailbox of pid %d closed during the move", m->pid);
         return -1;
     }
-    if (map_channels(p, m->img, pm ? &mp : NULL, &m->oc, &m->res) < 0)
+    if (map_channels(p, m->img, pm ? &mp : NULL, &m->oc, &m->res) < 0 || map_files(p, m->img, &m->oc, &m->res) < 0)
         return -1;
     if (p->ep)
         fwd_ep_drain_output(p->ep);
     if (mig_send(fd, MIG_CHANMAP, 0, m->oc.map, m->oc.n * (uint32_t)sizeof m->oc.map[0]) < 0 ||
         send_unread_input(fd, p, &m->oc) < 0 ||
+        (m->oc.nfiles &&
+         mig_send(fd, MIG_FILEMAP, 0, m->oc.files, m->oc.nfiles * (uint32_t)sizeof m->oc.files[0]) < 0) ||
         (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)))
         return stream_failed(m);
     /* the image, the bulk of the move, streams from a worker: relaying and
@@ -589,7 +648,7 @@ int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_
     if (!m)
         return mig_failf(res, "out of memory on %s", cluster_self_name(d->cl));
     *m = (struct mout){.d = d, .p = p, .pid = p->pid, .dest = dest, .inject = inject, .by = by, .done = done,
-                       .arg = arg, .fd = -1, .t0 = migrd_now_us()};
+                       .arg = arg, .fd = -1, .t0 = migrd_now_us(), .oc.pidfd = -1};
     m->offer = (struct mig_offer){.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves, .flags = p->flags,
                                   .job = p->job, .rank = p->rank, .mem_bytes = resident_bytes(p->pid)};
     snprintf(m->offer.kernel, sizeof m->offer.kernel, "%s", d->cl->kernel);

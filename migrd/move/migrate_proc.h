@@ -48,6 +48,9 @@ struct mproc {
     pid_t stub_pid;          /* the stub (its control client)               */
     bool stub_gone;          /* the stub ended before the process: killed,
                                 the record goes when its end is reported   */
+    bool taken_back;         /* given back by its stub after a restart of
+                                this migrd: only a location that names the
+                                stub's uid (unless root's) is believed     */
     struct fwd_anchor *anchor;
     /* location side */
     bool here;               /* runs on this node                           */

@@ -42,7 +42,8 @@ const char *mig_type_name(unsigned type)
         [FWD_HELLO] = "HELLO", [FWD_DATA] = "DATA", [FWD_EOF] = "EOF", [FWD_EXIT] = "EXIT",
         [FWD_SIGNAL] = "SIGNAL", [FWD_END] = "END", [FWD_END_ACK] = "END_ACK",
         [FWD_RETURN] = "RETURN", [FWD_MOVE] = "MOVE", [FWD_MOVE_RESULT] = "MOVE_RESULT",
-        [MIG_POSTAL] = "POSTAL", [MIG_POSTAL_RING] = "POSTAL_RING"};
+        [MIG_POSTAL] = "POSTAL", [MIG_POSTAL_RING] = "POSTAL_RING",
+        [MIG_FILEMAP] = "FILEMAP", [FWD_FILEPOS] = "FILEPOS"};
     return type < MIG_TYPE_MAX && names[type] ? names[type] : "?";
 }
 

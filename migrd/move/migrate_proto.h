@@ -11,11 +11,12 @@
  *
  * A move (source -> destination):
  *   OFFER -> ACCEPT | REFUSE(reason)
- *   CHANMAP, INPUT*, INPUT_EOF*, [POSTAL, POSTAL_RING+], IMAGE + raw image
- *   -> RESTORED | FAILED(reason)
+ *   CHANMAP, INPUT*, INPUT_EOF*, [FILEMAP], [POSTAL, POSTAL_RING+], IMAGE +
+ *   raw image -> RESTORED | FAILED(reason)
  * A forwarding connection (where the process runs -> its home):
  *   HELLO(pid, gen), then both ways DATA/EOF per channel; location -> home:
- *   EXIT, END (left this node), RETURN (input that came too late), MOVE_RESULT;
+ *   FILEPOS (the offset of a shared file, before END and EXIT), EXIT, END (left
+ *   this node), RETURN (input that came too late), MOVE_RESULT;
  *   home -> location: SIGNAL, MOVE, END_ACK.
  */
 #ifndef MIGRD_MIGRATE_PROTO_H
@@ -28,16 +29,17 @@
 #include "creds_check.h"
 
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
-#define MIG_VERSION  4
+#define MIG_VERSION  5
 #define MIG_MAX_BODY (1u << 20)
 #define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
+#define MIG_MAX_FILES 16         /* files shared with the home per process */
 
 enum mig_type {
     MIG_OFFER = 1, MIG_ACCEPT, MIG_REFUSE, MIG_CHANMAP, MIG_INPUT, MIG_INPUT_EOF, MIG_IMAGE,
     MIG_RESTORED, MIG_FAILED,
     FWD_HELLO, FWD_DATA, FWD_EOF, FWD_EXIT, FWD_SIGNAL, FWD_END, FWD_END_ACK, FWD_RETURN,
     FWD_MOVE, FWD_MOVE_RESULT,
-    MIG_POSTAL, MIG_POSTAL_RING,
+    MIG_POSTAL, MIG_POSTAL_RING, MIG_FILEMAP, FWD_FILEPOS,
     MIG_TYPE_MAX
 };
 
@@ -76,6 +78,21 @@ struct mig_chan {
     uint32_t pad;
 };
 
+/* A regular file whose open file description the process shares with its
+ * home (forward_file.c): fd is its number in the image (the first of its
+ * dups), id names the description for the process's whole life.  FILEMAP
+ * is an array of them; FILEPOS says where the description's offset is
+ * where the process runs, so the home sets its original's. */
+struct mig_file {
+    int32_t fd;
+    uint32_t id;
+};
+struct mig_filepos {
+    uint32_t id;
+    uint32_t pad;
+    uint64_t pos;
+};
+
 /* The DiCOM mailbox of the process (migrate_postal.c): where its objects
  * are in the image, so that the destination gives it its own. */
 #define MIG_MAX_PEERS 256
@@ -109,6 +126,7 @@ struct mig_hello {
     uint32_t gen;
     uint32_t home;
     uint32_t node;          /* where the process runs          */
+    uint32_t uid;           /* its real uid (the home's record must agree) */
 };
 
 struct mig_exit { int32_t status; };

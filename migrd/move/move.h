@@ -6,12 +6,14 @@
  *   migrate.c        the migration port and the destination of a move
  *   migrate_out.c    the source of a move
  *   workers.c        the threads that do a move's waiting off the loop
+ *   evacuate.c       at a stop, the guests move away first
  *   migrate_proto.c  the frames of the migration port
  *   migrate_recv.c   an incoming move's stream, read by a worker
  *   migrate_proc.c   the record of each migratable process
  *   migrate_ctl.c    the control requests of `migrctl run/migrate/ps`
  *   forward_home.c   the anchor at the home: original descriptors relayed
  *   forward_ep.c     the endpoint where the process runs now
+ *   forward_file.c   regular files shared with the home: one offset
  *   forward_conn.c   one framed connection of the migration port
  *   mig_auth.c       authentication of the migration port (cluster/auth.h)
  *   deputy.c         the home stub (`migrctl run`), built into migrctl
@@ -60,6 +62,7 @@ struct move {
     struct migrate *migrate;   /* migrate.c: moves, forwarding, migratable processes */
     bool test_hooks;           /* migrd --test-hooks / MIGR_TEST_HOOKS=1: root may ask
                                   for test faults (migrctl migrate --inject)  */
+    bool stopping;             /* migrd stops: no process may arrive        */
 };
 
 #endif
