@@ -9,8 +9,11 @@
 source "$(dirname "$0")/../lib.sh"
 
 VERSION=$(sed -n 's/^PACKAGE_VERSION = //p' "$BUILD/Makefile" 2>/dev/null)
+# bmake ARGS...: make in the build tree, also when make check runs this
+# (not as a sub-make of it: no inherited flags, no "Entering directory")
+bmake() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$BUILD" "$@"; }
 # mkvalue VAR: the value of make's VAR in the build tree, expanded
-mkvalue() { make -s --no-print-directory -C "$BUILD" -f Makefile -f - migr-print-var <<<"migr-print-var: ; @echo \$($1)"; }
+mkvalue() { bmake -f Makefile -f - migr-print-var <<<"migr-print-var: ; @echo \$($1)"; }
 if [[ -z $VERSION ]]; then
     fail "dist: a configured build tree" "no Makefile in $BUILD (./configure first)"
     exit 0
@@ -20,7 +23,7 @@ fi
 NOT_SHIPPED='^\.gitignore$'
 tarball_has_the_repository() {
     local d=$SCRATCH/distdir missing
-    make -s -C "$BUILD" distdir distdir="$d" top_distdir="$d" >"$SCRATCH/distdir.log" 2>&1 ||
+    bmake distdir distdir="$d" top_distdir="$d" >"$SCRATCH/distdir.log" 2>&1 ||
         { tail -n 5 "$SCRATCH/distdir.log"; return 1; }
     git -C "$TOP" ls-files | grep -Ev "$NOT_SHIPPED" | sort >"$SCRATCH/git.list"
     (cd "$d" && find . -type f -o -type l) | sed 's|^\./||' | sort >"$SCRATCH/dist.list"
@@ -35,7 +38,7 @@ fi
 
 # --- a staged installation ---
 STAGE=$SCRATCH/stage
-if ! make -s -C "$BUILD" install DESTDIR="$STAGE" >"$SCRATCH/install.log" 2>&1; then
+if ! bmake install DESTDIR="$STAGE" >"$SCRATCH/install.log" 2>&1; then
     fail "dist: make install DESTDIR" "$(tail -n 3 "$SCRATCH/install.log" | tr '\n' '|')"
     exit 0
 fi
