@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "dicom.h"
+#include <migr/dicom.h>
 #include "../common/addrmap.h"
 #include "../common/mbox.h"
 #include "../common/ring.h"

@@ -17,7 +17,7 @@
 #include "common/ring.h"
 #include "common/units.h"
 #include "common/wire.h"
-#include "dicom/dicom.h"
+#include <migr/dicom.h>
 #include "migrd/cluster/auth.h"
 #include "migrd/engine/engine.h"
 #include "migrd/move/migrate.h"

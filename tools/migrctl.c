@@ -21,7 +21,7 @@
 #include "../common/ctlmsg.h"
 #include "../common/jobid.h"
 #include "../common/wire.h"
-#include "../dicom/dicom.h"
+#include <migr/dicom.h>
 #include "../migrd/cluster/cluster_key.h"
 #include "../migrd/move/deputy.h"
 

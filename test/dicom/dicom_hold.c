@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "dicom.h"
+#include <migr/dicom.h>
 
 int main(int argc, char **argv)
 {

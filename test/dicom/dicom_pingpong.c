@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dicom.h"
+#include <migr/dicom.h>
 
 static void fill(unsigned char *b, size_t n, uint32_t who, uint32_t i)
 {

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "dicom.h"
+#include <migr/dicom.h>
 
 #define MAXLEN 3000
 

@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dicom_internal.h"
+#include "dicom/dicom_internal.h"
 
 static dicom_mbox_t *open_box(uint32_t job, uint32_t rank)
 {

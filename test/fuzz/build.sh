@@ -16,7 +16,7 @@ echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (voi
     { echo "$CC cannot link libFuzzer (apt-get install libclang-rt-14-dev)"; exit 3; }
 DEPS=$(pkg-config --cflags --libs libevent libsodium libcrypto 2>/dev/null || echo "-levent -lsodium -lcrypto")
 CFLAGS=(-g -O1 -fsanitize=fuzzer-no-link,address -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE
-    -DMIGR_VERSION=\"fuzz\" -I"$TOP" -I"$TOP/dicom" -I"$TOP/migrd/engine" -Wno-unused-command-line-argument)
+    -DMIGR_VERSION=\"fuzz\" -I"$TOP" -I"$TOP/dicom/include" -I"$TOP/migrd/engine" -Wno-unused-command-line-argument)
 
 cd "$TOP" || exit 1
 common=(common/*.c)

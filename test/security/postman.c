@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "common/ctlmsg.h"
-#include "dicom.h"
+#include <migr/dicom.h>
 
 static uint32_t num(const char *s)
 {

@@ -31,7 +31,7 @@
 #include "opal/threads/mutex.h"
 #include "opal/util/output.h"
 
-#include "dicom.h"
+#include <migr/dicom.h>
 
 BEGIN_C_DECLS
 

@@ -25,6 +25,10 @@
 #include "btl_dicom_endpoint.h"
 #include "btl_dicom_frag.h"
 
+#ifndef MIGR_RELEASE_VERSION
+#error "MIGR_{MAJOR,MINOR,RELEASE}_VERSION come from configure (Makefile.am's MCA_COMPONENT_CPPFLAGS)"
+#endif
+
 /* progress looks at the clock every (mask + 1) calls */
 #define MCA_BTL_DICOM_TICK_MASK 15u
 /* at most this many packets per progress call (bounded latency elsewhere) */
@@ -43,7 +47,12 @@ static int mca_btl_dicom_component_progress(void);
 mca_btl_dicom_component_t mca_btl_dicom_component = {
     .super = {
         .btl_version = {
-            MCA_BTL_DEFAULT_VERSION("dicom"),
+            /* MCA_BTL_DEFAULT_VERSION would give Open MPI's version as
+             * the component's: ompi_info shows migr's */
+            MCA_BTL_BASE_VERSION_3_1_0,
+            .mca_component_name = "dicom",
+            MCA_BASE_MAKE_VERSION(component, MIGR_MAJOR_VERSION, MIGR_MINOR_VERSION,
+                                  MIGR_RELEASE_VERSION),
             .mca_open_component = mca_btl_dicom_component_open,
             .mca_close_component = mca_btl_dicom_component_close,
             .mca_register_component_params = mca_btl_dicom_component_register,

@@ -17,6 +17,10 @@
 
 #include "odls_migr.h"
 
+#ifndef MIGR_RELEASE_VERSION
+#error "MIGR_{MAJOR,MINOR,RELEASE}_VERSION come from configure (Makefile.am's MCA_COMPONENT_CPPFLAGS)"
+#endif
+
 #ifndef MIGR_BINDIR
 #define MIGR_BINDIR "/usr/local/bin"
 #endif
@@ -31,8 +35,9 @@ orte_odls_migr_component_t mca_odls_migr_component = {
         .version = {
             ORTE_ODLS_BASE_VERSION_2_0_0,
             .mca_component_name = "migr",
-            MCA_BASE_MAKE_VERSION(component, ORTE_MAJOR_VERSION, ORTE_MINOR_VERSION,
-                                  ORTE_RELEASE_VERSION),
+            /* migr's version, not Open MPI's (ompi_info shows it) */
+            MCA_BASE_MAKE_VERSION(component, MIGR_MAJOR_VERSION, MIGR_MINOR_VERSION,
+                                  MIGR_RELEASE_VERSION),
             .mca_open_component = odls_migr_open,
             .mca_close_component = odls_migr_close,
             .mca_register_component_params = odls_migr_register,

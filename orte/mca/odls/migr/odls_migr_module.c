@@ -40,7 +40,7 @@
 #include "orte/util/show_help.h"
 
 #include "common/ctlmsg.h"
-#include "dicom/dicom.h"
+#include <migr/dicom.h>
 
 #include "odls_migr.h"
 

@@ -1,5 +1,6 @@
 /*
- * dicom.h -- the DiCOM client API (installed header).
+ * <migr/dicom.h> -- the DiCOM client API (installed header; library
+ * libmigr-dicom, pkg-config migr-dicom).
  *
  * DiCOM ("direct communication") is migr's postal protocol.  Every process
  * that opens a mailbox gets an address (job, rank) and an inbox.  Packets are
@@ -27,8 +28,8 @@
  * negative errno value on failure; dicom_last_error() gives a sentence that
  * says what failed.
  */
-#ifndef DICOM_H
-#define DICOM_H
+#ifndef MIGR_DICOM_H
+#define MIGR_DICOM_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -199,4 +200,4 @@ void dicom_get_stats(const dicom_mbox_t *mb, dicom_stats_t *st);
 #ifdef __cplusplus
 }
 #endif
-#endif /* DICOM_H */
+#endif /* MIGR_DICOM_H */
