@@ -62,6 +62,8 @@ unset MIGR_SOCKET
 "$V" down >/dev/null 2>&1
 "$V" up 3 --pin --slots 1 >"$SCRATCH/up.out" 2>&1 || { echo "move_impact: cannot bring up 3 nodes: $(tail -n 3 "$SCRATCH/up.out")" >&2; exit 1; }
 at_exit "'$V' down >/dev/null 2>&1"
+# the daemons' logs, with the scratch directory (MIGR_TEST_KEEP=1 keeps it)
+at_exit "for n in n1 n2 n3; do cp /run/migr-vcluster$MIGR_VCLUSTER_ID/\$n/migrd.log '$SCRATCH/'\$n.log; done 2>/dev/null"
 read -r -a SPREAD <<<"$("$V" mpirun-args)"
 cc -O2 -o "$SCRATCH/touch" "$TOP/test/migrate/touch.c" || exit 1
 
