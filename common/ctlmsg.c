@@ -126,6 +126,9 @@ const char *ctl_type_name(unsigned type)
         [CTL_REGISTER] = "REGISTER", [CTL_REGISTERED] = "REGISTERED", [CTL_LOOKUP] = "LOOKUP",
         [CTL_LOOKUP_REPLY] = "LOOKUP_REPLY", [CTL_STATUS] = "STATUS",
         [CTL_STATUS_NODE] = "STATUS_NODE", [CTL_STATUS_PROC] = "STATUS_PROC", [CTL_END] = "END",
-        [CTL_EVENT] = "EVENT", [CTL_ERROR] = "ERROR"};
+        [CTL_EVENT] = "EVENT", [CTL_ERROR] = "ERROR", [CTL_PROC_REGISTER] = "PROC_REGISTER",
+        [CTL_PROC_EVENT] = "PROC_EVENT", [CTL_PROC_SIGNAL] = "PROC_SIGNAL", [CTL_PROC_DONE] = "PROC_DONE",
+        [CTL_MIGRATE] = "MIGRATE", [CTL_MIGRATE_DONE] = "MIGRATE_DONE", [CTL_PS] = "PS",
+        [CTL_PS_PROC] = "PS_PROC", [CTL_OK] = "OK", [CTL_LOG] = "LOG", [CTL_LOG_MOVE] = "LOG_MOVE"};
     return type < CTL_TYPE_MAX && names[type] ? names[type] : "?";
 }

@@ -22,6 +22,7 @@
 #include "migrate.h"
 #include "migrate_proc.h"
 #include "move.h"
+#include "move_log.h"
 
 static void refuse(const struct ctl_caller *who, uint32_t reqid, int err, const char *msg)
 {
@@ -414,4 +415,12 @@ void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid
             return;
     }
     ctl_send(who->fd, CTL_END, reqid, NULL, 0, NULL, 0);
+}
+
+void migrate_ctl_log(struct move *d, const struct ctl_caller *who, uint32_t reqid)
+{
+    (void)d;
+    int rc = move_log_send(who->fd, reqid, who->uid);
+    if (rc < 0)
+        log_debug("sending the move log to pid %d: %s", who->pid, strerror(-rc));
 }
