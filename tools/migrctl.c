@@ -185,7 +185,7 @@ static const struct cli_cmd commands[] = {
     {"ps", "[--json]", "the migratable processes known here, where they run",
      "List the processes started under migr (migrctl run, odls migr) that this\n"
      "node knows: its own, wherever they run now, and its guests.  Columns: PID,\n"
-     "USER, JOB and RANK (MPI ranks, the job as Open MPI prints it; '-' else),\n"
+     "USER, UID, JOB and RANK (MPI ranks, the job as Open MPI prints it; '-' else),\n"
      "HOME, NODE (where it runs), STATE (running, away, moving, exited), MOVES,\n"
      "LAST FROZEN, COMMAND.  Of another user's processes only pid, user, node,\n"
      "state and command.  Scripts should use --json, or find the columns by the\n"

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,8 +40,13 @@ struct show {
     struct json j;
     int rows;        /* rows (table) or records (JSON) so far */
     int in_array;    /* JSON: an array of the kind of the current message is open (CTL_* type) */
+    FILE *mem;       /* JSON: written here first (open_memstream) */
+    char *buf;
+    size_t len;
 };
 
+/* The end of a listing that succeeded: the JSON, kept until now so that
+ * a failure prints none of it, goes out whole. */
 static int show_finish(struct show *s)
 {
     if (!s->json)
@@ -48,11 +54,29 @@ static int show_finish(struct show *s)
     if (s->in_array)
         json_end(&s->j);
     json_end(&s->j);
-    if (json_finish(&s->j) < 0) {
+    int rc = json_finish(&s->j);
+    if (rc == 0 && fclose(s->mem) == 0)
+        rc = fwrite(s->buf, 1, s->len, stdout) == s->len && fflush(stdout) == 0 ? 0 : -1;
+    else if (rc == 0)
+        rc = -1;
+    else
+        fclose(s->mem);
+    free(s->buf);
+    if (rc < 0) {
         perror("migrctl: writing the JSON");
         return 1;
     }
     return 0;
+}
+
+/* A listing that failed: nothing of its JSON is printed. */
+static int show_abort(struct show *s)
+{
+    if (s->json) {
+        fclose(s->mem);
+        free(s->buf);
+    }
+    return 1;
 }
 
 /* JSON: the array called name (of messages of `type`) is the open one. */
@@ -198,13 +222,20 @@ static void status_one(const struct ctl_hdr *h, void *arg)
     }
 }
 
-/* Start the document: the top object with its schema. */
-static void show_start(struct show *s)
+/* Start the document: the top object with its schema.  0, or 1 after
+ * printing why not. */
+static int show_start(struct show *s)
 {
     if (!s->json)
-        return;
-    json_start(&s->j, stdout);
+        return 0;
+    s->mem = open_memstream(&s->buf, &s->len);
+    if (!s->mem) {
+        perror("migrctl: open_memstream");
+        return 1;
+    }
+    json_start(&s->j, s->mem);
     json_record(&s->j, NULL);
+    return 0;
 }
 
 int migrctl_status(const struct cli *c, int argc, char **argv)
@@ -213,9 +244,10 @@ int migrctl_status(const struct cli *c, int argc, char **argv)
     int rc = parse_show(c, argc, argv, &s.json);
     if (rc >= 0)
         return rc;
-    show_start(&s);
-    if (migrctl_request_all(CTL_STATUS, status_one, &s))
+    if (show_start(&s))
         return 1;
+    if (migrctl_request_all(CTL_STATUS, status_one, &s))
+        return show_abort(&s);
     if (s.json)
         show_array(&s, CTL_STATUS_PROC, "mailboxes"); /* present, maybe empty */
     else if (!s.rows)
@@ -266,8 +298,8 @@ static void ps_table(struct show *s, const struct ctl_ps_proc *p)
 {
     char frozen[32] = "-", job[JOBID_STRLEN] = "-", rank[16] = "-", moves[16] = "-", user[64];
     if (!s->rows++)
-        printf("%8s %-10s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "USER", "JOB", "RANK", "HOME", "NODE",
-               "STATE", "MOVES", "LAST FROZEN", "COMMAND");
+        printf("%8s %-10s %6s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "USER", "UID", "JOB", "RANK", "HOME",
+               "NODE", "STATE", "MOVES", "LAST FROZEN", "COMMAND");
     if (p->last_frozen_us)
         snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
     if (!p->hidden)
@@ -277,8 +309,8 @@ static void ps_table(struct show *s, const struct ctl_ps_proc *p)
         snprintf(rank, sizeof rank, "%u", p->rank);
     }
     char cmd[sizeof p->cmd + 1];
-    printf("%8d %-10s %-13s %-5s %-10.64s %-10.64s %-8s %5s %12s  %s%s\n", p->pid,
-           migrctl_user(p->uid, user, sizeof user), job, rank, p->home, p->node, ps_state(p->state), moves, frozen,
+    printf("%8d %-10s %6u %-13s %-5s %-10.64s %-10.64s %-8s %5s %12s  %s%s\n", p->pid,
+           migrctl_user(p->uid, user, sizeof user), p->uid, job, rank, p->home, p->node, ps_state(p->state), moves, frozen,
            migrctl_printable(cmd, p->cmd, sizeof p->cmd), p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 
@@ -303,11 +335,12 @@ static int listing(const struct cli *c, int argc, char **argv, uint16_t type, co
     int rc = parse_show(c, argc, argv, &s.json);
     if (rc >= 0)
         return rc;
-    show_start(&s);
+    if (show_start(&s))
+        return 1;
     if (s.json)
         show_array(&s, type, name);
     if (migrctl_request_all(type, each, &s))
-        return 1;
+        return show_abort(&s);
     if (!s.json && !s.rows)
         printf("%s\n", none);
     return show_finish(&s);
