@@ -34,12 +34,15 @@ static int parse_show(const struct cli *c, int argc, char **argv, bool *json)
     return -1;
 }
 
+struct listing_kind;
+
 /* What a listing collects: the table printed so far, or the JSON. */
 struct show {
     bool json;
     struct json j;
     int rows;        /* rows (table) or records (JSON) so far */
     int in_array;    /* JSON: an array of the kind of the current message is open (CTL_* type) */
+    const struct listing_kind *kind; /* ps, log */
     FILE *mem;       /* JSON: written here first (open_memstream) */
     char *buf;
     size_t len;
@@ -101,6 +104,18 @@ static void json_rank(struct json *j, bool is_rank, uint32_t job, uint32_t rank)
     json_str(j, "job", jobid_format(job, jb, sizeof jb));
     json_uint(j, "jobid", job);
     json_uint(j, "rank", rank);
+}
+
+/* Table: JOB "[family,local]" and RANK of an MPI rank, "-" else. */
+static void table_rank(bool is_rank, uint32_t job, uint32_t rank, char jb[JOBID_STRLEN], char rb[16])
+{
+    if (!is_rank) {
+        snprintf(jb, JOBID_STRLEN, "-");
+        snprintf(rb, 16, "-");
+        return;
+    }
+    jobid_format(job, jb, JOBID_STRLEN);
+    snprintf(rb, 16, "%u", rank);
 }
 
 static void json_owner(struct json *j, const char *key_uid, const char *key_user, uint32_t uid)
@@ -268,8 +283,9 @@ static const char *ps_state(uint32_t st)
     }
 }
 
-static void ps_json(struct show *s, const struct ctl_ps_proc *p)
+static void ps_json(struct show *s, const void *rec)
 {
+    const struct ctl_ps_proc *p = rec;
     struct json *j = &s->j;
     json_record(j, NULL);
     json_int(j, "pid", p->pid);
@@ -294,9 +310,10 @@ static void ps_json(struct show *s, const struct ctl_ps_proc *p)
     json_end(j);
 }
 
-static void ps_table(struct show *s, const struct ctl_ps_proc *p)
+static void ps_table(struct show *s, const void *rec)
 {
-    char frozen[32] = "-", job[JOBID_STRLEN] = "-", rank[16] = "-", moves[16] = "-", user[64];
+    const struct ctl_ps_proc *p = rec;
+    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-", user[64];
     if (!s->rows++)
         printf("%8s %-10s %6s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "USER", "UID", "JOB", "RANK", "HOME",
                "NODE", "STATE", "MOVES", "LAST FROZEN", "COMMAND");
@@ -304,57 +321,62 @@ static void ps_table(struct show *s, const struct ctl_ps_proc *p)
         snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
     if (!p->hidden)
         snprintf(moves, sizeof moves, "%u", p->moves);
-    if (p->flags & CTL_PROC_RANK) {
-        jobid_format(p->job, job, sizeof job);
-        snprintf(rank, sizeof rank, "%u", p->rank);
-    }
+    table_rank(p->flags & CTL_PROC_RANK, p->job, p->rank, job, rank);
     char cmd[sizeof p->cmd + 1];
     printf("%8d %-10s %6u %-13s %-5s %-10.64s %-10.64s %-8s %5s %12s  %s%s\n", p->pid,
            migrctl_user(p->uid, user, sizeof user), p->uid, job, rank, p->home, p->node, ps_state(p->state), moves, frozen,
            migrctl_printable(cmd, p->cmd, sizeof p->cmd), p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 
-static void ps_one(const struct ctl_hdr *h, void *arg)
+/* A listing of records of one kind: a table, or {"schema":1, "NAME":[...]}. */
+struct listing_kind {
+    uint16_t request, reply;          /* CTL_PS, CTL_PS_PROC        */
+    uint32_t len;                     /* of a reply's body          */
+    const char *name;                 /* of the JSON array          */
+    const char *none;                 /* the table when it is empty */
+    void (*json)(struct show *s, const void *rec);
+    void (*table)(struct show *s, const void *rec);
+};
+
+static void listing_one(const struct ctl_hdr *h, void *arg)
 {
     struct show *s = arg;
-    if (h->type != CTL_PS_PROC || h->len != sizeof(struct ctl_ps_proc)) {
+    if (h->type != s->kind->reply || h->len != s->kind->len) {
         unexpected(h);
         return;
     }
-    if (s->json)
-        ps_json(s, (const void *)(h + 1));
-    else
-        ps_table(s, (const void *)(h + 1));
+    (s->json ? s->kind->json : s->kind->table)(s, h + 1);
 }
 
-/* A listing of records of one kind: a table, or {"schema":1, "name":[...]}. */
-static int listing(const struct cli *c, int argc, char **argv, uint16_t type, const char *name,
-                   void (*each)(const struct ctl_hdr *h, void *arg), const char *none)
+static int listing(const struct cli *c, int argc, char **argv, const struct listing_kind *k)
 {
-    struct show s = {0};
+    struct show s = {.kind = k};
     int rc = parse_show(c, argc, argv, &s.json);
     if (rc >= 0)
         return rc;
     if (show_start(&s))
         return 1;
     if (s.json)
-        show_array(&s, type, name);
-    if (migrctl_request_all(type, each, &s))
+        show_array(&s, k->reply, k->name);
+    if (migrctl_request_all(k->request, listing_one, &s))
         return show_abort(&s);
     if (!s.json && !s.rows)
-        printf("%s\n", none);
+        printf("%s\n", k->none);
     return show_finish(&s);
 }
 
 int migrctl_ps(const struct cli *c, int argc, char **argv)
 {
-    return listing(c, argc, argv, CTL_PS, "processes", ps_one, "(no migratable process known here)");
+    static const struct listing_kind ps = {CTL_PS, CTL_PS_PROC, sizeof(struct ctl_ps_proc), "processes",
+                                           "(no migratable process known here)", ps_json, ps_table};
+    return listing(c, argc, argv, &ps);
 }
 
 /* ---- log ---- */
 
-static void log_json(struct show *s, const struct ctl_log_move *m)
+static void log_json(struct show *s, const void *rec)
 {
+    const struct ctl_log_move *m = rec;
     struct json *j = &s->j;
     char when[64];
     time_t t = (time_t)(m->start_unix_ms / 1000);
@@ -384,9 +406,10 @@ static void log_json(struct show *s, const struct ctl_log_move *m)
     json_end(j);
 }
 
-static void log_table(struct show *s, const struct ctl_log_move *m)
+static void log_table(struct show *s, const void *rec)
 {
-    char when[32], user[64], by[64], job[JOBID_STRLEN] = "-", rank[16] = "-", size[32];
+    const struct ctl_log_move *m = rec;
+    char when[32], user[64], by[64], job[JOBID_STRLEN], rank[16], size[32];
     time_t t = (time_t)(m->start_unix_ms / 1000);
     struct tm tm;
     localtime_r(&t, &tm);
@@ -394,10 +417,7 @@ static void log_table(struct show *s, const struct ctl_log_move *m)
     if (!s->rows++)
         printf("%-19s %8s %-10s %-13s %-5s %-10s %-10s %10s %10s %10s %-10s %s\n", "START", "PID", "USER", "JOB",
                "RANK", "FROM", "TO", "FROZEN", "TOTAL", "SIZE", "BY", "RESULT");
-    if (m->flags & CTL_PROC_RANK) {
-        jobid_format(m->job, job, sizeof job);
-        snprintf(rank, sizeof rank, "%u", m->rank);
-    }
+    table_rank(m->flags & CTL_PROC_RANK, m->job, m->rank, job, rank);
     migrctl_bytes(size, sizeof size, m->bytes);
     char to[sizeof m->to + 1], reason[sizeof m->reason + 1];
     printf("%-19s %8d %-10s %-13s %-5s %-10.64s %-10s %7.1f ms %7.1f ms %10s %-10s %s%s%s\n", when, m->pid,
@@ -406,20 +426,9 @@ static void log_table(struct show *s, const struct ctl_log_move *m)
            m->ok ? "ok" : "failed", m->ok ? "" : ": ", m->ok ? "" : migrctl_printable(reason, m->reason, sizeof m->reason));
 }
 
-static void log_one(const struct ctl_hdr *h, void *arg)
-{
-    struct show *s = arg;
-    if (h->type != CTL_LOG_MOVE || h->len != sizeof(struct ctl_log_move)) {
-        unexpected(h);
-        return;
-    }
-    if (s->json)
-        log_json(s, (const void *)(h + 1));
-    else
-        log_table(s, (const void *)(h + 1));
-}
-
 int migrctl_log(const struct cli *c, int argc, char **argv)
 {
-    return listing(c, argc, argv, CTL_LOG, "moves", log_one, "(no move out of this node yet)");
+    static const struct listing_kind log = {CTL_LOG, CTL_LOG_MOVE, sizeof(struct ctl_log_move), "moves",
+                                            "(no move out of this node yet)", log_json, log_table};
+    return listing(c, argc, argv, &log);
 }

@@ -180,6 +180,44 @@ for m in "${MANS[@]}"; do
     fi
 done
 
+# json_ok NAME ARGS... -- PYTHON: migrctl ARGS --json (as ${AS[@]}, if set)
+# parses (python3 -m json.tool), "schema" 1 in every object, and PYTHON
+# holds (doc: the document, rc: the exit status, pid: $WPID, WEIRD: its
+# command name as JSON gives it back).
+json_ok() {
+    local name=$1 args=() py rc
+    shift
+    while [[ $1 != -- ]]; do args+=("$1"); shift; done
+    py=$2
+    [[ -z ${MIGR_TEST_ONLY:-} || $name =~ $MIGR_TEST_ONLY ]] || return 0
+    timeout 60 "${AS[@]}" "$MIGRCTL_BIN" "${args[@]}" --json >"$SCRATCH/j.out" 2>"$SCRATCH/j.err" </dev/null
+    rc=$?
+    if ! python3 -m json.tool <"$SCRATCH/j.out" >/dev/null 2>"$SCRATCH/j.py"; then
+        fail "$name" "not JSON: $(head -c 300 "$SCRATCH/j.py" "$SCRATCH/j.err" | tr '\n' '|')"
+        return
+    fi
+    if python3 - "$SCRATCH/j.out" "${WPID:-0}" "$py" "$rc" >"$SCRATCH/j.py" 2>&1 <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+pid, rc = int(sys.argv[2]), int(sys.argv[4])
+WEIRD = 'q"uo\nte\ufffd\ufffd(\\'
+def walk(o):
+    if isinstance(o, dict):
+        assert o.get("schema") == 1, "an object without schema 1: %r" % (o,)
+        for v in o.values(): walk(v)
+    elif isinstance(o, list):
+        for v in o: walk(v)
+walk(doc)
+exec(sys.argv[3])
+PY
+    then
+        pass "$name"
+    else
+        fail "$name" "$(tail -n 2 "$SCRATCH/j.py" | tr '\n' '|')"
+    fi
+}
+AS=()
+
 # --- migrctl check ----------------------------------------------------------
 # A one-node map on a port nothing uses, a socket where no migrd answers.
 CPORT=$((20000 + (${MIGR_VCLUSTER_ID:-0} * 97 + RANDOM) % 20000))
@@ -225,29 +263,14 @@ case_check_lines() {
 }
 run_case "migrctl check: one line per check (ok/warn/FAIL, what, the fix), exit 1 iff one FAILed" 90 case_check_lines
 
-case_check_json() {
-    local rc
-    check_run "$SCRATCH/check.json" --json
-    rc=$?
-    python3 - "$SCRATCH/check.json" "$rc" "$CHECKS" <<'PY'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-def walk(o):
-    if isinstance(o, dict):
-        assert o.get("schema") == 1, "an object without schema 1: %r" % (o,)
-        for v in o.values(): walk(v)
-    elif isinstance(o, list):
-        for v in o: walk(v)
-walk(doc)
+json_ok "migrctl check --json: parses, schema 1 in every object, agrees with the exit status" \
+    --socket "$SCRATCH/nomigrd.sock" check --config "$SCRATCH/one.conf" --node a -- '
 names = " ".join(c["name"].replace(" ", "_") for c in doc["checks"])
-assert names == sys.argv[3], names
+assert names == "'"$CHECKS"'", names
 assert all(c["status"] in ("ok", "warn", "fail") for c in doc["checks"])
 fails = sum(c["status"] == "fail" for c in doc["checks"])
-assert doc["failed"] == fails and doc["ok"] == (fails == 0) and int(sys.argv[2]) == (fails > 0), (doc["ok"], sys.argv[2])
-assert all((c["fix"] is None) == (c["status"] == "ok") or c["status"] == "warn" for c in doc["checks"])
-PY
-}
-run_case "migrctl check --json: parses, schema 1 in every object, agrees with the exit status" 90 case_check_json
+assert doc["failed"] == fails and doc["ok"] == (fails == 0) and rc == (fails > 0), (doc["ok"], rc)
+assert all(c["fix"] is not None for c in doc["checks"] if c["status"] == "fail"), doc'
 
 case_check_not_in_map() {
     check_run "$SCRATCH/check.nomap" --node zz && { echo "exit 0"; return 1; }
@@ -325,39 +348,6 @@ at_exit "kill $! 2>/dev/null"
 for ((i = 0; i < 50; i++)); do [[ -e $SCRATCH/mbox.ready ]] && break; sleep 0.1; done
 timeout 20 "$MIGRCTL_BIN" migrate "$WPID" --to nowhere >/dev/null 2>&1
 
-# json_ok NAME ARGS... -- PYTHON: migrctl ARGS --json parses (python3 -m
-# json.tool), "schema" 1 in every object, and PYTHON (on doc) holds.
-json_ok() {
-    local name=$1 args=() py
-    shift
-    while [[ $1 != -- ]]; do args+=("$1"); shift; done
-    py=$2
-    [[ -z ${MIGR_TEST_ONLY:-} || $name =~ $MIGR_TEST_ONLY ]] || return 0
-    timeout 10 "${AS[@]}" "$MIGRCTL_BIN" "${args[@]}" --json >"$SCRATCH/j.out" 2>"$SCRATCH/j.err"
-    if ! python3 -m json.tool <"$SCRATCH/j.out" >/dev/null 2>"$SCRATCH/j.py"; then
-        fail "$name" "not JSON: $(head -c 300 "$SCRATCH/j.py" "$SCRATCH/j.err" | tr '\n' '|')"
-        return
-    fi
-    if python3 - "$SCRATCH/j.out" "$WPID" "$py" >"$SCRATCH/j.py" 2>&1 <<'PY'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-pid = int(sys.argv[2])
-WEIRD = 'q"uo\nte\ufffd\ufffd(\\'
-def walk(o):
-    if isinstance(o, dict):
-        assert o.get("schema") == 1, "an object without schema 1: %r" % (o,)
-        for v in o.values(): walk(v)
-    elif isinstance(o, list):
-        for v in o: walk(v)
-walk(doc)
-exec(sys.argv[3])
-PY
-    then
-        pass "$name"
-    else
-        fail "$name" "$(tail -n 2 "$SCRATCH/j.py" | tr '\n' '|')"
-    fi
-}
 AS=()
 json_ok "ps --json: the process, its command escaped (quote, newline, not UTF-8, backslash)" ps -- '
 p = [p for p in doc["processes"] if p["pid"] == pid]
