@@ -47,7 +47,9 @@ enum ctl_type {
     CTL_PS_PROC,          /* one per process, then CTL_END              */
     CTL_OK,               /* reply: done, nothing to say                */
     CTL_LOG,              /* migrctl: the moves out of this node        */
-    CTL_LOG_MOVE,         /* one per move, oldest first, then CTL_END   */
+    CTL_LOG_MOVE,         /* moves, oldest first (several per message:
+                             the body is N struct ctl_log_move), then
+                             CTL_END                                    */
     CTL_TYPE_MAX
 };
 

@@ -403,3 +403,22 @@ case_completion_values() {
     got=$(complete_words migrctl migrate "") && [[ " $got " == *" $WPID "* ]] || { echo "migrate: '$got' without $WPID"; return 1; }
 }
 run_case "bash completion: migrate offers the pids of migrctl ps, --to the nodes of migrctl status" 30 case_completion_values
+
+# The log is a ring of the last 256 moves: 300 more refused moves leave
+# exactly the 256 newest, all sent (in a few messages), in order.
+case_log_ring() {
+    local i
+    for ((i = 0; i < 300; i++)); do
+        "$MIGRCTL_BIN" migrate "$WPID" --to nowhere 2>/dev/null && { echo "a move to nowhere succeeded"; return 1; }
+    done
+    "$MIGRCTL_BIN" log --json >"$SCRATCH/ring.json" || { echo "log --json failed"; return 1; }
+    python3 - "$SCRATCH/ring.json" <<'PY' || return 1
+import json, sys
+moves = json.load(open(sys.argv[1]))["moves"]
+seqs = [m["seq"] for m in moves]
+assert len(moves) == 256, "%d moves" % len(moves)
+assert seqs == list(range(seqs[0], seqs[0] + 256)) and seqs[-1] >= 301, (seqs[0], seqs[-1])
+PY
+    [[ $("$MIGRCTL_BIN" log | wc -l) == 257 ]] || { echo "the table has $("$MIGRCTL_BIN" log | wc -l) lines, not 1 + 256"; return 1; }
+}
+run_case "log keeps the last 256 moves, oldest first, all of them sent" 120 case_log_ring
