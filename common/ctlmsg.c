@@ -132,3 +132,39 @@ const char *ctl_type_name(unsigned type)
         [CTL_PS_PROC] = "PS_PROC", [CTL_OK] = "OK", [CTL_LOG] = "LOG", [CTL_LOG_MOVE] = "LOG_MOVE"};
     return type < CTL_TYPE_MAX && names[type] ? names[type] : "?";
 }
+
+void ctl_batch_init(struct ctl_batch *b, int fd, uint16_t type, uint32_t reqid, uint32_t rec)
+{
+    b->fd = fd;
+    b->type = type;
+    b->reqid = reqid;
+    b->rec = rec;
+    b->used = 0;
+}
+
+static int batch_flush(struct ctl_batch *b)
+{
+    if (!b->used)
+        return 0;
+    int rc = ctl_send(b->fd, b->type, b->reqid, b->buf, b->used, NULL, 0);
+    b->used = 0;
+    return rc;
+}
+
+int ctl_batch_add(struct ctl_batch *b, const void *rec)
+{
+    if (b->used + b->rec > sizeof b->buf) {
+        int rc = batch_flush(b);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(b->buf + b->used, rec, b->rec);
+    b->used += b->rec;
+    return 0;
+}
+
+int ctl_batch_end(struct ctl_batch *b)
+{
+    int rc = batch_flush(b);
+    return rc < 0 ? rc : ctl_send(b->fd, CTL_END, b->reqid, NULL, 0, NULL, 0);
+}

@@ -44,7 +44,8 @@ enum ctl_type {
     CTL_MIGRATE,          /* migrctl: move a process to a node          */
     CTL_MIGRATE_DONE,     /* reply: the move succeeded                  */
     CTL_PS,               /* migrctl: migratable processes known here   */
-    CTL_PS_PROC,          /* one per process, then CTL_END              */
+    CTL_PS_PROC,          /* processes (several per message: the body
+                             is N struct ctl_ps_proc), then CTL_END     */
     CTL_OK,               /* reply: done, nothing to say                */
     CTL_LOG,              /* migrctl: the moves out of this node        */
     CTL_LOG_MOVE,         /* moves, oldest first (several per message:

@@ -331,9 +331,8 @@ static void ps_table(struct show *s, const void *rec)
 /* A listing of records of one kind: a table, or {"schema":1, "NAME":[...]}. */
 struct listing_kind {
     uint16_t request, reply;          /* CTL_PS, CTL_PS_PROC        */
-    uint32_t len;                     /* of a record: a reply holds one,
-                                         or several if `batched`     */
-    bool batched;
+    uint32_t len;                     /* of a record: a reply holds one
+                                         or more (struct ctl_batch)  */
     const char *name;                 /* of the JSON array          */
     const char *none;                 /* the table when it is empty */
     void (*json)(struct show *s, const void *rec);
@@ -344,7 +343,7 @@ static void listing_one(const struct ctl_hdr *h, void *arg)
 {
     struct show *s = arg;
     const struct listing_kind *k = s->kind;
-    if (h->type != k->reply || !h->len || h->len % k->len || (!k->batched && h->len != k->len)) {
+    if (h->type != k->reply || !h->len || h->len % k->len) {
         unexpected(h);
         return;
     }
@@ -371,7 +370,7 @@ static int listing(const struct cli *c, int argc, char **argv, const struct list
 
 int migrctl_ps(const struct cli *c, int argc, char **argv)
 {
-    static const struct listing_kind ps = {CTL_PS, CTL_PS_PROC, sizeof(struct ctl_ps_proc), false, "processes",
+    static const struct listing_kind ps = {CTL_PS, CTL_PS_PROC, sizeof(struct ctl_ps_proc), "processes",
                                            "(no migratable process known here)", ps_json, ps_table};
     return listing(c, argc, argv, &ps);
 }
@@ -432,7 +431,7 @@ static void log_table(struct show *s, const void *rec)
 
 int migrctl_log(const struct cli *c, int argc, char **argv)
 {
-    static const struct listing_kind log = {CTL_LOG, CTL_LOG_MOVE, sizeof(struct ctl_log_move), true, "moves",
+    static const struct listing_kind log = {CTL_LOG, CTL_LOG_MOVE, sizeof(struct ctl_log_move), "moves",
                                             "(no move out of this node yet)", log_json, log_table};
     return listing(c, argc, argv, &log);
 }

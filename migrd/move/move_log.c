@@ -17,31 +17,18 @@ void move_log_add(const struct ctl_log_move *r)
     slot->seq = ++added;
 }
 
-/* Records in one message: the whole log in a few datagrams, which the
- * requester's socket buffer holds (one message per record would fill it:
- * a non-blocking send then fails half-way). */
-#define BATCH ((CTL_MAX_MSG - sizeof(struct ctl_hdr)) / sizeof(struct ctl_log_move))
-
 int move_log_send(int fd, uint32_t reqid, uid_t uid)
 {
-    static struct ctl_log_move batch[BATCH];
+    static struct ctl_batch b;
     uint64_t first = added > MOVE_LOG_MAX ? added - MOVE_LOG_MAX : 0;
-    size_t n = 0;
-    int rc;
+    ctl_batch_init(&b, fd, CTL_LOG_MOVE, reqid, sizeof(struct ctl_log_move));
     for (uint64_t i = first; i < added; i++) {
         const struct ctl_log_move *r = &ring[i % MOVE_LOG_MAX];
-        if (uid != 0 && uid != r->uid)
-            continue;
-        batch[n++] = *r;
-        if (n == BATCH) {
-            if ((rc = ctl_send(fd, CTL_LOG_MOVE, reqid, batch, (uint32_t)(n * sizeof *batch), NULL, 0)) < 0)
-                return rc;
-            n = 0;
-        }
+        int rc = uid != 0 && uid != r->uid ? 0 : ctl_batch_add(&b, r);
+        if (rc < 0)
+            return rc;
     }
-    if (n && (rc = ctl_send(fd, CTL_LOG_MOVE, reqid, batch, (uint32_t)(n * sizeof *batch), NULL, 0)) < 0)
-        return rc;
-    return ctl_send(fd, CTL_END, reqid, NULL, 0, NULL, 0);
+    return ctl_batch_end(&b);
 }
 
 uint64_t move_log_now_unix_ms(void)

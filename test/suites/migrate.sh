@@ -104,6 +104,23 @@ PY
 }
 run_case move-log-of-the-tour 30 case_log
 
+# --- migrctl check on a node of the cluster: its map, key, ports (migrd's), migrd
+case_check_node() {
+    local out=$SCRATCH/check.n2 rc fails
+    with_timeout 60 "$V" exec n2 "$C" check --config "/run/migr-vcluster${MIGR_VCLUSTER_ID:-0}/cluster.conf" --node n2 \
+        >"$out" 2>&1
+    rc=$?
+    fails=$(grep -c '^FAIL' "$out")
+    ((rc == (fails > 0))) || { echo "exit $rc with $fails FAIL lines"; return 1; }
+    local want
+    for want in "cluster map +.*: 3 nodes, this one is n2" "cluster key +.*cluster\.key: 32 bytes" \
+        "link port +.* is held by migrd \(pid [0-9]+\)" "migration port +.* is held by migrd" \
+        "migrd +answers on .*: node n2, up"; do
+        grep -Eq "^ok +$want" "$out" || { echo "no line /ok  $want/: $(tr '\n' '|' <"$out")"; return 1; }
+    done
+}
+run_case check-on-node-n2 60 case_check_node
+
 # --- ask the node where it runs, not the home; no-migrate is refused
 case_unmigrated() {
     start_run plain "$COUNTER" 10 20 0 || return 1
