@@ -129,7 +129,7 @@ run() {
             [[ -e $SCRATCH/ready || -e $SCRATCH/rc ]] && break
             sleep 0.05
         done
-        JOB=$("$V" exec n1 "$C" ps 2>/dev/null | awk 'NR > 1 && $3 ~ /^\[/ {print $3; exit}')
+        JOB=$("$V" exec n1 "$C" ps 2>/dev/null | awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "JOB") c = i; next } $c ~ /^\[/ { print $c; exit }')
         if [[ ! -e $SCRATCH/ready || -z $JOB ]]; then
             echo "$kern $cfg: the job did not get ready: $(tail -n 3 "$SCRATCH/job.out" | tr '\n' '|')" >&2
         elif [[ $cfg == pp ]]; then

@@ -126,7 +126,46 @@ const char *ctl_type_name(unsigned type)
         [CTL_REGISTER] = "REGISTER", [CTL_REGISTERED] = "REGISTERED", [CTL_LOOKUP] = "LOOKUP",
         [CTL_LOOKUP_REPLY] = "LOOKUP_REPLY", [CTL_STATUS] = "STATUS",
         [CTL_STATUS_NODE] = "STATUS_NODE", [CTL_STATUS_PROC] = "STATUS_PROC", [CTL_END] = "END",
-        [CTL_EVENT] = "EVENT", [CTL_ERROR] = "ERROR",
+        [CTL_EVENT] = "EVENT", [CTL_ERROR] = "ERROR", [CTL_PROC_REGISTER] = "PROC_REGISTER",
+        [CTL_PROC_EVENT] = "PROC_EVENT", [CTL_PROC_SIGNAL] = "PROC_SIGNAL", [CTL_PROC_DONE] = "PROC_DONE",
+        [CTL_MIGRATE] = "MIGRATE", [CTL_MIGRATE_DONE] = "MIGRATE_DONE", [CTL_PS] = "PS",
+        [CTL_PS_PROC] = "PS_PROC", [CTL_OK] = "OK", [CTL_LOG] = "LOG", [CTL_LOG_MOVE] = "LOG_MOVE",
         [CTL_PROC_HOLD] = "PROC_HOLD"};
     return type < CTL_TYPE_MAX && names[type] ? names[type] : "?";
+}
+
+void ctl_batch_init(struct ctl_batch *b, int fd, uint16_t type, uint32_t reqid, uint32_t rec)
+{
+    b->fd = fd;
+    b->type = type;
+    b->reqid = reqid;
+    b->rec = rec;
+    b->used = 0;
+}
+
+static int batch_flush(struct ctl_batch *b)
+{
+    if (!b->used)
+        return 0;
+    int rc = ctl_send(b->fd, b->type, b->reqid, b->buf, b->used, NULL, 0);
+    b->used = 0;
+    return rc;
+}
+
+int ctl_batch_add(struct ctl_batch *b, const void *rec)
+{
+    if (b->used + b->rec > sizeof b->buf) {
+        int rc = batch_flush(b);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(b->buf + b->used, rec, b->rec);
+    b->used += b->rec;
+    return 0;
+}
+
+int ctl_batch_end(struct ctl_batch *b)
+{
+    int rc = batch_flush(b);
+    return rc < 0 ? rc : ctl_send(b->fd, CTL_END, b->reqid, NULL, 0, NULL, 0);
 }

@@ -29,6 +29,24 @@ int ctl_send(int fd, uint16_t type, uint32_t reqid, const void *body, uint32_t l
  * marked close-on-exec); on error none are left open.  flags: MSG_DONTWAIT. */
 ssize_t ctl_recv(int fd, void *buf, size_t cap, int *fds, int *nfds, int *eof, int flags);
 
+/* A listing answered with several records per message (CTL_LOG_MOVE,
+ * CTL_PS_PROC): a whole listing in a few datagrams, which the requester's
+ * socket buffer holds -- one message per record can fill it, and a
+ * non-blocking send then fails half-way.  Records are added with
+ * ctl_batch_add; ctl_batch_end sends what is left, then CTL_END. */
+struct ctl_batch {
+    int fd;
+    uint16_t type;
+    uint32_t reqid;
+    uint32_t rec;            /* bytes of one record             */
+    uint32_t used;           /* bytes in buf                    */
+    char buf[CTL_MAX_MSG - sizeof(struct ctl_hdr)];
+};
+void ctl_batch_init(struct ctl_batch *b, int fd, uint16_t type, uint32_t reqid, uint32_t rec);
+/* 0, or -errno when sending failed (the requester has gone). */
+int ctl_batch_add(struct ctl_batch *b, const void *rec);
+int ctl_batch_end(struct ctl_batch *b);
+
 /* Check that a received body has exactly the size of its struct. */
 static inline int ctl_body_is(uint32_t len, size_t want) { return len == want; }
 

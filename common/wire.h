@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#define MIGR_PROTO_VERSION 3
+#define MIGR_PROTO_VERSION 4
 
 /* ------------------------------------------------------ control socket --- */
 
@@ -44,11 +44,16 @@ enum ctl_type {
     CTL_MIGRATE,          /* migrctl: move a process to a node          */
     CTL_MIGRATE_DONE,     /* reply: the move succeeded                  */
     CTL_PS,               /* migrctl: migratable processes known here   */
-    CTL_PS_PROC,          /* one per process, then CTL_END              */
+    CTL_PS_PROC,          /* processes (several per message: the body
+                             is N struct ctl_ps_proc), then CTL_END     */
     CTL_OK,               /* reply: done, nothing to say                */
     CTL_PROC_HOLD,        /* migrd -> home stub at a stop: keep what the
                              home holds of a moved process (+ fds);
                              home stub -> the next migrd: take it back  */
+    CTL_LOG,              /* migrctl: the moves out of this node        */
+    CTL_LOG_MOVE,         /* moves, oldest first (several per message:
+                             the body is N struct ctl_log_move), then
+                             CTL_END                                    */
     CTL_TYPE_MAX
 };
 
@@ -206,6 +211,26 @@ struct ctl_ps_proc {
     char home[64];
     char node[64];           /* where it runs                      */
     char cmd[64];
+};
+
+/* One move out of the node that answers (migrctl log): done or refused.
+ * The requester sees only the moves of its own processes (root: all). */
+struct ctl_log_move {
+    uint64_t seq;            /* 1 for the first move since migrd started */
+    uint64_t start_unix_ms;  /* when it was asked (CLOCK_REALTIME)      */
+    uint64_t frozen_us;      /* 0: never frozen                         */
+    uint64_t total_us;
+    uint64_t bytes;          /* image bytes streamed                    */
+    int32_t pid;
+    uint32_t uid;            /* the process's owner                     */
+    uint32_t by_uid;         /* who asked                               */
+    uint32_t flags;          /* enum ctl_proc_flags                     */
+    uint32_t job, rank;      /* with CTL_PROC_RANK                      */
+    uint32_t ok;             /* 1: it runs on `to` now                  */
+    uint32_t pad;
+    char from[64], to[64];
+    char cmd[64];
+    char reason[200];        /* why not, when !ok                       */
 };
 
 /* ---------------------------------------------------- inter-node link --- */

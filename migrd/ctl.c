@@ -241,6 +241,7 @@ static void do_proc_done(struct ctl_client *c, const struct ctl_hdr *h);
 static void do_proc_hold(struct ctl_client *c, const struct ctl_hdr *h);
 static void do_migrate(struct ctl_client *c, const struct ctl_hdr *h);
 static void do_ps(struct ctl_client *c, const struct ctl_hdr *h);
+static void do_log(struct ctl_client *c, const struct ctl_hdr *h);
 
 static const struct {
     size_t len;
@@ -255,6 +256,7 @@ static const struct {
     [CTL_PROC_HOLD] = {sizeof(struct ctl_proc_hold), do_proc_hold},
     [CTL_MIGRATE] = {sizeof(struct ctl_migrate), do_migrate},
     [CTL_PS] = {0, do_ps},
+    [CTL_LOG] = {0, do_log},
 };
 
 static void on_client(evutil_socket_t fd, short what, void *arg)
@@ -535,4 +537,10 @@ static void do_ps(struct ctl_client *c, const struct ctl_hdr *h)
 {
     struct ctl_caller who = caller(c);
     migrate_ctl_ps(&c->srv->d->move, &who, h->reqid);
+}
+
+static void do_log(struct ctl_client *c, const struct ctl_hdr *h)
+{
+    struct ctl_caller who = caller(c);
+    migrate_ctl_log(&c->srv->d->move, &who, h->reqid);
 }

@@ -1,23 +1,21 @@
 /*
  * migrctl.c -- command-line control of the local migrd.
  *
- * Subcommands: status (this node, the nodes it knows, its processes);
- * run (the home stub, migrd/move/deputy.c); migrate; ps; keygen (a cluster
- * key file, migrd/cluster/cluster_key.c); help.  The table `commands` below
- * holds each one's usage (`migrctl SUB --help`); common/cli.c prints it and
- * the one-line errors.
+ * Subcommands: status, ps, log (migrctl_show.c); check (check/); run (the
+ * home stub, migrd/move/deputy.c); migrate; keygen (a cluster key file,
+ * migrd/cluster/cluster_key.c); help.  The table `commands` below holds
+ * each one's usage (`migrctl SUB --help`); common/cli.c prints it and the
+ * one-line errors.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include "../common/cli.h"
+#include "migrctl.h"
+
 #include "../common/ctlmsg.h"
 #include "../common/jobid.h"
 #include "../common/wire.h"
@@ -25,190 +23,7 @@
 #include "../migrd/cluster/cluster_key.h"
 #include "../migrd/move/deputy.h"
 
-#define REPLY_TIMEOUT_MS 5000
 #define MOVE_TIMEOUT_MS 120000
-#define MIGR_DEFAULT_KEY "/etc/migr/cluster.key"
-
-static const char *sock_path;
-static int reply_timeout_ms = REPLY_TIMEOUT_MS;
-
-static int connect_daemon(void)
-{
-    int fd = ctl_connect(sock_path);
-    if (fd < 0) {
-        fprintf(stderr, "migrctl: no migrd answers on %s: %s\n", sock_path, strerror(-fd));
-        return -1;
-    }
-    return fd;
-}
-
-/* Receive one reply message; returns its header or NULL (message printed). */
-static const struct ctl_hdr *receive(int fd, char *buf)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int fds[CTL_MAX_FDS], nfds, eof;
-    if (poll(&p, 1, reply_timeout_ms) <= 0) {
-        fprintf(stderr, "migrctl: migrd did not answer within %d s\n", reply_timeout_ms / 1000);
-        return NULL;
-    }
-    ssize_t n = ctl_recv(fd, buf, CTL_MAX_MSG, fds, &nfds, &eof, 0);
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]);
-    if (eof || n < 0) {
-        fprintf(stderr, "migrctl: reading migrd's answer: %s\n", eof ? "connection closed" : strerror((int)-n));
-        return NULL;
-    }
-    const struct ctl_hdr *h = (const void *)buf;
-    if (h->type == CTL_ERROR && h->len == sizeof(struct ctl_error)) {
-        const struct ctl_error *e = (const void *)(h + 1);
-        fprintf(stderr, "migrctl: migrd refused: %.200s\n", e->message);
-        return NULL;
-    }
-    return h;
-}
-
-static void human_bytes(char *out, size_t len, uint64_t b)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 4)
-        v /= 1024, i++;
-    snprintf(out, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
-static void print_node(const struct ctl_status_node *n)
-{
-    char in[32], out[32];
-    human_bytes(in, sizeof in, n->bytes_in);
-    human_bytes(out, sizeof out, n->bytes_out);
-    if (n->self)
-        printf("node %s (%s:%u), up %.1f s, %u process%s registered\n\nNODE          ADDRESS               LINK    FRAMES IN/OUT       BYTES IN/OUT\n",
-               n->name, n->addr, n->port, n->uptime_ms / 1000.0, n->nprocs, n->nprocs == 1 ? "" : "es");
-    printf("%-13s %-21s %-7s %9lu/%-9lu %10s/%-10s\n", n->name, n->addr,
-           n->self ? "self" : n->connected ? "up" : "down", (unsigned long)n->frames_in,
-           (unsigned long)n->frames_out, n->self ? "-" : in, n->self ? "-" : out);
-}
-
-static void print_proc(const struct ctl_status_proc *p, int *first)
-{
-    if (*first) {
-        printf("\nJOB         RANK      PID    UID   INBOX USED   OUTBOX USED  RELAYED OUT  DELIVERED IN\n");
-        *first = 0;
-    }
-    if (p->flags & CTL_STATUS_HIDDEN) { /* another user's: migrd shows only what ps(1) would */
-        printf("%-11s %-6s %8d %6u %16s %13s %12s %13s\n", "-", "-", p->pid, p->uid, "-", "-", "-", "-");
-        return;
-    }
-    printf("%-11u %-6u %8d %6u %5.1f%% of %-4luM %5.1f%%  %12lu %13lu\n", p->job, p->rank, p->pid, p->uid,
-           100.0 * (double)p->inbox_used / (double)p->inbox_size, (unsigned long)(p->inbox_size >> 20),
-           100.0 * (double)p->outbox_used / (double)p->outbox_size, (unsigned long)p->relayed_out,
-           (unsigned long)p->delivered_in);
-}
-
-/* Send a request without body and hand every reply message to `each`
- * until CTL_END.  Returns 0, or 1 after printing why it failed. */
-static int request_all(uint16_t type, void (*each)(const struct ctl_hdr *h, void *arg), void *arg)
-{
-    static char buf[CTL_MAX_MSG];
-    int fd = connect_daemon();
-    if (fd < 0)
-        return 1;
-    int rc = ctl_send(fd, type, 1, NULL, 0, NULL, 0);
-    if (rc < 0) {
-        fprintf(stderr, "migrctl: sending the request: %s\n", strerror(-rc));
-        close(fd);
-        return 1;
-    }
-    for (;;) {
-        const struct ctl_hdr *h = receive(fd, buf);
-        if (!h) {
-            close(fd);
-            return 1;
-        }
-        if (h->type == CTL_END)
-            break;
-        each(h, arg);
-    }
-    close(fd);
-    return 0;
-}
-
-static void status_one(const struct ctl_hdr *h, void *arg)
-{
-    if (h->type == CTL_STATUS_NODE && h->len == sizeof(struct ctl_status_node))
-        print_node((const void *)(h + 1));
-    else if (h->type == CTL_STATUS_PROC && h->len == sizeof(struct ctl_status_proc))
-        print_proc((const void *)(h + 1), arg);
-    else
-        fprintf(stderr, "migrctl: ignoring unexpected %s message\n", ctl_type_name(h->type));
-}
-
-static int cmd_status(const struct cli *c, int argc, char **argv)
-{
-    int first = 1, rc = cli_simple(c, argc, argv, 0);
-    if (rc >= 0)
-        return rc;
-    if (request_all(CTL_STATUS, status_one, &first))
-        return 1;
-    if (first)
-        printf("\n(no process registered)\n");
-    return 0;
-}
-
-static const char *ps_state(uint32_t s)
-{
-    switch (s) {
-    case CTL_PS_RUNNING: return "running";
-    case CTL_PS_AWAY: return "away";
-    case CTL_PS_MOVING: return "moving";
-    case CTL_PS_EXITED: return "exited";
-    default: return "?";
-    }
-}
-
-/* JOB and RANK: "[family,local]" and the rank for an MPI rank, "-" else. */
-static void ps_rank(const struct ctl_ps_proc *p, char *job, size_t jl, char *rank, size_t rl)
-{
-    if (!(p->flags & CTL_PROC_RANK)) {
-        snprintf(job, jl, "-");
-        snprintf(rank, rl, "-");
-        return;
-    }
-    jobid_format(p->job, job, jl);
-    snprintf(rank, rl, "%u", p->rank);
-}
-
-static void ps_one(const struct ctl_hdr *h, void *arg)
-{
-    int *n = arg;
-    if (h->type != CTL_PS_PROC || h->len != sizeof(struct ctl_ps_proc))
-        return;
-    const struct ctl_ps_proc *p = (const void *)(h + 1);
-    if (!(*n)++)
-        printf("%8s %6s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "UID", "JOB", "RANK", "HOME", "NODE",
-               "STATE", "MOVES", "LAST FROZEN", "COMMAND");
-    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-";
-    if (p->last_frozen_us)
-        snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
-    if (!p->hidden)
-        snprintf(moves, sizeof moves, "%u", p->moves);
-    ps_rank(p, job, sizeof job, rank, sizeof rank);
-    printf("%8d %6u %-13s %-5s %-10s %-10s %-8s %5s %12s  %s%s\n", p->pid, p->uid, job, rank, p->home, p->node,
-           ps_state(p->state), moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
-}
-
-static int cmd_ps(const struct cli *c, int argc, char **argv)
-{
-    int n = 0, rc = cli_simple(c, argc, argv, 0);
-    if (rc >= 0)
-        return rc;
-    if (request_all(CTL_PS, ps_one, &n))
-        return 1;
-    if (!n)
-        printf("(no migratable process known here)\n");
-    return 0;
-}
 
 /* The process a move names: PID, or JOB RANK (JOB as [family,local] or
  * its number).  0, or 2 after printing why not. */
@@ -270,7 +85,7 @@ static int cmd_migrate(const struct cli *c, int argc, char **argv)
     if (strlen(to) >= sizeof m.node)
         return cli_error(c, "node name too long: %s", to);
     strcpy(m.node, to);
-    int fd = connect_daemon();
+    int fd = migrctl_connect();
     if (fd < 0)
         return 1;
     int rc = ctl_send(fd, CTL_MIGRATE, 1, &m, sizeof m, NULL, 0);
@@ -279,8 +94,7 @@ static int cmd_migrate(const struct cli *c, int argc, char **argv)
         close(fd);
         return 1;
     }
-    reply_timeout_ms = MOVE_TIMEOUT_MS;
-    const struct ctl_hdr *h = receive(fd, buf);
+    const struct ctl_hdr *h = migrctl_receive(fd, buf, MOVE_TIMEOUT_MS);
     close(fd);
     if (!h)
         return 1;
@@ -339,7 +153,7 @@ static int cmd_run(const struct cli *c, int argc, char **argv)
         o.rank = (uint32_t)r;
         o.is_rank = 1;
     }
-    return migrctl_run(sock_path, &o, argv + optind);
+    return migrctl_run(migrctl_socket, &o, argv + optind);
 }
 
 /* keygen [FILE] */
@@ -358,22 +172,47 @@ static int cmd_keygen(const struct cli *c, int argc, char **argv)
     return 0;
 }
 
+#define JSON_OPTION "      --json            one JSON document (schema: migrctl(1))\n"
+
 static const struct cli_cmd commands[] = {
-    {"status", "", "this node, the nodes it knows, the processes registered here",
+    {"status", "[--json]", "this node, the nodes it knows, the processes registered here",
      "Print this node (address, uptime, number of processes), every node of the\n"
      "cluster map with the state of its link and the frames and bytes exchanged,\n"
-     "and every process registered here: job, rank, pid, uid, use of its inbox\n"
-     "and outbox, packets relayed out and delivered in.  Of another user's\n"
-     "processes only pid and uid are shown.",
-     NULL, cmd_status},
-    {"ps", "", "the migratable processes known here, where they run",
+     "and every process registered here: job ([20065,1] as Open MPI prints it),\n"
+     "rank, pid, user, use of its inbox and outbox, packets relayed out and\n"
+     "delivered in.  Of another user's processes only pid and user are shown.",
+     JSON_OPTION, migrctl_status},
+    {"ps", "[--json]", "the migratable processes known here, where they run",
      "List the processes started under migr (migrctl run, odls migr) that this\n"
      "node knows: its own, wherever they run now, and its guests.  Columns: PID,\n"
-     "UID, JOB and RANK (MPI ranks; '-' else), HOME, NODE (where it runs), STATE\n"
-     "(running, away, moving, exited), MOVES, LAST FROZEN, COMMAND.  Of another\n"
-     "user's processes only pid, uid, node, state and command.  Scripts should\n"
-     "find the columns by the header.",
-     NULL, cmd_ps},
+     "USER, UID, JOB and RANK (MPI ranks, the job as Open MPI prints it; '-' else),\n"
+     "HOME, NODE (where it runs), STATE (running, away, moving, exited), MOVES,\n"
+     "LAST FROZEN, COMMAND.  Of another user's processes only pid, user, node,\n"
+     "state and command.  Scripts should use --json, or find the columns by the\n"
+     "header.",
+     JSON_OPTION, migrctl_ps},
+    {"log", "[--json]", "the last moves out of this node, and why any failed",
+     "List the last moves out of this node (migrd keeps the last 256), oldest\n"
+     "first: start time, pid, owner, job and rank, from, to, frozen and total\n"
+     "time, image size, who asked, and the result (ok, or failed: why).  A move\n"
+     "refused before it began is listed too.  A user sees the moves of their own\n"
+     "processes, root sees all.  A process that moved on from another node is in\n"
+     "that node's log.",
+     JSON_OPTION, migrctl_log},
+    {"check", "[OPTION]...", "can this host run migr? each check, why not, the fix",
+     "Check what migr needs of this host, one line per check: ok, warn or FAIL,\n"
+     "what was found and, when it is not ok, how to fix it.  Kernel: root,\n"
+     "ptrace, clone3 with set_tid, pidfd_open and pidfd_getfd, process_vm_readv,\n"
+     "userfaultfd, the kernel release; the CPU features that decide where an\n"
+     "image may go; the cgroup version; the cluster map naming this node, the\n"
+     "cluster key (root's, mode 0600), the ports free or held by migrd; the Open\n"
+     "MPI components visible; migrd answering on its socket.  Run as a user, the\n"
+     "checks that need root say what that user can still do.  Exit status 0 when\n"
+     "no check FAILed, 1 otherwise.",
+     "  -c, --config FILE     the cluster map (default " MIGR_DEFAULT_MAP ")\n"
+     "  -n, --node NAME       this node in the map (default: the hostname)\n"
+     "      --json            one JSON document (schema: migrctl(1))\n",
+     migrctl_check},
     {"run", "[OPTION]... [--] CMD [ARG...]",
      "start CMD here (its home) and stay as its deputy",
      "Start CMD on this node, its home, under migr, and stay as its deputy: exit\n"
@@ -438,17 +277,17 @@ int main(int argc, char **argv)
                                        {0, 0, 0, 0}};
     const struct cli top = {&prog, NULL};
     int ch;
-    sock_path = getenv("MIGR_SOCKET");
+    migrctl_socket = getenv("MIGR_SOCKET");
     while ((ch = cli_getopt(&top, argc, argv, "+s:hV", lo)) != -1) {
         switch (ch) {
-        case 's': sock_path = optarg; break;
+        case 's': migrctl_socket = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': cli_version("migrctl", "control %d", MIGR_PROTO_VERSION); return 0;
         default: return CLI_USAGE_STATUS;
         }
     }
-    if (!sock_path || !*sock_path)
-        sock_path = DICOM_DEFAULT_SOCKET;
+    if (!migrctl_socket || !*migrctl_socket)
+        migrctl_socket = DICOM_DEFAULT_SOCKET;
     if (optind >= argc) {
         fprintf(stderr, "migrctl: which command? (try 'migrctl --help')\n");
         return CLI_USAGE_STATUS;

@@ -3,6 +3,7 @@
  */
 #include "cpu_features.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -106,4 +107,22 @@ const char *cpuf_missing(const struct cpu_features *need, const struct cpu_featu
             return cpuf_table[i].name;
     }
     return NULL;
+}
+
+int cpuf_names(const struct cpu_features *f, char *buf, size_t len)
+{
+    size_t used = 0;
+    int n = 0;
+    if (len)
+        buf[0] = 0;
+    for (size_t i = 0; i < CPUF_N; i++) {
+        if (!(f->word[cpuf_table[i].word] & 1u << cpuf_table[i].bit))
+            continue;
+        n++;
+        if (used < len) {
+            int w = snprintf(buf + used, len - used, "%s%s", used ? " " : "", cpuf_table[i].name);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    return n;
 }

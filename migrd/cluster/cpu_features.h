@@ -17,6 +17,7 @@
 #ifndef MIGRD_CPU_FEATURES_H
 #define MIGRD_CPU_FEATURES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -37,6 +38,10 @@ void cpuf_read(struct cpu_features *f);
 /* Clear the feature called name (e.g. "avx2", as in /proc/cpuinfo).
  * 0, or -1 when no compared feature has that name. */
 int cpuf_hide(struct cpu_features *f, const char *name);
+
+/* The names of the compared features f has, blank-separated, into buf
+ * (truncated to len); their number. */
+int cpuf_names(const struct cpu_features *f, char *buf, size_t len);
 
 /* NULL when `have` has every feature of `need`; otherwise the name of the
  * first one missing. */

@@ -9,8 +9,8 @@
  * incoming side: check room, kernel and pid, make the page buffer ready,
  * accept, read the image into it, restore it as migrd's child with relay
  * endpoints taking the pages over, acknowledge, settle the pages in steps),
- * reaping processes restored here, and the control requests of `migrctl
- * run`, `migrate` and `ps`.
+ * reaping processes restored here, the move log, and the control requests
+ * of `migrctl run`, `migrate`, `ps` and `log`.
  */
 #ifndef MIGRD_MIGRATE_H
 #define MIGRD_MIGRATE_H
@@ -95,5 +95,8 @@ void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t 
 /* Another user's processes show only what ps(1) shows: pid, user, command,
  * state and node; their job, rank, moves and freeze times are hidden. */
 void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid);
+/* The move log (move_log.h): the moves out of here of the caller's
+ * processes (root: all), oldest first. */
+void migrate_ctl_log(struct move *d, const struct ctl_caller *who, uint32_t reqid);
 
 #endif

@@ -22,6 +22,7 @@
 #include "migrate.h"
 #include "migrate_proc.h"
 #include "move.h"
+#include "move_log.h"
 
 static void refuse(const struct ctl_caller *who, uint32_t reqid, int err, const char *msg)
 {
@@ -395,6 +396,8 @@ void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t 
 
 void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid)
 {
+    static struct ctl_batch b;
+    ctl_batch_init(&b, who->fd, CTL_PS_PROC, reqid, sizeof(struct ctl_ps_proc));
     for (struct mproc *p = migrate_procs(d); p; p = p->next) {
         bool mine = who->uid == 0 || who->uid == p->uid;
         struct ctl_ps_proc r = {.pid = p->pid, .uid = p->uid, .hidden = !mine,
@@ -410,10 +413,18 @@ void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid
         snprintf(r.home, sizeof r.home, "%s", d->cl->map.nodes[p->home].name);
         snprintf(r.node, sizeof r.node, "%s", d->cl->map.nodes[p->here ? d->cl->self : p->at].name);
         snprintf(r.cmd, sizeof r.cmd, "%s", p->cmd);
-        if (ctl_send(who->fd, CTL_PS_PROC, reqid, &r, sizeof r, NULL, 0) < 0)
+        if (ctl_batch_add(&b, &r) < 0)
             return;
     }
-    ctl_send(who->fd, CTL_END, reqid, NULL, 0, NULL, 0);
+    ctl_batch_end(&b);
+}
+
+void migrate_ctl_log(struct move *d, const struct ctl_caller *who, uint32_t reqid)
+{
+    (void)d;
+    int rc = move_log_send(who->fd, reqid, who->uid);
+    if (rc < 0)
+        log_debug("sending the move log to pid %d: %s", who->pid, strerror(-rc));
 }
 
 /* ---- across a restart of this node's migrd (the home) ---- */

@@ -37,6 +37,7 @@
 #include "migrate_postal.h"
 #include "migrate_proc.h"
 #include "move.h"
+#include "move_log.h"
 #include "workers.h"
 
 static uint64_t resident_bytes(pid_t pid)
@@ -264,6 +265,7 @@ struct mout {
     struct outchans oc;
     struct event *ack_ev;
     uint64_t t0, t_freeze, t_frozen, t_captured, t_streamed, t_acked;
+    struct ctl_log_move rec;   /* its entry in the move log, once it ends */
 };
 
 static struct mout *outgoing;
@@ -616,6 +618,13 @@ static void finish(struct mout *m, int rc)
                  (unsigned)m->by, m->res.message, m->t_freeze ? "thawed where it was" : "never frozen");
     if (rc == 0) /* the answer through the home names the node */
         snprintf(m->res.message, sizeof m->res.message, "%s", dest_name(m));
+    m->rec.ok = rc == 0;
+    m->rec.frozen_us = m->res.frozen_us;
+    m->rec.total_us = m->res.total_us;
+    m->rec.bytes = m->res.bytes;
+    if (rc != 0)
+        snprintf(m->rec.reason, sizeof m->rec.reason, "%s", m->res.message);
+    move_log_add(&m->rec);
     if (p)
         p->out = NULL;
     m->done(d, rc, &m->res, home, m->arg);
@@ -629,10 +638,20 @@ static void finish(struct mout *m, int rc)
     free(m);
 }
 
-int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+/* The move log's record of a move of p to node asked by `by`, now. */
+static void log_rec_init(struct ctl_log_move *r, const struct move *d, const struct mproc *p, const char *node,
+                         uid_t by)
+{
+    *r = (struct ctl_log_move){.start_unix_ms = move_log_now_unix_ms(), .pid = p->pid, .uid = p->uid,
+                               .by_uid = by, .flags = p->flags, .job = p->job, .rank = p->rank};
+    snprintf(r->from, sizeof r->from, "%s", cluster_self_name(d->cl));
+    snprintf(r->to, sizeof r->to, "%.63s", node);
+    snprintf(r->cmd, sizeof r->cmd, "%s", p->cmd);
+}
+
+static int start_move(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
                       migrate_done_fn done, void *arg, struct migrate_result *res)
 {
-    memset(res, 0, sizeof *res);
     int dest = migrate_node_by_addr(d, node);
     if (dest < 0)
         return mig_failf(res, "no node %s in the cluster map", node);
@@ -654,6 +673,7 @@ int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_
     snprintf(m->offer.kernel, sizeof m->offer.kernel, "%s", d->cl->kernel);
     snprintf(m->offer.cmd, sizeof m->offer.cmd, "%s", p->cmd);
     m->offer.cpu = d->cl->cpu;
+    log_rec_init(&m->rec, d, p, node, by);
     m->job.work = offer_work;
     m->job.done = offered;
     m->job.shut_fd = -1;
@@ -667,6 +687,19 @@ int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_
     m->next = outgoing;
     outgoing = m;
     return 0;
+}
+
+int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+                      migrate_done_fn done, void *arg, struct migrate_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (start_move(d, p, node, inject, by, done, arg, res) == 0)
+        return 0;
+    struct ctl_log_move r; /* refused before it began: in the log too */
+    log_rec_init(&r, d, p, node, by);
+    snprintf(r.reason, sizeof r.reason, "%s", res->message);
+    move_log_add(&r);
+    return -1;
 }
 
 void migrate_out_fini(void)

@@ -10,7 +10,8 @@
  *   migrate_proto.c  the frames of the migration port
  *   migrate_recv.c   an incoming move's stream, read by a worker
  *   migrate_proc.c   the record of each migratable process
- *   migrate_ctl.c    the control requests of `migrctl run/migrate/ps`
+ *   migrate_ctl.c    the control requests of `migrctl run/migrate/ps/log`
+ *   move_log.c       the last moves out of this node (`migrctl log`)
  *   forward_home.c   the anchor at the home: original descriptors relayed
  *   forward_ep.c     the endpoint where the process runs now
  *   forward_file.c   regular files shared with the home: one offset

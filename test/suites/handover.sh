@@ -245,7 +245,7 @@ case_mpi_storm() {
         </dev/null >"$SCRATCH/mpi.out" 2>&1
       echo $? >"$SCRATCH/mpi.rc" ) &
     for ((i = 0; i < 200; i++)); do
-        MJOB=$("$V" exec n1 "$C" ps 2>/dev/null | awk 'NR > 1 && $3 ~ /^\[/ {print $3; exit}')
+        MJOB=$("$V" exec n1 "$C" ps 2>/dev/null | awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "JOB") c = i; next } $c ~ /^\[/ { print $c; exit }')
         [[ -n $MJOB ]] && break
         sleep 0.1
     done

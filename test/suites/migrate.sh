@@ -80,6 +80,47 @@ case_tour() {
 }
 run_case tour-n1-n2-n3-n1 60 case_tour
 
+# --- the tour in the move logs: each move on the node it left, with its figures
+case_log() {
+    local n from to PID
+    PID=$(cat "$SCRATCH/tour.pid") || return 1
+    for n in "n1 n1 n2" "n2 n2 n3" "n3 n3 n1"; do
+        read -r n from to <<<"$n"
+        with_timeout 10 "$V" exec "$n" "$C" log --json >"$SCRATCH/log.$n.json" || { echo "log on $n failed"; return 1; }
+        python3 - "$SCRATCH/log.$n.json" "$PID" "$from" "$to" <<'PY' || { echo "log on $n: $(cat "$SCRATCH/log.$n.json")"; return 1; }
+import json, sys
+doc = json.load(open(sys.argv[1]))
+pid, frm, to = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+m = [m for m in doc["moves"] if m["pid"] == pid]
+assert len(m) == 1, "%d moves of pid %d" % (len(m), pid)
+m = m[0]
+assert m["schema"] == 1 and m["result"] == "ok" and m["reason"] is None, m
+assert (m["from"], m["to"]) == (frm, to), (m["from"], m["to"])
+assert m["bytes"] > 0 and 0 < m["frozen_ms"] <= m["total_ms"] and m["requester"] == "root", m
+PY
+    done
+    "$V" exec n1 "$C" log | grep -Eq "^[0-9-]+ [0-9:]+ +$PID root .* n1 +n2 .* ok$" ||
+        { echo "n1's log table: $("$V" exec n1 "$C" log | tr '\n' '|')"; return 1; }
+}
+run_case move-log-of-the-tour 30 case_log
+
+# --- migrctl check on a node of the cluster: its map, key, ports (migrd's), migrd
+case_check_node() {
+    local out=$SCRATCH/check.n2 rc fails
+    with_timeout 60 "$V" exec n2 "$C" check --config "/run/migr-vcluster${MIGR_VCLUSTER_ID:-0}/cluster.conf" --node n2 \
+        >"$out" 2>&1
+    rc=$?
+    fails=$(grep -c '^FAIL' "$out")
+    ((rc == (fails > 0))) || { echo "exit $rc with $fails FAIL lines"; return 1; }
+    local want
+    for want in "cluster map +.*: 3 nodes, this one is n2" "cluster key +.*cluster\.key: 32 bytes" \
+        "link port +.* is held by migrd \(pid [0-9]+\)" "migration port +.* is held by migrd" \
+        "migrd +answers on .*: node n2, up"; do
+        grep -Eq "^ok +$want" "$out" || { echo "no line /ok  $want/: $(tr '\n' '|' <"$out")"; return 1; }
+    done
+}
+run_case check-on-node-n2 60 case_check_node
+
 # --- ask the node where it runs, not the home; no-migrate is refused
 case_unmigrated() {
     start_run plain "$COUNTER" 10 20 0 || return 1
