@@ -196,3 +196,34 @@ run_case "migrctl status on n1 shows the link to n2 up with traffic" 10 \
     sh -c "'$VCLUSTER' exec n1 '$MIGRCTL_BIN' status | grep -E '^n2 .* up ' | grep -qv ' 0/0 '"
 VX n2 "$BADFRAMES" link "198.18.$MIGR_VCLUSTER_ID.2" 7040 /run/migr/migrd.sock || true
 run_case "after malformed frames the real link n1-n2 still carries packets" 60 cross 23 1000 65536
+
+# The relay's CPU budget (--poll-cpu): each migrd polls only while it has
+# used less than 10 % of a CPU in the current 10 ms, then sleeps until the
+# next period with its outboxes armed (woken by doorbells and the link):
+# every packet of a ping-pong that keeps crossing the budget's edge must
+# still arrive, once and in order.  The CPU share is printed (bench/run
+# measures it against the other settings); it is no pass criterion: on a
+# machine loaded by others it says more about the load than about migrd.
+migrd_cpu_ticks() { # NODE: utime + stime of the node's migrd, clock ticks
+    local stat
+    stat=$(VX "$1" sh -c 'cat /proc/$(pgrep -x migrd)/stat') || return 1
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+budget_check() { # restart both migrds with --poll-cpu 10, ping-pong, report the CPU
+    local n b1 b2 a1 a2 t0 t1 share
+    for n in n1 n2; do
+        "$VCLUSTER" migrd-restart "$n" -- --poll-cpu "${MIGR_TEST_POLL_CPU:-10}" ||
+            { echo "migrd-restart $n failed"; return 1; }
+    done
+    cross 24 100 512 || { echo "warm-up exchanges failed"; return 1; }
+    b1=$(migrd_cpu_ticks n1) && b2=$(migrd_cpu_ticks n2) || { echo "cannot read migrd's /proc/PID/stat"; return 1; }
+    t0=$(date +%s.%N)
+    cross 25 20000 512 || { echo "exchanges failed"; return 1; }
+    t1=$(date +%s.%N)
+    a1=$(migrd_cpu_ticks n1) && a2=$(migrd_cpu_ticks n2) || { echo "cannot read migrd's /proc/PID/stat"; return 1; }
+    share=$(awk -v hz="$(getconf CLK_TCK)" -v w="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+        -v c1=$((a1 - b1)) -v c2=$((a2 - b2)) 'BEGIN { printf "%.0f %.0f", 100 * c1 / hz / w, 100 * c2 / hz / w }')
+    echo "migrd used ${share% *} % (n1) and ${share#* } % (n2) of a CPU in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s" >&2
+}
+run_case "migrd --poll-cpu 10: 20000 cross-node exchanges relayed whole while polling stops and starts" 120 budget_check
