@@ -226,6 +226,19 @@ int dicom_poll_event(dicom_mbox_t *mb, dicom_event_t *ev)
     return got;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+void dicom_populate(const dicom_mbox_t *mb, void *addr, size_t len)
+{
+    if (mb->lazy_rings || !len)
+        return;
+    /* Page-aligned: every ring's map starts on a page of a mapping. */
+    uintptr_t a = (uintptr_t)addr & ~(uintptr_t)(MBOX_PAGE - 1);
+    (void)madvise((void *)a, len + ((uintptr_t)addr - a), MADV_POPULATE_WRITE);
+}
+
 static int attach_rings(dicom_mbox_t *mb, const struct ctl_registered *r)
 {
     if (r->map_size != mb->map_len || r->inbox_off + ring_map_bytes(r->inbox_size) > r->map_size ||
@@ -242,6 +255,8 @@ static int attach_rings(dicom_mbox_t *mb, const struct ctl_registered *r)
     }
     size_t a = ring_max_payload(mb->inbox.size), b = ring_max_payload(mb->outbox.size);
     mb->max_payload = a < b ? a : b;
+    /* The inbox now; the outbox once a peer is remote (dicom_send.c). */
+    dicom_populate(mb, (char *)mb->map + r->inbox_off, ring_map_bytes(r->inbox_size));
     return 0;
 }
 
@@ -310,6 +325,8 @@ int dicom_open(dicom_addr_t self, const dicom_open_opts_t *opts, dicom_mbox_t **
         return -ENOMEM;
     }
     mb->self = self;
+    mb->lazy_rings = opts && opts->lazy_rings;
+    atomic_flag_clear(&mb->outbox_populated);
     mb->my_bell = mb->daemon_bell = -1;
     mb->events_tail = &mb->events;
     mb->ready_tail = &mb->ready;

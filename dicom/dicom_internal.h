@@ -82,6 +82,8 @@ struct dicom_mbox {
     struct ring inbox, outbox;
     int my_bell, daemon_bell;
     size_t max_payload;
+    bool lazy_rings;                /* dicom_open_opts_t.lazy_rings    */
+    atomic_flag outbox_populated;   /* set once the outbox was populated */
 
     pthread_mutex_t tx_insert_lock; /* also guards `retired`          */
     struct retired_route *retired;
@@ -104,6 +106,11 @@ struct dicom_mbox {
     atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, memory_order_relaxed)
 
 /* dicom_ctl.c */
+/* Fault [addr, addr+len) of a shared mapping in now, writable, unless the
+ * mailbox was opened with lazy_rings: advisory, a kernel without
+ * MADV_POPULATE_WRITE (< 5.14) or a failure leaves the pages to be faulted
+ * in on first use, as without it. */
+void dicom_populate(const dicom_mbox_t *mb, void *addr, size_t len);
 void dicom_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int dicom_ctl_request(dicom_mbox_t *mb, uint16_t type, const void *body, uint32_t len,
                       uint16_t want, void *reply, uint32_t reply_len, int *fds, int *nfds);

@@ -64,6 +64,8 @@ static int route_lookup(dicom_mbox_t *mb, struct tx_peer *p)
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
         p->route = ROUTE_REMOTE;
+        if (!atomic_flag_test_and_set(&mb->outbox_populated))
+            dicom_populate(mb, mb->outbox.ctl, ring_map_bytes(mb->outbox.size));
         return 0;
     }
     size_t len = rep.inbox_off + ring_map_bytes(rep.inbox_size);
@@ -82,6 +84,7 @@ static int route_lookup(dicom_mbox_t *mb, struct tx_peer *p)
         p->route = ROUTE_REMOTE;
         return 0;
     }
+    dicom_populate(mb, (char *)m + rep.inbox_off, ring_map_bytes(rep.inbox_size));
     p->map = m;
     p->map_len = len;
     p->peer_sh = m;

@@ -50,6 +50,7 @@ struct options {
     const char *hide_cpu[16];  /* --hide-cpu-feature */
     int nhide_cpu;
     uint64_t poll_us;
+    unsigned long poll_cpu;
 };
 
 static void usage(FILE *f);
@@ -90,6 +91,11 @@ static void usage(FILE *f)
             "                        back to sleep; saves the wake-up of the daemon on\n"
             "                        every packet while traffic flows (default %u us,\n"
             "                        at most 1s; 0: always sleep)\n"
+            "      --poll-cpu PCT    polling may use at most PCT %% of one CPU in each\n"
+            "                        10 ms (relay work included); beyond it migrd sleeps\n"
+            "                        until the next period, woken by every packet, so\n"
+            "                        that a busy node keeps its CPU (1-100, default %u:\n"
+            "                        no limit)\n"
             "      --hide-cpu-feature NAME\n"
             "                        act as if this CPU lacked NAME (a /proc/cpuinfo flag\n"
             "                        such as avx2; repeatable): processes from nodes with\n"
@@ -104,7 +110,7 @@ static void usage(FILE *f)
             "exit status 0, or 1 with the reason on stderr.\n"
             "Signals: SIGTERM or SIGINT shut down cleanly; SIGHUP reopens the log file.\n"
             "See migrd(8) and migr-cluster.conf(5).\n",
-            DICOM_DEFAULT_SOCKET, LINK_DEFAULT_PORT, RELAY_POLL_US_DEFAULT);
+            DICOM_DEFAULT_SOCKET, LINK_DEFAULT_PORT, RELAY_POLL_US_DEFAULT, RELAY_POLL_CPU_DEFAULT);
 }
 
 static void version(void)
@@ -115,7 +121,7 @@ static void version(void)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_MAX_RING = 256, OPT_SCHED, OPT_HIDE_CPU, OPT_POLL_US, OPT_INSECURE, OPT_TEST_HOOKS };
+    enum { OPT_MAX_RING = 256, OPT_SCHED, OPT_HIDE_CPU, OPT_POLL_US, OPT_POLL_CPU, OPT_INSECURE, OPT_TEST_HOOKS };
     static const struct option longopts[] = {
         {"config", required_argument, 0, 'c'},   {"node", required_argument, 0, 'n'},
         {"socket", required_argument, 0, 's'},   {"port", required_argument, 0, 'p'},
@@ -124,7 +130,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"max-ring", required_argument, 0, OPT_MAX_RING}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {"sched", required_argument, 0, OPT_SCHED},
         {"hide-cpu-feature", required_argument, 0, OPT_HIDE_CPU},
-        {"poll-us", required_argument, 0, OPT_POLL_US},  {"insecure", no_argument, 0, OPT_INSECURE},
+        {"poll-us", required_argument, 0, OPT_POLL_US}, {"poll-cpu", required_argument, 0, OPT_POLL_CPU},  {"insecure", no_argument, 0, OPT_INSECURE},
         /* a test hook, not in the help: migrd(8) TEST HOOKS */
         {"test-hooks", no_argument, 0, OPT_TEST_HOOKS},
         {0, 0, 0, 0}};
@@ -165,6 +171,11 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return cli_error(&c, rc == -ERANGE ? "--poll-us: '%s' is more than 1s"
                                                    : "--poll-us: '%s' is not a time (N microseconds, or 500us, 2ms)",
                                  optarg);
+            break;
+        case OPT_POLL_CPU:
+            o->poll_cpu = strtoul(optarg, &end, 10);
+            if (*end || end == optarg || o->poll_cpu < 1 || o->poll_cpu > 100)
+                return cli_error(&c, "--poll-cpu: '%s' is not a percentage from 1 to 100", optarg);
             break;
         case OPT_MAX_RING:
             if (parse_size(optarg, RING_MAX_SIZE, &o->max_ring) < 0 || !ring_size_valid(o->max_ring))
@@ -284,7 +295,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
     struct options o = {.level = LOG_INFO, .port = LINK_DEFAULT_PORT, .max_ring = 64u << 20,
-                        .sched = RELAY_SCHED_LATENCY, .poll_us = RELAY_POLL_US_DEFAULT};
+                        .sched = RELAY_SCHED_LATENCY, .poll_us = RELAY_POLL_US_DEFAULT,
+                        .poll_cpu = RELAY_POLL_CPU_DEFAULT};
     static struct migrd d;
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -321,7 +333,7 @@ int main(int argc, char **argv)
         if (!o.log)
             log_to_syslog();
     }
-    relay_init(&d.postal, o.sched, (uint32_t)o.poll_us);
+    relay_init(&d.postal, o.sched, (uint32_t)o.poll_us, (uint32_t)o.poll_cpu);
     d.start_ms = migrd_now_ms();
     d.base = event_base_new();
     if (!d.base) {

@@ -70,6 +70,7 @@ struct postal {
     int sched;                     /* enum relay_sched                   */
     int nice;                      /* kept across policy changes         */
     uint32_t poll_us;              /* --poll-us; 0: never poll           */
+    uint32_t poll_cpu;             /* --poll-cpu: % of a CPU; 100: no cap */
     bool polling;                  /* outboxes unarmed, links polled     */
     uint64_t relay_work;           /* bumped by every piece of relay work */
 };

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -19,6 +20,10 @@
 #include "postal.h"
 
 #define RELAY_SHORT_SLICE_NS 100000
+/* The CPU budget of polling (--poll-cpu) is counted over periods of this
+ * length: short enough that a burst of traffic is not left without polling
+ * for long, long enough that one period holds many packets. */
+#define RELAY_BUDGET_PERIOD_US 10000u
 
 int relay_parse_sched(const char *name, enum relay_sched *out)
 {
@@ -49,9 +54,27 @@ static int apply_sched(const struct postal *d, bool polling)
     return syscall(SYS_sched_setattr, 0, &a, 0) < 0 ? -errno : 0;
 }
 
-void relay_init(struct postal *d, enum relay_sched mode, uint32_t poll_us)
+/* CPU time of the loop's thread, in microseconds; 0 if it cannot be read
+ * (relay_init then gives the budget up). */
+static uint64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void relay_init(struct postal *d, enum relay_sched mode, uint32_t poll_us, uint32_t poll_cpu)
 {
     d->poll_us = poll_us;
+    d->poll_cpu = poll_cpu;
+    struct timespec ts;
+    if (poll_cpu < 100 && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) {
+        log_warn("cannot read the relay's CPU time (clock_gettime CLOCK_THREAD_CPUTIME_ID: %s): "
+                 "--poll-cpu %u%% not enforced",
+                 strerror(errno), poll_cpu);
+        d->poll_cpu = 100;
+    }
     d->sched = mode;
     errno = 0;
     int nice = getpriority(PRIO_PROCESS, 0);
@@ -99,9 +122,33 @@ static void set_polling(struct postal *d, bool on)
         drain_all(d); /* arms the outboxes, relaying what came in meanwhile */
 }
 
+/* The polling budget: polling stops for the rest of a period once the
+ * loop's thread has used poll_cpu % of the period's wall-clock time (relay
+ * work included: what it costs is the node's CPU too); relaying goes on,
+ * woken by doorbells and sockets. */
+struct budget {
+    uint64_t period_us, cpu_us; /* start of the period: wall clock, CPU  */
+    bool spent;
+};
+
+static void budget_check(struct postal *d, struct budget *b, uint64_t now)
+{
+    if (d->poll_cpu >= 100)
+        return;
+    uint64_t cpu = thread_cpu_us();
+    if (now - b->period_us >= RELAY_BUDGET_PERIOD_US) {
+        b->period_us = now;
+        b->cpu_us = cpu;
+        b->spent = false;
+    } else if (!b->spent && cpu - b->cpu_us >= (uint64_t)RELAY_BUDGET_PERIOD_US * d->poll_cpu / 100) {
+        b->spent = true;
+    }
+}
+
 void relay_run(struct postal *d, const bool *stop)
 {
     uint64_t seen = d->relay_work, last_us = 0;
+    struct budget b = {0};
     while (!*stop) {
         if (!d->polling)
             atomic_store_explicit(&d->node_sh->relay_busy, 0, memory_order_relaxed);
@@ -114,13 +161,15 @@ void relay_run(struct postal *d, const bool *stop)
         if (d->poll_us == 0)
             continue;
         uint64_t now = migrd_now_us();
+        budget_check(d, &b, now);
         if (d->relay_work != seen) {
             seen = d->relay_work;
             last_us = now;
-            if (!d->polling)
+            if (!d->polling && !b.spent)
                 set_polling(d, true);
-        } else if (d->polling && now - last_us >= d->poll_us) {
-            set_polling(d, false); /* quiet for poll_us: sleep again */
+        }
+        if (d->polling && (b.spent || now - last_us >= d->poll_us)) {
+            set_polling(d, false); /* quiet for poll_us, or over budget: sleep again */
             continue;
         }
         if (d->polling)

@@ -6,11 +6,16 @@
  * (sender, index) and a pattern; the receiver checks order, contents and
  * count, then answers.  Exit 0 only if everything arrived intact, once and
  * in order.  Used by the test suite on one node and across virtual nodes.
+ *
+ * Environment: DICOM_PINGPONG_MAX_FAULTS=N fails the run if the exchanges
+ * after the first one took more than N page faults (the rings must come
+ * populated); DICOM_PINGPONG_LAZY=1 opens the mailbox with lazy_rings.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <migr/dicom.h>
 
@@ -26,6 +31,16 @@ static int check(const unsigned char *b, size_t n, uint32_t who, uint32_t i)
         if (b[k] != (unsigned char)(who * 131 + i * 7 + k))
             return -1;
     return 0;
+}
+
+static long minor_faults(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0) {
+        perror("getrusage");
+        exit(1);
+    }
+    return ru.ru_minflt;
 }
 
 static size_t size_of(uint32_t i, size_t max)
@@ -45,8 +60,12 @@ int main(int argc, char **argv)
     dicom_addr_t peer = {me.job, (uint32_t)atoi(argv[3])};
     uint32_t count = (uint32_t)atoi(argv[4]);
     size_t max = argc > 5 ? (size_t)atol(argv[5]) : 65536;
+    const char *max_faults = getenv("DICOM_PINGPONG_MAX_FAULTS");
+    const char *lazy = getenv("DICOM_PINGPONG_LAZY");
+    dicom_open_opts_t opts = {.lazy_rings = lazy && *lazy == '1'};
+    long faults0 = 0;
     dicom_mbox_t *mb;
-    int rc = dicom_open(me, NULL, &mb);
+    int rc = dicom_open(me, &opts, &mb);
     if (rc < 0) {
         fprintf(stderr, "dicom_open: %s\n", dicom_last_error());
         return 1;
@@ -56,6 +75,8 @@ int main(int argc, char **argv)
     unsigned char *buf = malloc(max), *in = malloc(max);
     int first = me.rank < peer.rank;
     for (uint32_t i = 0; i < count; i++) {
+        if (i == 1)
+            faults0 = minor_faults(); /* both routes are mapped by now */
         for (int turn = 0; turn < 2; turn++) {
             int sending = (turn == 0) == first;
             size_t n = size_of(i, max);
@@ -82,11 +103,17 @@ int main(int argc, char **argv)
             }
         }
     }
+    long faults = minor_faults() - faults0;
+    if (max_faults && count > 1 && faults > atol(max_faults)) {
+        fprintf(stderr, "rank %u: %ld page faults in exchanges 1..%u, more than %s: cold rings?\n",
+                me.rank, faults, count - 1, max_faults);
+        return 1;
+    }
     dicom_stats_t st;
     dicom_get_stats(mb, &st);
-    printf("rank %u on %s: %u exchanges ok (local %lu, remote %lu, dup %lu, held %lu)\n", me.rank,
-           dicom_node_name(mb), count, (unsigned long)st.sent_local, (unsigned long)st.sent_remote,
-           (unsigned long)st.duplicates, (unsigned long)st.held);
+    printf("rank %u on %s: %u exchanges ok (local %lu, remote %lu, dup %lu, held %lu, %ld page faults)\n",
+           me.rank, dicom_node_name(mb), count, (unsigned long)st.sent_local,
+           (unsigned long)st.sent_remote, (unsigned long)st.duplicates, (unsigned long)st.held, faults);
     dicom_close(mb);
     free(buf);
     free(in);

@@ -78,6 +78,9 @@ done
 
 # Bad values and missing arguments: one line, naming the option, exit 2.
 expect "migrd --poll-us x" 2 "^migrd: --poll-us: 'x' is not a time.*\\(try 'migrd --help'\\)\$" err migrd --poll-us x
+expect "migrd --poll-cpu 0" 2 "^$(lit "migrd: --poll-cpu: '0' is not a percentage from 1 to 100 (try 'migrd --help')")\$" \
+    err migrd --poll-cpu 0
+expect "migrd --poll-cpu 101" 2 "^migrd: --poll-cpu: '101' is not a percentage" err migrd --poll-cpu 101
 expect "migrd --max-ring 3M" 2 "^migrd: --max-ring: '3M' is not a power of two" err migrd --max-ring 3M
 expect "migrd --log-level (no argument)" 2 "^$(lit "migrd: option '--log-level' needs an argument (try 'migrd --help')")\$" \
     err migrd --log-level

@@ -69,6 +69,11 @@ typedef struct dicom_open_opts {
     uint32_t inbox_size;     /* bytes, power of two; 0: 4 MiB             */
     uint32_t outbox_size;    /* bytes, power of two; 0: 4 MiB             */
     int timeout_ms;          /* connect/register timeout; 0: 5000 ms      */
+    int lazy_rings;          /* non-zero: fault ring pages in on first use;
+                              * 0: populate them (the inbox at open, the
+                              * outbox at the first remote peer, a local
+                              * peer's inbox when its route is mapped), so
+                              * that no send or receive pays a page fault */
 } dicom_open_opts_t;
 
 /* Register (self) with the local migrd and map the mailbox.
