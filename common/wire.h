@@ -153,9 +153,16 @@ enum ctl_migrate_inject { CTL_INJECT_NONE = 0, CTL_INJECT_CORRUPT = 1, CTL_INJEC
 
 /* By pid, or (pid == 0) by job and rank: the migrd asked resolves them to
  * the pid of a rank it is the home of. */
+/* How the memory moves: eagerly (all before the process resumes) or
+ * lazily (migrd/pager: it resumes with the pages it touches, the rest is
+ * fetched on fault).  0: the daemon's default (eager). */
+enum ctl_move_mode { CTL_MOVE_DEFAULT = 0, CTL_MOVE_EAGER = 1, CTL_MOVE_LAZY_NO_PUSH = 2 };
+
 struct ctl_migrate {
     int32_t pid;
     uint32_t inject;         /* enum ctl_migrate_inject (tests)    */
+    uint32_t mode;           /* enum ctl_move_mode                 */
+    uint32_t pad;
     uint32_t job, rank;      /* when pid == 0                      */
     char node[64];           /* destination                        */
 };

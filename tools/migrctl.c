@@ -237,11 +237,13 @@ static int migrate_what(const struct cli *c, char **args, int n, struct ctl_migr
 /* migrate PID --to NODE, migrate JOB RANK --to NODE [--inject corrupt|stall] */
 static int cmd_migrate(const struct cli *c, int argc, char **argv)
 {
-    enum { OPT_INJECT = 256 };
+    enum { OPT_INJECT = 256, OPT_EAGER, OPT_LAZY_NO_PUSH };
     /* --inject is a test hook (root, migrd --test-hooks): accepted, not in
      * the help (test/suites/migrate.sh, handover.sh) */
     static const struct option lo[] = {{"to", required_argument, 0, 't'},
                                        {"inject", required_argument, 0, OPT_INJECT},
+                                       {"eager", no_argument, 0, OPT_EAGER},
+                                       {"lazy-no-push", no_argument, 0, OPT_LAZY_NO_PUSH},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     static char buf[CTL_MAX_MSG];
@@ -259,6 +261,8 @@ static int cmd_migrate(const struct cli *c, int argc, char **argv)
             else
                 return cli_error(c, "--inject: '%s' is not corrupt or stall", optarg);
             break;
+        case OPT_EAGER: m.mode = CTL_MOVE_EAGER; break;
+        case OPT_LAZY_NO_PUSH: m.mode = CTL_MOVE_LAZY_NO_PUSH; break;
         case 'h': return cli_help(c);
         default: return CLI_USAGE_STATUS;
         }
@@ -393,7 +397,10 @@ static const struct cli_cmd commands[] = {
      "pid.  Ask its home node or the node where it runs.  Root or the process's\n"
      "owner only.  Prints the image size, the frozen time and the total time; any\n"
      "failure leaves the process running where it was, and says why in one line.",
-     "  -t, --to NODE         the destination, a node of the cluster map\n",
+     "  -t, --to NODE         the destination, a node of the cluster map\n"
+     "      --eager           all its memory travels while it is frozen (default)\n"
+     "      --lazy-no-push    it resumes at NODE with the pages it is touching; the\n"
+     "                        rest stays here and is fetched when it faults on them\n",
      cmd_migrate},
     {"keygen", "[FILE]", "make a new cluster key",
      "Make a new cluster key in FILE (default " MIGR_DEFAULT_KEY "): 32 random bytes,\n"

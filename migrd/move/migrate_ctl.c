@@ -371,7 +371,7 @@ void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t 
         }
         cm->reqid = reqid;
         snprintf(cm->node, sizeof cm->node, "%s", m->node);
-        if (migrate_out_start(d, p, m->node, m->inject, who->uid, ctl_move_done, cm, &res) < 0) {
+        if (migrate_out_start(d, p, m->node, m->inject, m->mode, who->uid, ctl_move_done, cm, &res) < 0) {
             close(cm->fd);
             free(cm);
             refuse(who, reqid, EAGAIN, res.message);
@@ -380,7 +380,7 @@ void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t 
     }
     if (p->is_home && p->anchor) {
         int rfd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3);
-        if (rfd >= 0 && fwd_anchor_move(p->anchor, rfd, reqid, m->inject, m->node, who->uid) == 0)
+        if (rfd >= 0 && fwd_anchor_move(p->anchor, rfd, reqid, m->inject, m->mode, m->node, who->uid) == 0)
             return; /* answered when the node where it runs replies */
         if (rfd >= 0)
             close(rfd);

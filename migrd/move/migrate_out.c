@@ -28,11 +28,13 @@
 #include "common/ctlmsg.h"
 #include "migrd/cluster/cluster.h"
 #include "migrd/engine/engine_int.h"
+#include "migrd/pager/pager.h"
 #include "migrd/util/boost.h"
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "mig_auth.h"
+#include "migrate_lazy.h"
 #include "migrate_postal.h"
 #include "migrate_proc.h"
 #include "move.h"
@@ -178,6 +180,8 @@ struct mout {
     pid_t pid;
     int dest;
     uint32_t inject;
+    uint32_t mode;             /* enum ctl_move_mode */
+    uint64_t away_pages;       /* a lazy move: pages left here */
     uid_t by;
     migrate_done_fn done;
     void *arg;
@@ -208,6 +212,11 @@ static void offer_work(struct worker_job *j)
     char reason[MIG_REASON_MAX + 1] = "";
     struct mig_hdr h;
     m->offered = -1;
+    /* pages of it still away (an earlier lazy move to here) come first */
+    if (pager_drain(m->pid, OFFER_TIMEOUT_MS, reason, sizeof reason) < 0) {
+        mig_failf(&m->res, "%s", reason);
+        return;
+    }
     m->fd = mig_connect(dn, migrate_port(m->d, m->dest), 3000, OFFER_TIMEOUT_MS);
     if (m->fd < 0) {
         mig_failf(&m->res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(m->d, m->dest),
@@ -261,6 +270,17 @@ static void hand_over(struct mout *m)
         mpostal_exile(d, pm, m->dest); /* before the old copy's control connection closes */
     else if (m->postal)
         log_warn("pid %d: its mailbox here closed during the move: nothing to forward from it", m->pid);
+    char why[200];
+    if (m->mode == CTL_MOVE_LAZY_NO_PUSH && m->away_pages) {
+        /* the source copy is the store of its pages away */
+        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), why, sizeof why) == 0) {
+            m->fz = NULL;
+            m->fd = -1;
+            return;
+        }
+        log_error("pid %d: cannot keep its %llu pages away for %s: %s", m->pid,
+                  (unsigned long long)m->away_pages, dest_name(m), why);
+    }
     if (engine_release(m->fz, ENGINE_KILL) < 0)
         log_warn("pid %d: ending the source copy: %s", m->pid, engine_strerror());
     m->fz = NULL;
@@ -342,6 +362,8 @@ static int freeze_and_stream(struct mout *m)
     if (mig_send(fd, MIG_CHANMAP, 0, m->oc.map, m->oc.n * (uint32_t)sizeof m->oc.map[0]) < 0 ||
         send_unread_input(fd, p, &m->oc) < 0 ||
         (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
+        (m->mode == CTL_MOVE_LAZY_NO_PUSH &&
+         mlazy_send_dir(fd, m->img, &m->away_pages, m->res.message, sizeof m->res.message) < 0) ||
         mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 || send_image(fd, m->img, m->inject, &m->res.bytes) < 0) {
         int e = errno;
         /* a destination that refused the image said why before it closed */
@@ -417,9 +439,10 @@ static void finish(struct mout *m, int rc)
     else
         snprintf(who, sizeof who, "pid %d", m->pid);
     if (rc == 0)
-        log_info("move %s %s -> %s for uid %u: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
+        log_info("move %s %s -> %s for uid %u: ok%s, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
                  "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
-                 who, cluster_self_name(d->cl), dest_name(m), (unsigned)m->by, (unsigned long long)m->res.bytes,
+                 who, cluster_self_name(d->cl), dest_name(m), (unsigned)m->by,
+                 m->away_pages ? " (lazy)" : "", (unsigned long long)m->res.bytes,
                  (double)m->res.frozen_us / 1000, secs > 0 ? (double)m->res.bytes / secs / 1e6 : 0,
                  (double)m->res.total_us / 1000, (double)(m->t_freeze - m->t0) / 1000,
                  (double)(m->t_frozen - m->t_freeze) / 1000, (double)(m->t_captured - m->t_frozen) / 1000,
@@ -442,7 +465,7 @@ static void finish(struct mout *m, int rc)
     free(m);
 }
 
-int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uint32_t mode, uid_t by,
                       migrate_done_fn done, void *arg, struct migrate_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -460,10 +483,11 @@ int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_
     struct mout *m = calloc(1, sizeof *m);
     if (!m)
         return mig_failf(res, "out of memory on %s", cluster_self_name(d->cl));
-    *m = (struct mout){.d = d, .p = p, .pid = p->pid, .dest = dest, .inject = inject, .by = by, .done = done,
+    *m = (struct mout){.d = d, .p = p, .pid = p->pid, .dest = dest, .inject = inject, .mode = mode, .by = by, .done = done,
                        .arg = arg, .fd = -1, .t0 = migrd_now_us()};
     m->offer = (struct mig_offer){.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves, .flags = p->flags,
-                                  .job = p->job, .rank = p->rank, .mem_bytes = resident_bytes(p->pid)};
+                                  .job = p->job, .rank = p->rank, .mem_bytes = resident_bytes(p->pid),
+                                  .mode = mode};
     snprintf(m->offer.kernel, sizeof m->offer.kernel, "%s", d->cl->kernel);
     snprintf(m->offer.cmd, sizeof m->offer.cmd, "%s", p->cmd);
     m->offer.cpu = d->cl->cpu;

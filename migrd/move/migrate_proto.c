@@ -42,7 +42,9 @@ const char *mig_type_name(unsigned type)
         [FWD_HELLO] = "HELLO", [FWD_DATA] = "DATA", [FWD_EOF] = "EOF", [FWD_EXIT] = "EXIT",
         [FWD_SIGNAL] = "SIGNAL", [FWD_END] = "END", [FWD_END_ACK] = "END_ACK",
         [FWD_RETURN] = "RETURN", [FWD_MOVE] = "MOVE", [FWD_MOVE_RESULT] = "MOVE_RESULT",
-        [MIG_POSTAL] = "POSTAL", [MIG_POSTAL_RING] = "POSTAL_RING"};
+        [MIG_POSTAL] = "POSTAL", [MIG_POSTAL_RING] = "POSTAL_RING",
+        [MIG_LAZY_DIR] = "LAZY_DIR", [MIG_PAGE_REQ] = "PAGE_REQ", [MIG_PAGES] = "PAGES",
+        [MIG_PAGES_DONE] = "PAGES_DONE"};
     return type < MIG_TYPE_MAX && names[type] ? names[type] : "?";
 }
 
