@@ -1,0 +1,130 @@
+#!/bin/bash
+# test/suites/pager.sh -- lazy moves (issue 11, migrd/pager): a process
+# moved with `migrctl migrate --lazy-no-push` resumes with the pages it
+# touches and fetches the rest on fault.  Every case's program (test/pager/
+# lazymem.c) fills its memory with a pattern, is moved right after, and
+# checks every byte: one thread; 8 threads faulting the same and different
+# pages at once; madvise(DONTNEED) (must read zeros: never fetched), munmap
+# and mremap of pages away; a fork (the child faults on its own copy); the
+# source's migrd killed with pages away (the process is killed with the
+# reason in the log, its stub ends, nothing hangs); a move back home and on
+# while pages are away (they are fetched first).  Own virtual cluster
+# (MIGR_VCLUSTER_ID=11), torn down at exit.
+source "$(dirname "$0")/../lib.sh"
+export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-11}
+V=$VCLUSTER
+C=$MIGRCTL_BIN
+STATE=/run/migr-vcluster$MIGR_VCLUSTER_ID
+
+if [[ $(id -u) != 0 ]]; then
+    skip pager "needs root (namespaces, ptrace, userfaultfd of another process)"
+    exit 0
+fi
+if ! cc -O2 -pthread -o "$SCRATCH/lazymem" "$TOP/test/pager/lazymem.c" 2>"$SCRATCH/cc.out"; then
+    fail build-lazymem "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
+    exit 0
+fi
+LAZYMEM=$SCRATCH/lazymem
+if ! vcluster_up 3; then
+    fail vcluster "cannot bring up 3 nodes (see above)"
+    exit 0
+fi
+
+# start_run NAME ARGS...: migrctl run on n1 in the background; PID is the
+# process; output in $SCRATCH/NAME.out, its status in $SCRATCH/NAME.rc.
+start_run() {
+    local name=$1 i
+    shift
+    rm -f "$SCRATCH/$name.pid" "$SCRATCH/$name.rc"
+    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/$name.pid" -- "$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
+      echo $? >"$SCRATCH/$name.rc" ) &
+    for ((i = 0; i < 100; i++)); do
+        grep -qs ready "$SCRATCH/$name.out" && break
+        sleep 0.1
+    done
+    PID=$(cat "$SCRATCH/$name.pid" 2>/dev/null)
+    [[ -n $PID ]] && grep -qs ready "$SCRATCH/$name.out"
+}
+
+# wait_run NAME SECONDS: its status (or "timeout").
+wait_run() {
+    local name=$1 secs=$2 i
+    for ((i = 0; i < secs * 10; i++)); do
+        [[ -s $SCRATCH/$name.rc ]] && break
+        sleep 0.1
+    done
+    cat "$SCRATCH/$name.rc" 2>/dev/null || echo timeout
+}
+
+lazy_move() { with_timeout 60 "$V" exec "$1" "$C" migrate "$2" --to "$3" --lazy-no-push; }
+
+# service_line NODE PID: the fault service's last log line of PID on NODE
+service_line() { grep -h "pid $2: fault service ended" "$STATE/$1/migrd.log" | tail -n 1; }
+
+# intact NAME: the run ended with status 0 and said "intact"
+intact() {
+    local rc
+    rc=$(wait_run "$1" "${2:-60}")
+    [[ $rc == 0 ]] && grep -q '^intact$' "$SCRATCH/$1.out" && return 0
+    echo "status $rc; output: $(tr '\n' '|' <"$SCRATCH/$1.out") $(tr '\n' '|' <"$SCRATCH/$1.err")"
+    return 1
+}
+
+# --- MODE: moved lazily n1 -> n2 right after the fill, every byte checked;
+# every page came through the fault service (none silently zero)
+case_mode() {
+    local mode=$1 mib=$2 line
+    start_run "$mode" "$LAZYMEM" "$mib" 2 "$mode" || { echo "no pid, or not ready"; return 1; }
+    lazy_move n1 "$PID" n2 || return 1
+    intact "$mode" || return 1
+    for ((i = 0; i < 30; i++)); do
+        line=$(service_line n2 "$PID")
+        [[ -n $line ]] && break
+        sleep 0.1
+    done
+    [[ $line == *"every page is here"* ]] || { echo "service: ${line:-no log line}"; return 1; }
+    echo "$line"
+}
+run_case lazy-64MiB-check 90 case_mode check 64
+run_case lazy-threads-faulting-at-once 90 case_mode threads 32
+run_case lazy-madvise-munmap-mremap 90 case_mode free 32
+run_case lazy-fork-child-faults 90 case_mode fork 32
+
+# pages freed with MADV_DONTNEED after the move were never fetched
+case_never_fetched() {
+    local line
+    line=$(service_line n2 "$(cat "$SCRATCH/free.pid")")
+    # 32 MiB: the first quarter freed, the second unmapped: 4096 pages of
+    # 8192 are fetched (third and fourth quarters), no more
+    [[ $line =~ ([0-9]+)\ pages\ from ]] || { echo "no service line"; return 1; }
+    ((BASH_REMATCH[1] <= 4096 + 64)) || { echo "fetched ${BASH_REMATCH[1]} pages: freed ones too: $line"; return 1; }
+}
+run_case lazy-freed-pages-never-fetched 10 case_never_fetched
+
+# --- the source's migrd dies with pages away: the process is killed at its
+# destination with the reason, the stub at home ends, nothing hangs
+case_source_killed() {
+    start_run srckill "$LAZYMEM" 32 3 spin || { echo "no pid"; return 1; }
+    lazy_move n1 "$PID" n2 || return 1
+    vc_kill_migrd n1 || return 1
+    local rc
+    rc=$(wait_run srckill 30)
+    [[ $rc != timeout && $rc != 0 ]] || { echo "stub status $rc (expected a failure, no hang)"; return 1; }
+    for ((i = 0; i < 50; i++)); do
+        "$V" exec n2 test -e "/proc/$PID" || break
+        sleep 0.1
+    done
+    ! "$V" exec n2 test -e "/proc/$PID" || { echo "pid $PID still runs on n2"; return 1; }
+    grep -q "pid $PID: killed: [0-9]* pages of it are lost on n1" "$STATE/n2/migrd.log" ||
+        { echo "no reason in n2's log"; return 1; }
+    "$V" migrd-restart n1 >/dev/null || { echo "cannot restart n1's migrd"; return 1; }
+}
+run_case lazy-source-migrd-killed 90 case_source_killed
+
+# --- home -> n2 -> home -> n3, lazily each time, pages away at every move
+case_back_home() {
+    start_run back "$LAZYMEM" 32 3 check || { echo "no pid"; return 1; }
+    lazy_move n1 "$PID" n2 && lazy_move n1 "$PID" n1 && lazy_move n1 "$PID" n3 || return 1
+    intact back
+}
+run_case lazy-home-and-back-and-on 120 case_back_home
