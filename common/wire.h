@@ -156,7 +156,7 @@ enum ctl_migrate_inject { CTL_INJECT_NONE = 0, CTL_INJECT_CORRUPT = 1, CTL_INJEC
 /* How the memory moves: eagerly (all before the process resumes) or
  * lazily (migrd/pager: it resumes with the pages it touches, the rest is
  * fetched on fault).  0: the daemon's default (eager). */
-enum ctl_move_mode { CTL_MOVE_DEFAULT = 0, CTL_MOVE_EAGER = 1, CTL_MOVE_LAZY_NO_PUSH = 2 };
+enum ctl_move_mode { CTL_MOVE_DEFAULT = 0, CTL_MOVE_EAGER = 1, CTL_MOVE_LAZY_NO_PUSH = 2, CTL_MOVE_LAZY = 3 };
 
 struct ctl_migrate {
     int32_t pid;
@@ -189,6 +189,9 @@ struct ctl_ps_proc {
     char home[64];
     char node[64];           /* where it runs                      */
     char cmd[64];
+    uint64_t pages_away;     /* after a lazy move, known where it
+                                runs: pages still on node away_on  */
+    char away_on[64];
 };
 
 /* ---------------------------------------------------- inter-node link --- */

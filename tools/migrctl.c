@@ -186,16 +186,18 @@ static void ps_one(const struct ctl_hdr *h, void *arg)
         return;
     const struct ctl_ps_proc *p = (const void *)(h + 1);
     if (!(*n)++)
-        printf("%8s %6s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "UID", "JOB", "RANK", "HOME", "NODE",
-               "STATE", "MOVES", "LAST FROZEN", "COMMAND");
-    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-";
+        printf("%8s %6s %-13s %-5s %-10s %-10s %-8s %5s %-16s %12s  %s\n", "PID", "UID", "JOB", "RANK", "HOME",
+               "NODE", "STATE", "MOVES", "AWAY", "LAST FROZEN", "COMMAND");
+    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-", away[96] = "-";
+    if (p->pages_away)
+        snprintf(away, sizeof away, "%llu@%.64s", (unsigned long long)p->pages_away, p->away_on);
     if (p->last_frozen_us)
         snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
     if (!p->hidden)
         snprintf(moves, sizeof moves, "%u", p->moves);
     ps_rank(p, job, sizeof job, rank, sizeof rank);
-    printf("%8d %6u %-13s %-5s %-10s %-10s %-8s %5s %12s  %s%s\n", p->pid, p->uid, job, rank, p->home, p->node,
-           ps_state(p->state), moves, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
+    printf("%8d %6u %-13s %-5s %-10s %-10s %-8s %5s %-16s %12s  %s%s\n", p->pid, p->uid, job, rank, p->home,
+           p->node, ps_state(p->state), moves, away, frozen, p->cmd, p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 
 static int cmd_ps(const struct cli *c, int argc, char **argv)
@@ -237,12 +239,13 @@ static int migrate_what(const struct cli *c, char **args, int n, struct ctl_migr
 /* migrate PID --to NODE, migrate JOB RANK --to NODE [--inject corrupt|stall] */
 static int cmd_migrate(const struct cli *c, int argc, char **argv)
 {
-    enum { OPT_INJECT = 256, OPT_EAGER, OPT_LAZY_NO_PUSH };
+    enum { OPT_INJECT = 256, OPT_EAGER, OPT_LAZY, OPT_LAZY_NO_PUSH };
     /* --inject is a test hook (root, migrd --test-hooks): accepted, not in
      * the help (test/suites/migrate.sh, handover.sh) */
     static const struct option lo[] = {{"to", required_argument, 0, 't'},
                                        {"inject", required_argument, 0, OPT_INJECT},
                                        {"eager", no_argument, 0, OPT_EAGER},
+                                       {"lazy", no_argument, 0, OPT_LAZY},
                                        {"lazy-no-push", no_argument, 0, OPT_LAZY_NO_PUSH},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -262,6 +265,7 @@ static int cmd_migrate(const struct cli *c, int argc, char **argv)
                 return cli_error(c, "--inject: '%s' is not corrupt or stall", optarg);
             break;
         case OPT_EAGER: m.mode = CTL_MOVE_EAGER; break;
+        case OPT_LAZY: m.mode = CTL_MOVE_LAZY; break;
         case OPT_LAZY_NO_PUSH: m.mode = CTL_MOVE_LAZY_NO_PUSH; break;
         case 'h': return cli_help(c);
         default: return CLI_USAGE_STATUS;
@@ -399,8 +403,10 @@ static const struct cli_cmd commands[] = {
      "failure leaves the process running where it was, and says why in one line.",
      "  -t, --to NODE         the destination, a node of the cluster map\n"
      "      --eager           all its memory travels while it is frozen (default)\n"
-     "      --lazy-no-push    it resumes at NODE with the pages it is touching; the\n"
-     "                        rest stays here and is fetched when it faults on them\n",
+     "      --lazy            it resumes at NODE with the pages it is touching; the\n"
+     "                        rest follows: fetched when it faults on them, and\n"
+     "                        pushed meanwhile, so that it soon needs this node no more\n"
+     "      --lazy-no-push    the same without the push: pages never touched never travel\n",
      cmd_migrate},
     {"keygen", "[FILE]", "make a new cluster key",
      "Make a new cluster key in FILE (default " MIGR_DEFAULT_KEY "): 32 random bytes,\n"

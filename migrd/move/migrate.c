@@ -491,11 +491,12 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     r->offer = offer;
     r->fd = fd;
     r->want = offer.mem_bytes + offer.mem_bytes / 16 + (2u << 20);
-    if (offer.mode == CTL_MOVE_LAZY_NO_PUSH && r->want > LAZY_BUFFER) /* most pages stay at the source */
+    bool lazy = offer.mode == CTL_MOVE_LAZY_NO_PUSH || offer.mode == CTL_MOVE_LAZY;
+    if (lazy && r->want > LAZY_BUFFER) /* most pages stay at the source */
         r->want = LAZY_BUFFER;
     snprintf(r->peer, sizeof r->peer, "%s", in_peer);
     r->max_frames = mpostal_max_rings_bytes(d) + MIG_MAX_CHAN * (uint64_t)MIG_MAX_BODY + (1u << 20) +
-                    (offer.mode == CTL_MOVE_LAZY_NO_PUSH ? LAZY_MAX_DIR : 0);
+                    (lazy ? LAZY_MAX_DIR : 0);
     r->node = cluster_self_name(d->cl);
     if (mrecv_start(d->base, r, arrived, d) < 0) {
         refuse_offer(fd, &offer, r->why);

@@ -16,6 +16,7 @@
 #include "common/ctlmsg.h"
 #include "common/jobid.h"
 #include "migrd/cluster/cluster.h"
+#include "migrd/pager/pager.h"
 #include "migrd/postal/jobs.h"
 #include "migrd/util/log.h"
 #include "forward.h"
@@ -410,6 +411,8 @@ void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid
         snprintf(r.home, sizeof r.home, "%s", d->cl->map.nodes[p->home].name);
         snprintf(r.node, sizeof r.node, "%s", d->cl->map.nodes[p->here ? d->cl->self : p->at].name);
         snprintf(r.cmd, sizeof r.cmd, "%s", p->cmd);
+        if (p->here)
+            r.pages_away = pager_away(p->pid, r.away_on, sizeof r.away_on);
         if (ctl_send(who->fd, CTL_PS_PROC, reqid, &r, sizeof r, NULL, 0) < 0)
             return;
     }

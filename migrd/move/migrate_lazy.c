@@ -32,11 +32,11 @@ static int lazy_recv(int fd, uint16_t *type, uint32_t *chan, void *body, uint32_
 static const struct pager_io io = {.send = mig_send, .recv = lazy_recv, .close = mig_close,
                                    .t_req = MIG_PAGE_REQ, .t_pages = MIG_PAGES, .t_done = MIG_PAGES_DONE};
 
-int mlazy_send_dir(int fd, struct engine_image *img, uint64_t *away_pages, char *why, size_t wl)
+int mlazy_send_dir(int fd, struct engine_image *img, struct mlazy_dir *dir, char *why, size_t wl)
 {
     struct engine_pages *away;
     uint32_t n;
-    *away_pages = 0;
+    dir->pages = 0;
     if (engine_image_lazy_split(img, PAGER_MIN_REGION, &away, &n) < 0) {
         snprintf(why, wl, "choosing the pages that stay: %s", engine_strerror());
         return -1;
@@ -48,8 +48,9 @@ int mlazy_send_dir(int fd, struct engine_image *img, uint64_t *away_pages, char 
         rc = mig_send(fd, MIG_LAZY_DIR, 0, away + i, k * (uint32_t)sizeof *away);
     }
     for (uint32_t i = 0; i < n; i++)
-        *away_pages += away[i].npages;
-    free(away);
+        dir->pages += away[i].npages;
+    dir->away = away;
+    dir->n = n;
     if (rc < 0)
         snprintf(why, wl, "sending the list of pages away: %s", strerror(errno));
     return rc;
@@ -63,10 +64,14 @@ static void store_ended(struct pager_store *s, void *arg)
     pager_store_free(s);
 }
 
-int mlazy_keep(struct move *d, struct engine_frozen *fz, int fd, const char *dest, char *why, size_t wl)
+int mlazy_keep(struct move *d, struct engine_frozen *fz, int fd, const char *dest, struct mlazy_dir *dir,
+               bool push, char *why, size_t wl)
 {
+    struct engine_pages *away = dir->away;
+    dir->away = NULL;
     mig_set_timeouts(fd, 30000); /* per frame; the wait between requests is a poll */
-    return pager_store_start(d->base, fz, fd, &io, dest, store_ended, NULL, why, wl) ? 0 : -1;
+    return pager_store_start(d->base, fz, fd, &io, dest, away, dir->n, push, store_ended, NULL, why, wl) ? 0
+                                                                                                       : -1;
 }
 
 int mlazy_service(const struct engine_image *img, const struct mrecv_frame *frames, const char *source,

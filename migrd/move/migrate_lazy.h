@@ -21,11 +21,19 @@ struct pager_svc;
 /* Source, after the capture: leave the pages that are not being touched
  * out of img and send their list (LAZY_DIR frames) on fd.  0 (*away_pages
  * set), or -1 with why. */
-int mlazy_send_dir(int fd, struct engine_image *img, uint64_t *away_pages, char *why, size_t wl);
+struct engine_pages;
+struct mlazy_dir {
+    struct engine_pages *away; /* malloc'ed */
+    uint32_t n;
+    uint64_t pages;
+};
+int mlazy_send_dir(int fd, struct engine_image *img, struct mlazy_dir *dir, char *why, size_t wl);
 /* Source, acknowledged: fz becomes the page store served on fd (both are
- * its now); it is killed when the store ends.  0, or -1 with why (the
- * caller still owns both). */
-int mlazy_keep(struct move *d, struct engine_frozen *fz, int fd, const char *dest, char *why, size_t wl);
+ * its now, and dir's list); with push, the pages not asked for are sent
+ * too; fz is killed when the store ends.  0, or -1 with why (the caller
+ * still owns fz and fd; dir's list is freed either way). */
+int mlazy_keep(struct move *d, struct engine_frozen *fz, int fd, const char *dest, struct mlazy_dir *dir,
+               bool push, char *why, size_t wl);
 /* Destination, before the restore: the service of the pages listed in the
  * stream's LAZY_DIR frames; *svc NULL when the move is not lazy.  0, or -1
  * with why. */

@@ -181,7 +181,7 @@ struct mout {
     int dest;
     uint32_t inject;
     uint32_t mode;             /* enum ctl_move_mode */
-    uint64_t away_pages;       /* a lazy move: pages left here */
+    struct mlazy_dir lazy;     /* a lazy move: the pages left here */
     uid_t by;
     migrate_done_fn done;
     void *arg;
@@ -200,6 +200,8 @@ struct mout {
 };
 
 static struct mout *outgoing;
+
+static bool mode_lazy(uint32_t mode) { return mode == CTL_MOVE_LAZY || mode == CTL_MOVE_LAZY_NO_PUSH; }
 
 static const char *dest_name(const struct mout *m) { return m->d->cl->map.nodes[m->dest].name; }
 
@@ -271,15 +273,16 @@ static void hand_over(struct mout *m)
     else if (m->postal)
         log_warn("pid %d: its mailbox here closed during the move: nothing to forward from it", m->pid);
     char why[200];
-    if (m->mode == CTL_MOVE_LAZY_NO_PUSH && m->away_pages) {
+    if (m->lazy.pages) {
         /* the source copy is the store of its pages away */
-        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), why, sizeof why) == 0) {
+        uint64_t pages = m->lazy.pages;
+        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), &m->lazy, m->mode == CTL_MOVE_LAZY, why, sizeof why) == 0) {
             m->fz = NULL;
             m->fd = -1;
             return;
         }
-        log_error("pid %d: cannot keep its %llu pages away for %s: %s", m->pid,
-                  (unsigned long long)m->away_pages, dest_name(m), why);
+        log_error("pid %d: cannot keep its %llu pages away for %s: %s", m->pid, (unsigned long long)pages,
+                  dest_name(m), why);
     }
     if (engine_release(m->fz, ENGINE_KILL) < 0)
         log_warn("pid %d: ending the source copy: %s", m->pid, engine_strerror());
@@ -362,8 +365,7 @@ static int freeze_and_stream(struct mout *m)
     if (mig_send(fd, MIG_CHANMAP, 0, m->oc.map, m->oc.n * (uint32_t)sizeof m->oc.map[0]) < 0 ||
         send_unread_input(fd, p, &m->oc) < 0 ||
         (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
-        (m->mode == CTL_MOVE_LAZY_NO_PUSH &&
-         mlazy_send_dir(fd, m->img, &m->away_pages, m->res.message, sizeof m->res.message) < 0) ||
+        (mode_lazy(m->mode) && mlazy_send_dir(fd, m->img, &m->lazy, m->res.message, sizeof m->res.message) < 0) ||
         mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 || send_image(fd, m->img, m->inject, &m->res.bytes) < 0) {
         int e = errno;
         /* a destination that refused the image said why before it closed */
@@ -429,6 +431,7 @@ static void finish(struct mout *m, int rc)
         event_free(m->ack_ev);
     if (m->img)
         engine_image_free(m->img);
+    free(m->lazy.away);
     outchans_close(&m->oc);
     if (m->fd >= 0)
         mig_close(m->fd);
@@ -442,7 +445,7 @@ static void finish(struct mout *m, int rc)
         log_info("move %s %s -> %s for uid %u: ok%s, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
                  "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
                  who, cluster_self_name(d->cl), dest_name(m), (unsigned)m->by,
-                 m->away_pages ? " (lazy)" : "", (unsigned long long)m->res.bytes,
+                 m->lazy.pages ? " (lazy)" : "", (unsigned long long)m->res.bytes,
                  (double)m->res.frozen_us / 1000, secs > 0 ? (double)m->res.bytes / secs / 1e6 : 0,
                  (double)m->res.total_us / 1000, (double)(m->t_freeze - m->t0) / 1000,
                  (double)(m->t_frozen - m->t_freeze) / 1000, (double)(m->t_captured - m->t_frozen) / 1000,

@@ -67,7 +67,7 @@ struct pager_svc {
     uint32_t out_head, nout;
     uint64_t retry[MAX_RETRY];   /* client << 56 | page */
     uint32_t nretry;
-    uint64_t faults, zero_fills, requests, pages_in, t_start;
+    uint64_t faults, zero_fills, requests, pages_in, pushed_in, t_start;
     char why[200];
     /* shared with pager_drain/pager_away (lock) */
     uint64_t away;               /* pages away, all clients */
@@ -393,11 +393,14 @@ static int on_pages(struct pager_svc *s, uint32_t c, const uint8_t *body, uint32
     if (ph->error)
         return fail(s, "%s cannot read %u pages at %#llx: %s", s->source, ph->npages,
                     (unsigned long long)ph->src, strerror(ph->error));
-    if (s->nout) {
+    if (!ph->pushed && s->nout) {
         s->out_head = (s->out_head + 1) % MAX_OUT;
         s->nout--;
     }
-    s->pages_in += ph->npages;
+    if (ph->pushed)
+        s->pushed_in += ph->npages;
+    else
+        s->pages_in += ph->npages;
     const uint8_t *data = body + sizeof *ph;
     for (int pass = 0; pass < 8 && s->cl[c].uffd >= 0; pass++) {
         int again = 0;
@@ -527,9 +530,10 @@ static void svc_body(void *arg)
 static void svc_ended(void *arg)
 {
     struct pager_svc *s = arg;
-    log_info("pid %d: fault service ended (%s): %llu faults, %llu zero fills, %llu requests, %llu pages from %s "
-             "in %.1f ms", s->pid, s->why, (unsigned long long)s->faults, (unsigned long long)s->zero_fills,
-             (unsigned long long)s->requests, (unsigned long long)s->pages_in, s->source,
+    log_info("pid %d: fault service ended (%s): %llu faults, %llu zero fills, %llu requests, %llu pages asked "
+             "and %llu pushed from %s in %.1f ms", s->pid, s->why, (unsigned long long)s->faults,
+             (unsigned long long)s->zero_fills, (unsigned long long)s->requests, (unsigned long long)s->pages_in,
+             (unsigned long long)s->pushed_in, s->source,
              (double)(migrd_now_us() - s->t_start) / 1000);
     pthread_mutex_lock(&svcs_lock);
     s->over = true;

@@ -19,6 +19,8 @@
 #ifndef MIGRD_PAGER_H
 #define MIGRD_PAGER_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -45,6 +47,9 @@ struct pager_pages {
     uint64_t src, dst;
     uint32_t npages;
     int32_t error;          /* 0, or the errno of reading them (no bytes) */
+    uint32_t pushed;        /* 1: not asked for (push), 0: the answer to
+                               the oldest request in flight */
+    uint32_t pad;
     /* then npages * 4096 bytes */
 };
 #define PAGER_PAGE        4096u
@@ -52,15 +57,21 @@ struct pager_pages {
 #define PAGER_MIN_REGION  (1u << 20)  /* smaller regions move eagerly */
 #define PAGER_FAULT_TIMEOUT_MS 10000  /* a request unanswered that long: the
                                          source is gone, the process ends */
+#define PAGER_PUSH_QUEUE  (256u << 10) /* push only while less than this is
+                                          unsent in the socket: an answer to a
+                                          fault never waits behind more */
 
 /* ---- source */
 struct pager_store;
 /* Serve the pages of frozen fz on fd (the acknowledged move's connection,
- * now the store's, as fz is); ended(arg) runs on base's loop when the
+ * now the store's, as fz is); with push, also send every page of away
+ * (n runs, the store's now, as the list sent with the image) that is not
+ * asked for, between the answers.  ended(arg) runs on base's loop when the
  * destination no longer needs them (or is gone): the caller then kills fz
- * (pager_store_frozen) and frees the store.  NULL with why. */
+ * (pager_store_frozen) and frees the store.  NULL with why (away freed). */
 struct pager_store *pager_store_start(struct event_base *base, struct engine_frozen *fz, int fd,
                                       const struct pager_io *io, const char *peer,
+                                      struct engine_pages *away, uint32_t naway, bool push,
                                       void (*ended)(struct pager_store *s, void *arg), void *arg,
                                       char *why, size_t wl);
 struct engine_frozen *pager_store_frozen(struct pager_store *s);

@@ -11,6 +11,15 @@
  * again: engine_frozen_hold binds it to migrd's life (EXITKILL), so a dead
  * migrd also means a dead store, which the destination notices (its
  * connection ends) and reports by killing the process.
+ *
+ * Push (migrctl migrate --lazy): between the answers, the store sends the
+ * pages of the list it sent with the image that were not asked for yet, in
+ * order, so that the destination stops depending on this node within
+ * size/bandwidth.  Answers go first, and a push chunk is only written
+ * while less than PAGER_PUSH_QUEUE bytes wait unsent in the socket: an
+ * answer never queues behind more than that, so the process's faults are
+ * not slowed by the push (TCP_NOTSENT_LOWAT: the socket is writable for
+ * poll only below that).
  */
 #include "pager.h"
 
@@ -21,6 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -38,8 +50,15 @@ struct pager_store {
     char peer[64];
     void (*ended)(struct pager_store *s, void *arg);
     void *arg;
+    /* push: the runs left here, one bit a page once sent, the next page */
+    struct engine_pages *away;
+    uint32_t naway;
+    uint64_t *sent, *first;        /* first[i]: index of run i's first page */
+    bool push;
+    uint32_t push_run;
+    uint64_t push_page;
     /* the thread's */
-    uint64_t requests, pages;
+    uint64_t requests, pages, pushed;
     char why[160];              /* why it ended */
 };
 
@@ -66,6 +85,80 @@ static int read_pages(pid_t pid, uint64_t src, uint32_t npages, uint8_t *buf)
     return e;
 }
 
+/* the index of page src in the runs (sent bitmap), or UINT64_MAX */
+static uint64_t page_index(const struct pager_store *s, uint64_t src)
+{
+    uint32_t lo = 0, hi = s->naway;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const struct engine_pages *r = &s->away[mid];
+        if (src < r->addr)
+            hi = mid;
+        else if (src >= r->addr + r->npages * PAGER_PAGE)
+            lo = mid + 1;
+        else
+            return s->first[mid] + (src - r->addr) / PAGER_PAGE;
+    }
+    return UINT64_MAX;
+}
+
+static bool was_sent(const struct pager_store *s, uint64_t k) { return s->sent[k / 64] >> (k % 64) & 1; }
+
+static void mark_sent(struct pager_store *s, uint64_t src, uint32_t npages)
+{
+    if (!s->sent)
+        return;
+    for (uint32_t i = 0; i < npages; i++) {
+        uint64_t k = page_index(s, src + (uint64_t)i * PAGER_PAGE);
+        if (k != UINT64_MAX)
+            s->sent[k / 64] |= 1ull << (k % 64);
+    }
+}
+
+/* the next run of pages to push (not sent yet, at most PAGER_MAX_PAGES,
+ * in one run): its start and length, or 0 pages when all went */
+static uint32_t next_push(struct pager_store *s, uint64_t *src)
+{
+    while (s->push_run < s->naway) {
+        const struct engine_pages *r = &s->away[s->push_run];
+        while (s->push_page < r->npages && was_sent(s, s->first[s->push_run] + s->push_page))
+            s->push_page++;
+        if (s->push_page >= r->npages) {
+            s->push_run++;
+            s->push_page = 0;
+            continue;
+        }
+        uint32_t n = 0;
+        while (n < PAGER_MAX_PAGES && s->push_page + n < r->npages &&
+               !was_sent(s, s->first[s->push_run] + s->push_page + n))
+            n++;
+        *src = r->addr + s->push_page * PAGER_PAGE;
+        return n;
+    }
+    return 0;
+}
+
+/* npages at src to the destination (dst: where it asked for them) */
+static int send_pages(struct pager_store *s, uint8_t *buf, uint32_t chan, uint64_t src, uint64_t dst,
+                      uint32_t npages, bool pushed)
+{
+    struct pager_pages *ph = (void *)buf;
+    *ph = (struct pager_pages){.src = src, .dst = dst, .npages = npages, .pushed = pushed};
+    ph->error = read_pages(s->pid, src, npages, buf + sizeof *ph);
+    uint32_t out = (uint32_t)sizeof *ph + (ph->error ? 0 : npages * PAGER_PAGE);
+    if (ph->error)
+        log_error("pid %d: page store: reading %u pages at %#llx: %s", s->pid, npages, (unsigned long long)src,
+                  strerror(ph->error));
+    if (s->io.send(s->fd, s->io.t_pages, chan, buf, out) < 0) {
+        snprintf(s->why, sizeof s->why, "sending pages to %s: %s", s->peer, strerror(errno));
+        return -1;
+    }
+    if (!ph->error)
+        mark_sent(s, src, npages);
+    return 0;
+}
+
+
 static void store_body(void *arg)
 {
     struct pager_store *s = arg;
@@ -75,8 +168,15 @@ static void store_body(void *arg)
         snprintf(s->why, sizeof s->why, "out of memory");
         return;
     }
+    int lowat = PAGER_PUSH_QUEUE;
+    if (s->push && setsockopt(s->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) < 0)
+        log_warn("pid %d: page store: TCP_NOTSENT_LOWAT on fd %d: %s (a fault's answer may wait behind "
+                 "more pushed pages)", s->pid, s->fd, strerror(errno));
     for (;;) {
-        struct pollfd pf[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->thr.stop[0], .events = POLLIN}};
+        uint64_t psrc = 0;
+        uint32_t pn = s->push ? next_push(s, &psrc) : 0;
+        struct pollfd pf[2] = {{.fd = s->fd, .events = POLLIN | (pn ? POLLOUT : 0)},
+                               {.fd = s->thr.stop[0], .events = POLLIN}};
         if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -86,6 +186,12 @@ static void store_body(void *arg)
         if (pf[1].revents) {
             snprintf(s->why, sizeof s->why, "stopped here");
             break;
+        }
+        if (!(pf[0].revents & (POLLIN | POLLHUP | POLLERR))) { /* room for a push chunk */
+            if (send_pages(s, buf, 0, psrc, psrc, pn, true) < 0)
+                break;
+            s->pushed += pn;
+            continue;
         }
         uint16_t type;
         uint32_t chan, len;
@@ -105,19 +211,10 @@ static void store_body(void *arg)
                      (unsigned)type, len);
             break;
         }
-        struct pager_pages *ph = (void *)buf;
-        *ph = (struct pager_pages){.src = rq->src, .dst = rq->dst, .npages = rq->npages};
-        ph->error = read_pages(s->pid, rq->src, rq->npages, buf + sizeof *ph);
-        uint32_t out = (uint32_t)sizeof *ph + (ph->error ? 0 : rq->npages * PAGER_PAGE);
-        if (ph->error)
-            log_error("pid %d: page store: reading %u pages at %#llx: %s", s->pid, rq->npages,
-                      (unsigned long long)rq->src, strerror(ph->error));
-        if (s->io.send(s->fd, s->io.t_pages, chan, buf, out) < 0) {
-            snprintf(s->why, sizeof s->why, "sending pages to %s: %s", s->peer, strerror(errno));
+        if (send_pages(s, buf, chan, rq->src, rq->dst, rq->npages, false) < 0)
             break;
-        }
         s->requests++;
-        s->pages += ph->error ? 0 : rq->npages;
+        s->pages += rq->npages;
     }
     free(buf);
 }
@@ -125,21 +222,42 @@ static void store_body(void *arg)
 static void store_ended(void *arg)
 {
     struct pager_store *s = arg;
-    log_info("pid %d: page store for %s ended (%s): %llu requests, %llu pages served", s->pid, s->peer, s->why,
-             (unsigned long long)s->requests, (unsigned long long)s->pages);
+    log_info("pid %d: page store for %s ended (%s): %llu requests, %llu pages served, %llu pushed", s->pid,
+             s->peer, s->why, (unsigned long long)s->requests, (unsigned long long)s->pages,
+             (unsigned long long)s->pushed);
     s->ended(s, s->arg);
 }
 
 struct pager_store *pager_store_start(struct event_base *base, struct engine_frozen *fz, int fd,
                                       const struct pager_io *io, const char *peer,
+                                      struct engine_pages *away, uint32_t naway, bool push,
                                       void (*ended)(struct pager_store *s, void *arg), void *arg,
                                       char *why, size_t wl)
 {
     struct pager_store *s = calloc(1, sizeof *s);
-    if (!s) {
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < naway; i++)
+        total += away[i].npages;
+    if (s && push) {
+        s->first = calloc(naway + 1, sizeof *s->first);
+        s->sent = calloc(total / 64 + 1, sizeof *s->sent);
+    }
+    if (!s || (push && (!s->first || !s->sent))) {
         snprintf(why, wl, "out of memory");
+        if (s) {
+            free(s->first);
+            free(s->sent);
+        }
+        free(s);
+        free(away);
         return NULL;
     }
+    uint64_t k = 0;
+    for (uint32_t i = 0; push && i < naway; k += away[i].npages, i++)
+        s->first[i] = k;
+    s->away = away;
+    s->naway = naway;
+    s->push = push;
     pthr_init(&s->thr);
     s->fz = fz;
     s->pid = engine_frozen_pid(fz);
@@ -148,15 +266,14 @@ struct pager_store *pager_store_start(struct event_base *base, struct engine_fro
     snprintf(s->peer, sizeof s->peer, "%s", peer);
     s->ended = ended;
     s->arg = arg;
-    if (engine_frozen_hold(fz) < 0) {
+    int rc = engine_frozen_hold(fz);
+    if (rc < 0)
         snprintf(why, wl, "%s", engine_strerror());
-        pthr_join(&s->thr);
-        free(s);
-        return NULL;
-    }
-    if (pthr_start(&s->thr, base, store_body, store_ended, s, why, wl) < 0) {
-        pthr_join(&s->thr);
-        free(s);
+    else
+        rc = pthr_start(&s->thr, base, store_body, store_ended, s, why, wl);
+    if (rc < 0) {
+        s->fd = -1; /* still the caller's */
+        pager_store_free(s);
         return NULL;
     }
     pthread_mutex_lock(&stores_lock);
@@ -180,6 +297,9 @@ void pager_store_free(struct pager_store *s)
     pthr_join(&s->thr);
     if (s->fd >= 0)
         s->io.close(s->fd);
+    free(s->away);
+    free(s->first);
+    free(s->sent);
     free(s);
 }
 

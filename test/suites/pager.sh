@@ -56,7 +56,7 @@ wait_run() {
     cat "$SCRATCH/$name.rc" 2>/dev/null || echo timeout
 }
 
-lazy_move() { with_timeout 60 "$V" exec "$1" "$C" migrate "$2" --to "$3" --lazy-no-push; }
+lazy_move() { with_timeout 60 "$V" exec "$1" "$C" migrate "$2" --to "$3" "${4:---lazy-no-push}"; }
 
 # service_line NODE PID: the fault service's last log line of PID on NODE
 service_line() { grep -h "pid $2: fault service ended" "$STATE/$1/migrd.log" | tail -n 1; }
@@ -96,10 +96,43 @@ case_never_fetched() {
     line=$(service_line n2 "$(cat "$SCRATCH/free.pid")")
     # 32 MiB: the first quarter freed, the second unmapped: 4096 pages of
     # 8192 are fetched (third and fourth quarters), no more
-    [[ $line =~ ([0-9]+)\ pages\ from ]] || { echo "no service line"; return 1; }
+    [[ $line =~ ([0-9]+)\ pages\ asked ]] || { echo "no service line"; return 1; }
     ((BASH_REMATCH[1] <= 4096 + 64)) || { echo "fetched ${BASH_REMATCH[1]} pages: freed ones too: $line"; return 1; }
 }
 run_case lazy-freed-pages-never-fetched 10 case_never_fetched
+
+# --- migrctl ps where it runs: the pages away and where they are; none
+# once it touched them all
+case_ps_away() {
+    start_run psaway "$LAZYMEM" 32 2 check || { echo "no pid"; return 1; }
+    lazy_move n1 "$PID" n2 || return 1
+    local away
+    away=$("$V" exec n2 "$C" ps | ps_fields "$PID" AWAY)
+    [[ $away =~ ^[0-9]+@n1$ ]] && ((${away%@*} > 8000)) || { echo "AWAY column: '$away'"; return 1; }
+    intact psaway || return 1
+    away=$("$V" exec n2 "$C" ps | ps_fields "$PID" AWAY)
+    [[ -z $away || $away == - ]] || { echo "AWAY after the end: '$away'"; return 1; }
+}
+run_case lazy-ps-pages-away 60 case_ps_away
+
+# --- push (--lazy): a process that touches nothing stops depending on its
+# source within size/bandwidth + 1 s (64 MiB: well under 3 s here)
+case_push() {
+    start_run push "$LAZYMEM" 64 4 spin || { echo "no pid"; return 1; }
+    lazy_move n1 "$PID" n2 --lazy || return 1
+    local t0=$SECONDS line
+    for ((i = 0; i < 50; i++)); do
+        line=$(service_line n2 "$PID")
+        [[ -n $line ]] && break
+        sleep 0.1
+    done
+    [[ $line == *"every page is here"* && $line =~ \ 0\ pages\ asked\ and\ 16384\ pushed\ from\ n1\ in\ ([0-9]+) ]] ||
+        { echo "service: ${line:-none within 5 s}"; return 1; }
+    ((BASH_REMATCH[1] < 3000)) || { echo "push took ${BASH_REMATCH[1]} ms"; return 1; }
+    grep -q "pid $PID: page store for n2 ended" "$STATE/n1/migrd.log" || { echo "the store at n1 did not end"; return 1; }
+    intact push
+}
+run_case lazy-push-ends-dependency 60 case_push
 
 # --- the source's migrd dies with pages away: the process is killed at its
 # destination with the reason, the stub at home ends, nothing hangs
