@@ -363,7 +363,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
         creds_check_local(img, cluster_self_name(d->cl), why, sizeof why) < 0 ||
         (a.have_postal && mpostal_prepare(d, &a.mp, img, &a.pin, why, sizeof why) < 0) ||
         give_channels(img, &a, why, sizeof why) < 0 ||
-        mlazy_service(img, r->frames, r->peer, &svc, why, sizeof why) < 0)
+        mlazy_service(img, r->frames, r->peer, !(o->mode & CTL_MOVE_NO_PREFETCH), &svc, why, sizeof why) < 0)
         goto fail;
     t_rest0 = migrd_now_us();
     struct engine_restore_opts ro = {.wait_pid_ms = 3000, .userfault = svc ? pager_svc_userfault : NULL,
@@ -491,7 +491,8 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     r->offer = offer;
     r->fd = fd;
     r->want = offer.mem_bytes + offer.mem_bytes / 16 + (2u << 20);
-    bool lazy = offer.mode == CTL_MOVE_LAZY_NO_PUSH || offer.mode == CTL_MOVE_LAZY;
+    uint32_t how = offer.mode & CTL_MOVE_MODE_MASK;
+    bool lazy = how == CTL_MOVE_LAZY_NO_PUSH || how == CTL_MOVE_LAZY;
     if (lazy && r->want > LAZY_BUFFER) /* most pages stay at the source */
         r->want = LAZY_BUFFER;
     snprintf(r->peer, sizeof r->peer, "%s", in_peer);

@@ -75,7 +75,7 @@ int mlazy_keep(struct move *d, struct engine_frozen *fz, int fd, const char *des
 }
 
 int mlazy_service(const struct engine_image *img, const struct mrecv_frame *frames, const char *source,
-                  struct pager_svc **svc, char *why, size_t wl)
+                  bool prefetch, struct pager_svc **svc, char *why, size_t wl)
 {
     uint32_t n = 0, k = 0;
     *svc = NULL;
@@ -99,7 +99,7 @@ int mlazy_service(const struct engine_image *img, const struct mrecv_frame *fram
             memcpy(away + k, f->body, f->h.len);
             k += f->h.len / (uint32_t)sizeof(struct engine_pages);
         }
-    *svc = pager_svc_new(img, away, n, source, why, wl);
+    *svc = pager_svc_new(img, away, n, source, prefetch, why, wl);
     free(away);
     return *svc ? 0 : -1;
 }

@@ -38,7 +38,7 @@ int mlazy_keep(struct move *d, struct engine_frozen *fz, int fd, const char *des
  * stream's LAZY_DIR frames; *svc NULL when the move is not lazy.  0, or -1
  * with why. */
 int mlazy_service(const struct engine_image *img, const struct mrecv_frame *frames, const char *source,
-                  struct pager_svc **svc, char *why, size_t wl);
+                  bool prefetch, struct pager_svc **svc, char *why, size_t wl);
 /* Destination, acknowledged: serve the faults on fd (the service's now). */
 void mlazy_serve(struct move *d, struct pager_svc *svc, int fd, pid_t pid);
 

@@ -201,7 +201,10 @@ struct mout {
 
 static struct mout *outgoing;
 
-static bool mode_lazy(uint32_t mode) { return mode == CTL_MOVE_LAZY || mode == CTL_MOVE_LAZY_NO_PUSH; }
+static bool mode_lazy(uint32_t mode)
+{
+    return (mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY || (mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY_NO_PUSH;
+}
 
 static const char *dest_name(const struct mout *m) { return m->d->cl->map.nodes[m->dest].name; }
 
@@ -276,7 +279,7 @@ static void hand_over(struct mout *m)
     if (m->lazy.pages) {
         /* the source copy is the store of its pages away */
         uint64_t pages = m->lazy.pages;
-        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), &m->lazy, m->mode == CTL_MOVE_LAZY, why, sizeof why) == 0) {
+        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), &m->lazy, (m->mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY, why, sizeof why) == 0) {
             m->fz = NULL;
             m->fd = -1;
             return;

@@ -34,17 +34,20 @@
 #include "migrd/engine/engine.h"
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
+#include "ampom.h"
 #include "dir.h"
 #include "thread.h"
 
 #define MAX_CLIENTS  16   /* the process and the children it forks */
-#define MAX_OUT      64   /* requests in flight */
+#define MAX_OUT      512  /* requests in flight */
+#define CPU_SAMPLE_US 5000  /* the CPU share is read that often at most */
 #define DRAIN_OUT    8    /* of them, while draining */
 #define MAX_RETRY    256  /* zero fills to retry after an event */
 
 struct client {
     int uffd;                    /* -1: gone */
     struct pager_dir dir;
+    struct ampom amp;            /* its look-back window */
 };
 
 struct pager_svc {
@@ -63,11 +66,18 @@ struct pager_svc {
     void (*ended)(struct pager_svc *s, void *arg);
     void *arg;
     bool main_gone, failed;
+    bool prefetch;               /* AMPoM (ampom.h) */
     uint64_t out_t[MAX_OUT];     /* when each request in flight was sent (FIFO) */
+    uint32_t out_n[MAX_OUT];     /* its pages */
+    uint64_t cpu_t_us, cpu_ns;   /* the last CPU share sample */
+    double cpu_share;
     uint32_t out_head, nout;
     uint64_t retry[MAX_RETRY];   /* client << 56 | page */
     uint32_t nretry;
     uint64_t faults, zero_fills, requests, pages_in, pushed_in, t_start;
+    uint64_t remote_faults;      /* faults that had to ask for their page */
+    uint64_t waits;              /* faults on a page asked for already (prefetch in flight) */
+    uint64_t prefetched;         /* pages asked for by the prefetch */
     char why[200];
     /* shared with pager_drain/pager_away (lock) */
     uint64_t away;               /* pages away, all clients */
@@ -98,7 +108,7 @@ static void publish(struct pager_svc *s)
 /* ------------------------------------------------------------ before the restore */
 
 struct pager_svc *pager_svc_new(const struct engine_image *img, const struct engine_pages *away,
-                                uint32_t naway, const char *source, char *why, size_t wl)
+                                uint32_t naway, const char *source, bool prefetch, char *why, size_t wl)
 {
     struct pager_svc *s = calloc(1, sizeof *s);
     if (!s || !(s->regions = calloc(naway + 1, sizeof *s->regions))) {
@@ -110,6 +120,7 @@ struct pager_svc *pager_svc_new(const struct engine_image *img, const struct eng
     pthread_cond_init(&s->changed, NULL);
     s->pid = engine_image_pid(img);
     s->pidfd = s->drain_fd = s->fd = -1;
+    s->prefetch = prefetch;
     snprintf(s->source, sizeof s->source, "%s", source);
     uint32_t nr = engine_image_nregions(img), r = 0;
     uint64_t prev_end = 0;
@@ -225,6 +236,7 @@ static int send_req(struct pager_svc *s, uint32_t c, uint64_t dst, uint64_t src,
     if (s->io.send(s->fd, s->io.t_req, c, &rq, sizeof rq) < 0)
         return fail(s, "asking %s for pages: %s", s->source, strerror(errno));
     dir_set_asked(&s->cl[c].dir, dst, npages);
+    s->out_n[(s->out_head + s->nout) % MAX_OUT] = (uint32_t)npages;
     s->out_t[(s->out_head + s->nout++) % MAX_OUT] = migrd_now_us();
     s->requests++;
     return 0;
@@ -270,6 +282,62 @@ static void client_gone(struct pager_svc *s, uint32_t c)
     dir_free(&s->cl[c].dir);
 }
 
+/* the process's CPU share (of one CPU) lately, sampled every CPU_SAMPLE_US
+ * (its CPU clock: nanoseconds, all threads) */
+static double cpu_share(struct pager_svc *s)
+{
+    uint64_t now = migrd_now_us();
+    if (s->cpu_t_us && now - s->cpu_t_us < CPU_SAMPLE_US)
+        return s->cpu_share;
+    clockid_t cid;
+    struct timespec ts;
+    if (clock_getcpuclockid(s->pid, &cid) != 0 || clock_gettime(cid, &ts) < 0)
+        return s->cpu_share ? s->cpu_share : 1;
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (s->cpu_t_us && now > s->cpu_t_us) {
+        s->cpu_share = (double)(ns - s->cpu_ns) / 1000.0 / (double)(now - s->cpu_t_us);
+        if (s->cpu_share < 0.01)
+            s->cpu_share = 0.01;
+    } else {
+        s->cpu_share = 1;
+    }
+    s->cpu_t_us = now;
+    s->cpu_ns = ns;
+    return s->cpu_share;
+}
+
+/* the dependent zone of a remote fault at page: its pages away and not
+ * asked for yet, asked for in runs */
+static int prefetch(struct pager_svc *s, uint32_t c, uint64_t page)
+{
+    struct ampom_range z[2 * AMPOM_W];
+    uint32_t k = ampom_fault(&s->cl[c].amp, page / PAGER_PAGE, migrd_now_us(), cpu_share(s), z, 2 * AMPOM_W);
+    if (s->remote_faults % 1000 == 0)
+        log_debug("pid %d: AMPoM S %.2f N %.1f 2t0+td %.0f us cpu %.2f, %u ranges", s->pid, s->cl[c].amp.last_s,
+                  s->cl[c].amp.last_n, s->cl[c].amp.rtt_us, s->cpu_share, k);
+    for (uint32_t i = 0; i < k; i++) {
+        uint64_t a = z[i].page * PAGER_PAGE, end = a + z[i].npages * PAGER_PAGE;
+        while (a < end) {
+            uint64_t src, src0, n = 0;
+            bool asked;
+            while (a < end && (!dir_is_away(&s->cl[c].dir, a, &src, &asked) || asked))
+                a += PAGER_PAGE;
+            if (a >= end)
+                break;
+            src0 = src;
+            while (a + n * PAGER_PAGE < end && n < PAGER_MAX_PAGES &&
+                   dir_is_away(&s->cl[c].dir, a + n * PAGER_PAGE, &src, &asked) && !asked &&
+                   src == src0 + n * PAGER_PAGE)
+                n++;
+            if (send_req(s, c, a, src0, n) < 0)
+                return -1;
+            s->prefetched += n;
+            a += n * PAGER_PAGE;
+        }
+    }
+    return 0;
+}
+
 static int on_msg(struct pager_svc *s, uint32_t c, const struct uffd_msg *m)
 {
     struct pager_dir *d = &s->cl[c].dir;
@@ -280,7 +348,13 @@ static int on_msg(struct pager_svc *s, uint32_t c, const struct uffd_msg *m)
         s->faults++;
         if (!dir_is_away(d, page, &src, &asked))
             return zero_fill(s, c, page);
-        return asked ? 0 : send_req(s, c, page, src, 1);
+        if (asked)
+            s->waits++;
+        else
+            s->remote_faults++;
+        if (!asked && send_req(s, c, page, src, 1) < 0)
+            return -1;
+        return s->prefetch ? prefetch(s, c, page) : 0;
     }
     case UFFD_EVENT_FORK: {
         int ufd = (int)m->arg.fork.ufd;
@@ -296,6 +370,7 @@ static int on_msg(struct pager_svc *s, uint32_t c, const struct uffd_msg *m)
             return fail(s, "out of memory (the away directory of a child of pid %d)", s->pid);
         }
         n->uffd = ufd;
+        memset(&n->amp, 0, sizeof n->amp);
         s->ncl++;
         return 0;
     }
@@ -394,6 +469,8 @@ static int on_pages(struct pager_svc *s, uint32_t c, const uint8_t *body, uint32
         return fail(s, "%s cannot read %u pages at %#llx: %s", s->source, ph->npages,
                     (unsigned long long)ph->src, strerror(ph->error));
     if (!ph->pushed && s->nout) {
+        if (s->out_n[s->out_head] == 1 && c < s->ncl)
+            ampom_rtt(&s->cl[c].amp, (double)(migrd_now_us() - s->out_t[s->out_head]));
         s->out_head = (s->out_head + 1) % MAX_OUT;
         s->nout--;
     }
@@ -530,10 +607,12 @@ static void svc_body(void *arg)
 static void svc_ended(void *arg)
 {
     struct pager_svc *s = arg;
-    log_info("pid %d: fault service ended (%s): %llu faults, %llu zero fills, %llu requests, %llu pages asked "
-             "and %llu pushed from %s in %.1f ms", s->pid, s->why, (unsigned long long)s->faults,
-             (unsigned long long)s->zero_fills, (unsigned long long)s->requests, (unsigned long long)s->pages_in,
-             (unsigned long long)s->pushed_in, s->source,
+    log_info("pid %d: fault service ended (%s): %llu faults (%llu remote, %llu on pages in flight, %llu zero "
+             "fills), %llu requests, %llu pages prefetched, %llu pages asked and %llu pushed from %s in %.1f ms",
+             s->pid, s->why, (unsigned long long)s->faults, (unsigned long long)s->remote_faults,
+             (unsigned long long)s->waits, (unsigned long long)s->zero_fills, (unsigned long long)s->requests,
+             (unsigned long long)s->prefetched, (unsigned long long)s->pages_in, (unsigned long long)s->pushed_in,
+             s->source,
              (double)(migrd_now_us() - s->t_start) / 1000);
     pthread_mutex_lock(&svcs_lock);
     s->over = true;

@@ -82,9 +82,10 @@ void pager_stores_stop(void);
 /* ---- destination */
 struct pager_svc;
 /* Before the restore: the pages away (the source's list, checked against
- * img's regions), and the regions to register.  NULL with why. */
+ * img's regions), and the regions to register; with prefetch, each remote
+ * fault also asks for its AMPoM dependent zone (ampom.h).  NULL with why. */
 struct pager_svc *pager_svc_new(const struct engine_image *img, const struct engine_pages *away,
-                                uint32_t naway, const char *source, char *why, size_t wl);
+                                uint32_t naway, const char *source, bool prefetch, char *why, size_t wl);
 /* engine_restore_opts.userfault with arg = the service */
 int pager_svc_userfault(void *arg, pid_t pid, int uffd);
 /* After the acknowledgement: serve the faults, asking the source on fd
