@@ -156,7 +156,9 @@ enum ctl_migrate_inject { CTL_INJECT_NONE = 0, CTL_INJECT_CORRUPT = 1, CTL_INJEC
 /* How the memory moves: eagerly (all before the process resumes) or
  * lazily (migrd/pager: it resumes with the pages it touches, the rest is
  * fetched on fault).  0: the daemon's default (eager). */
-enum ctl_move_mode { CTL_MOVE_DEFAULT = 0, CTL_MOVE_EAGER = 1, CTL_MOVE_LAZY_NO_PUSH = 2, CTL_MOVE_LAZY = 3 };
+enum ctl_move_mode { CTL_MOVE_DEFAULT = 0, CTL_MOVE_EAGER = 1, CTL_MOVE_LAZY_NO_PUSH = 2, CTL_MOVE_LAZY = 3,
+                     CTL_MOVE_MODE_MASK = 0xff,
+                     CTL_MOVE_NO_PREFETCH = 0x100 /* lazy: one page a fault (benchmarks) */ };
 
 struct ctl_migrate {
     int32_t pid;

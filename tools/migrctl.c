@@ -239,7 +239,7 @@ static int migrate_what(const struct cli *c, char **args, int n, struct ctl_migr
 /* migrate PID --to NODE, migrate JOB RANK --to NODE [--inject corrupt|stall] */
 static int cmd_migrate(const struct cli *c, int argc, char **argv)
 {
-    enum { OPT_INJECT = 256, OPT_EAGER, OPT_LAZY, OPT_LAZY_NO_PUSH };
+    enum { OPT_INJECT = 256, OPT_EAGER, OPT_LAZY, OPT_LAZY_NO_PUSH, OPT_NO_PREFETCH };
     /* --inject is a test hook (root, migrd --test-hooks): accepted, not in
      * the help (test/suites/migrate.sh, handover.sh) */
     static const struct option lo[] = {{"to", required_argument, 0, 't'},
@@ -247,6 +247,7 @@ static int cmd_migrate(const struct cli *c, int argc, char **argv)
                                        {"eager", no_argument, 0, OPT_EAGER},
                                        {"lazy", no_argument, 0, OPT_LAZY},
                                        {"lazy-no-push", no_argument, 0, OPT_LAZY_NO_PUSH},
+                                       {"no-prefetch", no_argument, 0, OPT_NO_PREFETCH},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     static char buf[CTL_MAX_MSG];
@@ -264,9 +265,10 @@ static int cmd_migrate(const struct cli *c, int argc, char **argv)
             else
                 return cli_error(c, "--inject: '%s' is not corrupt or stall", optarg);
             break;
-        case OPT_EAGER: m.mode = CTL_MOVE_EAGER; break;
-        case OPT_LAZY: m.mode = CTL_MOVE_LAZY; break;
-        case OPT_LAZY_NO_PUSH: m.mode = CTL_MOVE_LAZY_NO_PUSH; break;
+        case OPT_EAGER: m.mode = (m.mode & ~(uint32_t)CTL_MOVE_MODE_MASK) | CTL_MOVE_EAGER; break;
+        case OPT_LAZY: m.mode = (m.mode & ~(uint32_t)CTL_MOVE_MODE_MASK) | CTL_MOVE_LAZY; break;
+        case OPT_LAZY_NO_PUSH: m.mode = (m.mode & ~(uint32_t)CTL_MOVE_MODE_MASK) | CTL_MOVE_LAZY_NO_PUSH; break;
+        case OPT_NO_PREFETCH: m.mode |= CTL_MOVE_NO_PREFETCH; break;
         case 'h': return cli_help(c);
         default: return CLI_USAGE_STATUS;
         }
@@ -406,7 +408,8 @@ static const struct cli_cmd commands[] = {
      "      --lazy            it resumes at NODE with the pages it is touching; the\n"
      "                        rest follows: fetched when it faults on them, and\n"
      "                        pushed meanwhile, so that it soon needs this node no more\n"
-     "      --lazy-no-push    the same without the push: pages never touched never travel\n",
+     "      --lazy-no-push    the same without the push: pages never touched never travel\n"
+     "      --no-prefetch     lazily, one page a fault (no AMPoM prefetch; to compare)\n",
      cmd_migrate},
     {"keygen", "[FILE]", "make a new cluster key",
      "Make a new cluster key in FILE (default " MIGR_DEFAULT_KEY "): 32 random bytes,\n"
