@@ -30,31 +30,9 @@ if ! vcluster_up 3; then
     exit 0
 fi
 
-# start_run NAME ARGS...: migrctl run on n1 in the background; PID is the
-# process; output in $SCRATCH/NAME.out, its status in $SCRATCH/NAME.rc.
-start_run() {
-    local name=$1 i
-    shift
-    rm -f "$SCRATCH/$name.pid" "$SCRATCH/$name.rc"
-    ( "$V" exec n1 "$C" run --pidfile "$SCRATCH/$name.pid" -- "$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
-      echo $? >"$SCRATCH/$name.rc" ) &
-    for ((i = 0; i < 100; i++)); do
-        grep -qs ready "$SCRATCH/$name.out" && break
-        sleep 0.1
-    done
-    PID=$(cat "$SCRATCH/$name.pid" 2>/dev/null)
-    [[ -n $PID ]] && grep -qs ready "$SCRATCH/$name.out"
-}
-
-# wait_run NAME SECONDS: its status (or "timeout").
-wait_run() {
-    local name=$1 secs=$2 i
-    for ((i = 0; i < secs * 10; i++)); do
-        [[ -s $SCRATCH/$name.rc ]] && break
-        sleep 0.1
-    done
-    cat "$SCRATCH/$name.rc" 2>/dev/null || echo timeout
-}
+# start_run NAME ARGS... (waits for "ready") and wait_run NAME SECONDS:
+# test/lib.sh
+export RUN_READY=ready
 
 lazy_move() { with_timeout 60 "$V" exec "$1" "$C" migrate "$2" --to "$3" "${4:---lazy-no-push}"; }
 
