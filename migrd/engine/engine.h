@@ -86,7 +86,9 @@ struct engine_restore_opts {
 	 * given to userfault(arg, pid, uffd) before the process runs; the
 	 * callee owns uffd (it registers the ranges whose pages are away).
 	 * A failure (-1, the callee set the reason with engine_set_error)
-	 * fails the restore. */
+	 * fails the restore.  The process gets SIGKILL as its parent-death
+	 * signal: if the restoring thread (its parent) dies, the userfaultfd
+	 * goes and its faults would read zeros. */
 	int (*userfault)(void *arg, pid_t pid, int uffd);
 	void *userfault_arg;
 };

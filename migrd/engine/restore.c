@@ -1228,6 +1228,13 @@ int eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats
 	if (must(rs, rs->pid, "prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, img->dumpable,
 	         0, 0, 0, 0) < 0)
 		goto out_kill;
+	/* pages away: if the restorer dies, its userfaultfd goes and the
+	 * faults would read zeros; the process dies with it instead (after
+	 * the credentials, which clear the parent-death signal) */
+	if (rs->opts.userfault &&
+	    must(rs, rs->pid, "prctl(PR_SET_PDEATHSIG, SIGKILL)", SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0,
+	         0, 0) < 0)
+		goto out_kill;
 	/* last injected call: the trampoline unmaps itself (the thread stays in
 	 * its syscall-exit stop, it never returns there) */
 	if (must(rs, rs->pid, "unmap the trampoline", SYS_munmap, rs->tramp, TRAMP_SIZE, 0, 0, 0,

@@ -7,8 +7,9 @@
 # pages at once; madvise(DONTNEED) (must read zeros: never fetched), munmap
 # and mremap of pages away; a fork (the child faults on its own copy); the
 # source's migrd killed with pages away (the process is killed with the
-# reason in the log, its stub ends, nothing hangs); a move back home and on
-# while pages are away (they are fetched first).  Own virtual cluster
+# reason in the log, its stub ends, nothing hangs); the destination's migrd
+# killed (the process dies with it: never runs on zeros); a move back home
+# and on while pages are away (they are fetched first); `ps` AWAY; push.  Own virtual cluster
 # (MIGR_VCLUSTER_ID=11), torn down at exit.
 source "$(dirname "$0")/../lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-11}
@@ -131,6 +132,25 @@ case_source_killed() {
     "$V" migrd-restart n1 >/dev/null || { echo "cannot restart n1's migrd"; return 1; }
 }
 run_case lazy-source-migrd-killed 90 case_source_killed
+
+# --- the destination's migrd dies with pages away: its userfaultfd goes
+# with it, so the process must die too (it would read zeros), not run on
+case_dest_killed() {
+    start_run dstkill "$LAZYMEM" 32 2 spin || { echo "no pid"; return 1; }
+    lazy_move n1 "$PID" n2 || return 1
+    vc_kill_migrd n2 || return 1
+    for ((i = 0; i < 50; i++)); do
+        "$V" exec n2 test -e "/proc/$PID" || break
+        sleep 0.1
+    done
+    local gone=yes
+    "$V" exec n2 test -e "/proc/$PID" && gone=no
+    "$V" migrd-restart n2 >/dev/null || { echo "cannot restart n2's migrd"; return 1; }
+    [[ $gone == yes ]] || { echo "pid $PID still runs on n2 without its pager"; return 1; }
+    sleep 5 # the time it would have taken to read its memory
+    ! grep -q -e CORRUPT -e intact "$SCRATCH/dstkill.out" || { echo "it ran on: $(tr '\n' '|' <"$SCRATCH/dstkill.out")"; return 1; }
+}
+run_case lazy-destination-migrd-killed 60 case_dest_killed
 
 # --- home -> n2 -> home -> n3, lazily each time, pages away at every move
 case_back_home() {
