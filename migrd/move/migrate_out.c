@@ -201,6 +201,9 @@ struct mout {
 
 static struct mout *outgoing;
 
+#define PID_FREE_TRIES   15   /* offers while the pid is taken by a store there */
+#define PID_FREE_WAIT_MS 200
+
 static bool mode_lazy(uint32_t mode)
 {
     return (mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY || (mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY_NO_PUSH;
@@ -208,45 +211,62 @@ static bool mode_lazy(uint32_t mode)
 
 static const char *dest_name(const struct mout *m) { return m->d->cl->map.nodes[m->dest].name; }
 
-/* In a worker: reach the destination, prove ourselves, offer, wait for the
- * answer.  Touches only m's socket and result. */
-static void offer_work(struct worker_job *j)
+/* One offer: 0 accepted, -1 failed or refused (res says why), 1 refused
+ * because the pid is still taken there. */
+static int offer_once(struct mout *m)
 {
-    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
     const struct cfg_node *dn = &m->d->cl->map.nodes[m->dest];
     char reason[MIG_REASON_MAX + 1] = "";
     struct mig_hdr h;
-    m->offered = -1;
-    /* pages of it still away (an earlier lazy move to here) come first */
-    if (pager_drain(m->pid, OFFER_TIMEOUT_MS, reason, sizeof reason) < 0) {
-        mig_failf(&m->res, "%s", reason);
-        return;
-    }
     m->fd = mig_connect(dn, migrate_port(m->d, m->dest), 3000, OFFER_TIMEOUT_MS);
     if (m->fd < 0) {
         mig_failf(&m->res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(m->d, m->dest),
                   strerror(-m->fd));
         m->fd = -1;
-        return;
+        return -1;
     }
-    if (mig_auth_connect(m->fd, m->d->cl, m->dest, AUTH_MOVE, reason, sizeof reason) < 0) {
-        mig_failf(&m->res, "%s", reason);
-        return;
-    }
+    if (mig_auth_connect(m->fd, m->d->cl, m->dest, AUTH_MOVE, reason, sizeof reason) < 0)
+        return mig_failf(&m->res, "%s", reason);
     /* the answer comes once the destination's page buffer is faulted in:
      * the wait grows with the size (a first touch of memory can be slow) */
     if (mig_set_timeouts(m->fd, OFFER_TIMEOUT_MS + (int)((m->offer.mem_bytes >> 20) * OFFER_MS_PER_MIB)) < 0 ||
         mig_send(m->fd, MIG_OFFER, 0, &m->offer, sizeof m->offer) < 0 ||
-        mig_recv(m->fd, &h, reason, MIG_REASON_MAX) < 0) {
-        mig_failf(&m->res, "%s did not answer the offer: %s", dn->name,
-                  errno == EAGAIN ? "timed out" : strerror(errno));
-        return;
-    }
+        mig_recv(m->fd, &h, reason, MIG_REASON_MAX) < 0)
+        return mig_failf(&m->res, "%s did not answer the offer: %s", dn->name,
+                         errno == EAGAIN ? "timed out" : strerror(errno));
     if (h.type != MIG_ACCEPT) {
         mig_failf(&m->res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
+        return h.type == MIG_REFUSE && strstr(reason, " is taken on ") ? 1 : -1;
+    }
+    return 0;
+}
+
+/* In a worker: reach the destination, prove ourselves, offer, wait for the
+ * answer.  Touches only m's socket and result.  Pages of the process still
+ * away (an earlier lazy move to here) are fetched first; if they were on
+ * the destination, its store holds the pid until it has ended its frozen
+ * copy there (a moment after the last page came): the offer is repeated
+ * meanwhile. */
+static void offer_work(struct worker_job *j)
+{
+    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
+    char reason[MIG_REASON_MAX + 1] = "";
+    bool had_away = pager_away(m->pid, NULL, 0) > 0;
+    m->offered = -1;
+    if (pager_drain(m->pid, OFFER_TIMEOUT_MS, reason, sizeof reason) < 0) {
+        mig_failf(&m->res, "%s", reason);
         return;
     }
-    m->offered = 0;
+    for (int tries = 0;; tries++) {
+        int rc = offer_once(m);
+        if (rc <= 0 || !had_away || tries >= PID_FREE_TRIES) {
+            m->offered = rc == 0 ? 0 : -1;
+            return;
+        }
+        mig_close(m->fd);
+        m->fd = -1;
+        usleep(PID_FREE_WAIT_MS * 1000);
+    }
 }
 
 static void finish(struct mout *m, int rc);
