@@ -741,11 +741,3 @@ int pager_drain(pid_t pid, int timeout_ms, char *why, size_t wl)
     }
     return 0;
 }
-
-void pager_svcs_stop(void)
-{
-    pthread_mutex_lock(&svcs_lock);
-    for (struct pager_svc *s = svcs; s; s = s->next)
-        pthr_ask_stop(&s->thr);
-    pthread_mutex_unlock(&svcs_lock);
-}

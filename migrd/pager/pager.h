@@ -76,8 +76,6 @@ struct pager_store *pager_store_start(struct event_base *base, struct engine_fro
                                       char *why, size_t wl);
 struct engine_frozen *pager_store_frozen(struct pager_store *s);
 void pager_store_free(struct pager_store *s);   /* stops its thread first */
-/* Every store here, ended now (migrd stops): their processes lose their pages. */
-void pager_stores_stop(void);
 
 /* ---- destination */
 struct pager_svc;
@@ -99,7 +97,8 @@ uint64_t pager_away(pid_t pid, char *node, size_t nl);
 /* Fetch every page of pid still away, waiting up to timeout_ms (a worker's
  * call: it blocks).  0 (none away, or now all here), or -1 with why. */
 int pager_drain(pid_t pid, int timeout_ms, char *why, size_t wl);
-/* Every service here ended now: their processes are killed. */
-void pager_svcs_stop(void);
+/* When migrd stops, no call is needed: its stores die with it
+ * (engine_frozen_hold) and so do the processes it serves (their
+ * parent-death signal, engine.h: userfault). */
 
 #endif

@@ -50,7 +50,8 @@ struct pager_store {
     char peer[64];
     void (*ended)(struct pager_store *s, void *arg);
     void *arg;
-    /* push: the runs left here, one bit a page once sent, the next page */
+    /* the runs left here (only their pages are served), one bit a page once
+     * sent, the next page to push */
     struct engine_pages *away;
     uint32_t naway;
     uint64_t *sent, *first;        /* first[i]: index of run i's first page */
@@ -102,12 +103,20 @@ static uint64_t page_index(const struct pager_store *s, uint64_t src)
     return UINT64_MAX;
 }
 
+/* all npages at src are pages of the list (nothing else of the process
+ * is served) */
+static bool in_list(const struct pager_store *s, uint64_t src, uint32_t npages)
+{
+    for (uint32_t i = 0; i < npages; i++)
+        if (page_index(s, src + (uint64_t)i * PAGER_PAGE) == UINT64_MAX)
+            return false;
+    return true;
+}
+
 static bool was_sent(const struct pager_store *s, uint64_t k) { return s->sent[k / 64] >> (k % 64) & 1; }
 
 static void mark_sent(struct pager_store *s, uint64_t src, uint32_t npages)
 {
-    if (!s->sent)
-        return;
     for (uint32_t i = 0; i < npages; i++) {
         uint64_t k = page_index(s, src + (uint64_t)i * PAGER_PAGE);
         if (k != UINT64_MAX)
@@ -206,7 +215,7 @@ static void store_body(void *arg)
         }
         const struct pager_req *rq = (const void *)in;
         if (type != s->io.t_req || len != sizeof *rq || !rq->npages || rq->npages > PAGER_MAX_PAGES ||
-            rq->src % PAGER_PAGE) {
+            rq->src % PAGER_PAGE || !in_list(s, rq->src, rq->npages)) {
             snprintf(s->why, sizeof s->why, "%s sent a bad page request (type %u, %u bytes)", s->peer,
                      (unsigned)type, len);
             break;
@@ -238,11 +247,11 @@ struct pager_store *pager_store_start(struct event_base *base, struct engine_fro
     uint64_t total = 0;
     for (uint32_t i = 0; i < naway; i++)
         total += away[i].npages;
-    if (s && push) {
+    if (s) {
         s->first = calloc(naway + 1, sizeof *s->first);
         s->sent = calloc(total / 64 + 1, sizeof *s->sent);
     }
-    if (!s || (push && (!s->first || !s->sent))) {
+    if (!s || !s->first || !s->sent) {
         snprintf(why, wl, "out of memory");
         if (s) {
             free(s->first);
@@ -253,7 +262,7 @@ struct pager_store *pager_store_start(struct event_base *base, struct engine_fro
         return NULL;
     }
     uint64_t k = 0;
-    for (uint32_t i = 0; push && i < naway; k += away[i].npages, i++)
+    for (uint32_t i = 0; i < naway; k += away[i].npages, i++)
         s->first[i] = k;
     s->away = away;
     s->naway = naway;
@@ -301,12 +310,4 @@ void pager_store_free(struct pager_store *s)
     free(s->first);
     free(s->sent);
     free(s);
-}
-
-void pager_stores_stop(void)
-{
-    pthread_mutex_lock(&stores_lock);
-    for (struct pager_store *s = stores; s; s = s->next)
-        pthr_ask_stop(&s->thr);
-    pthread_mutex_unlock(&stores_lock);
 }
