@@ -156,6 +156,8 @@ int eng_capture_threads(struct engine_frozen *fz, struct engine_image *img)
 		if (eng_read_file(path, th->comm, sizeof(th->comm)) < 0)
 			return -1;
 		th->comm[strcspn(th->comm, "\n")] = 0;
+		if (eng_sched_get(t->tid, &th->sched) < 0)
+			return -1;
 	}
 	if (peek_signals(fz->pid, true, &img->shared, &img->nshared) < 0)
 		return -1;

@@ -75,6 +75,15 @@ struct eng_sigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
+/* A thread's scheduling (sched_getattr(2)): policy and its parameters,
+ * nice value, SCHED_FLAG_RESET_ON_FORK; util clamps are not kept. */
+struct eng_sched {
+	uint32_t policy, priority;
+	int32_t  nice;
+	uint32_t reset_on_fork;
+	uint64_t runtime, deadline, period;
+};
+
 struct eng_thread {
 	int32_t  tid;
 	struct user_regs_struct regs;   /* restart already applied, orig_rax = -1 */
@@ -90,6 +99,7 @@ struct eng_thread {
 	uint32_t rseq_len, rseq_sig;
 	uint64_t clear_tid;
 	char     comm[16];
+	struct eng_sched sched;
 };
 
 enum eng_vma_kind {
@@ -311,6 +321,9 @@ int eng_fz_inject(struct engine_frozen *fz, struct eng_task *t, long *ret, long 
 
 /* ------------------------------------------------------------ capture.c */
 int eng_capture_threads(struct engine_frozen *fz, struct engine_image *img);
+/* Thread tid's scheduling into s / from s (sched.c): 0, or -1 (error set). */
+int eng_sched_get(pid_t tid, struct eng_sched *s);
+int eng_sched_set(pid_t tid, const struct eng_sched *s);
 int eng_capture_process(struct engine_frozen *fz, struct engine_image *img);
 
 /* ------------------------------------------------------------ mempolicy.c */

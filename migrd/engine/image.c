@@ -274,6 +274,13 @@ static void enc_thread(struct ebuf *b, const struct eng_thread *t)
 	p32(b, t->rseq_sig);
 	p64(b, t->clear_tid);
 	pstr(b, t->comm);
+	p32(b, t->sched.policy);
+	p32(b, t->sched.priority);
+	p32(b, (uint32_t)t->sched.nice);
+	p32(b, t->sched.reset_on_fork);
+	p64(b, t->sched.runtime);
+	p64(b, t->sched.deadline);
+	p64(b, t->sched.period);
 }
 
 static void enc_vmas(struct ebuf *b, const struct engine_image *img)
@@ -571,6 +578,18 @@ static int dec_thread(struct cur *c, struct eng_thread *t)
 	t->rseq_sig = g32(c);
 	t->clear_tid = g64(c);
 	gstrn(c, t->comm, sizeof(t->comm));
+	/* scheduling: absent from images of migr 0.1.0 (SCHED_OTHER, nice 0) */
+	if (c->left) {
+		t->sched.policy = g32(c);
+		t->sched.priority = g32(c);
+		t->sched.nice = (int32_t)g32(c);
+		t->sched.reset_on_fork = g32(c);
+		t->sched.runtime = g64(c);
+		t->sched.deadline = g64(c);
+		t->sched.period = g64(c);
+	}
+	if (t->sched.reset_on_fork > 1 || t->sched.nice < -20 || t->sched.nice > 19)
+		return eng_fail("image: THREAD %d: bad scheduling (nice %d)", t->tid, t->sched.nice);
 	return c->bad || c->left ? eng_fail("image: THREAD section malformed") : 0;
 }
 

@@ -1222,6 +1222,9 @@ int eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats
 			goto out_kill;
 		}
 	}
+	for (uint32_t i = 0; i < img->nthreads; i++)
+		if (eng_sched_set(img->threads[i].tid, &img->threads[i].sched) < 0)
+			goto out_kill;
 	for (uint32_t i = img->nthreads; i-- > 0;)
 		if (thread_creds(rs, img->threads[i].tid) < 0)
 			goto out_kill;

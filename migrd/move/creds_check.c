@@ -50,11 +50,54 @@ static bool has(const gid_t *g, int n, uint32_t gid)
     return false;
 }
 
-int creds_check_local(const struct engine_image *img, const char *node, char *why, size_t wl)
+int creds_user_name(uint32_t uid, char name[CREDS_USER_MAX])
+{
+    char buf[4096];
+    struct passwd pwd, *pw = NULL;
+    int rc = getpwuid_r((uid_t)uid, &pwd, buf, sizeof buf, &pw);
+    name[0] = 0;
+    if (rc && rc != ENOENT && rc != ESRCH) {
+        errno = rc;
+        return -1;
+    }
+    if (pw)
+        snprintf(name, CREDS_USER_MAX, "%s", pw->pw_name);
+    return 0;
+}
+
+int creds_check_user(uint32_t uid, const char *user, const char *src, const char *node, char *why, size_t wl)
+{
+    char here[CREDS_USER_MAX];
+    if (uid == 0)
+        return 0;
+    if (creds_user_name(uid, here) < 0) {
+        snprintf(why, wl, "cannot look up uid %u on %s: %s", (unsigned)uid, node, strerror(errno));
+        return -1;
+    }
+    if (!strncmp(here, user, CREDS_USER_MAX))
+        return here[0] ? 0 : (snprintf(why, wl, "uid %u has an account neither on %s nor on %s", (unsigned)uid,
+                                       src, node), -1);
+    if (!user[0])
+        snprintf(why, wl, "uid %u has no account on %s but is %s on %s: the nodes' user databases disagree",
+                 (unsigned)uid, src, here, node);
+    else if (!here[0])
+        snprintf(why, wl, "uid %u (%.31s on %s) has no account on %s", (unsigned)uid, user, src, node);
+    else
+        snprintf(why, wl, "uid %u is %.31s on %s but %s on %s: the nodes' user databases disagree", (unsigned)uid,
+                 user, src, here, node);
+    return -1;
+}
+
+int creds_check_local(const struct engine_image *img, uint32_t owner, const char *node, char *why, size_t wl)
 {
     uint32_t uid[4], gid[4];
     const uint32_t *groups;
     uint32_t ngroups = engine_image_creds(img, uid, gid, &groups);
+    if (uid[0] != owner) {
+        snprintf(why, wl, "the image's real uid %u is not uid %u, whose process was offered", (unsigned)uid[0],
+                 (unsigned)owner);
+        return -1;
+    }
     if (uid[0] == 0)
         return 0; /* root's: root may hold any id */
     for (int i = 1; i < 4; i++)

@@ -13,15 +13,34 @@
  * ids (engine/restore.c), never more.  A set-gid program that holds a
  * group its user is not in is refused too: this node cannot tell it from
  * a forged one.
+ *
+ * Uids are taken to name the same user on every node (as Slurm and Open
+ * MPI take them), and that is checked, not trusted: the source names the
+ * owner's account in its offer, and the destination refuses a process
+ * whose uid is another user's here, or nobody's.
  */
 #ifndef MIGRD_CREDS_CHECK_H
 #define MIGRD_CREDS_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct engine_image;
 
-/* 0, or -1 with why ("uid 1234 has no account on n2", ...). */
-int creds_check_local(const struct engine_image *img, const char *node, char *why, size_t wl);
+#define CREDS_USER_MAX 32 /* a user name and its NUL, as offers carry it */
+
+/* The name of uid's account on this node into name (CREDS_USER_MAX), ""
+ * when it has none: 0, or -1 with errno (the user database failed). */
+int creds_user_name(uint32_t uid, char name[CREDS_USER_MAX]);
+
+/* Whether uid, named `user` on node `src` ("": no account there), is the
+ * same user on this node `node`: 0, or -1 with why ("uid 1001 is alice on
+ * n1 but bob on n2 ...").  Root (uid 0) is root everywhere. */
+int creds_check_user(uint32_t uid, const char *user, const char *src, const char *node, char *why, size_t wl);
+
+/* The image's credentials, which must be those of `uid` (the offer's),
+ * against this node's user database: 0, or -1 with why ("uid 1234 has no
+ * account on n2", ...). */
+int creds_check_local(const struct engine_image *img, uint32_t uid, const char *node, char *why, size_t wl);
 
 #endif

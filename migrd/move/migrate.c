@@ -174,11 +174,27 @@ static void settle_later(struct move *d, struct engine_image *img, pid_t pid)
 
 /* ------------------------------------------------------------ destination */
 
-static int check_offer(struct move *d, const struct mig_offer *o, char *why, size_t len)
+/* The page buffers of the moves arriving now: memory promised already. */
+static uint64_t arriving_bytes(const struct move *d)
+{
+    uint64_t sum = 0;
+    for (const struct mrecv *r = d->migrate->arriving; r; r = r->next)
+        sum += r->want;
+    return sum;
+}
+
+static uint64_t page_buffer_bytes(const struct mig_offer *o)
+{
+    return o->mem_bytes + o->mem_bytes / 16 + (2u << 20);
+}
+
+/* The offer of a process from node src: 0, or -1 with why. */
+static int check_offer(struct move *d, const struct mig_offer *o, const char *src, char *why, size_t len)
 {
     char bound[128];
-    uint64_t avail = node_mem_available(bound, sizeof bound);
+    uint64_t avail = node_mem_available(bound, sizeof bound), promised = arriving_bytes(d);
     const char *lacks = cpuf_missing(&o->cpu, &d->cl->cpu);
+    avail = avail > promised ? avail - promised : 0;
     if (o->home >= (uint32_t)d->cl->map.nnodes)
         snprintf(why, len, "home node %u is not in the cluster map of %s", o->home, cluster_self_name(d->cl));
     else if (strncmp(o->kernel, d->cl->kernel, sizeof o->kernel))
@@ -189,9 +205,14 @@ static int check_offer(struct move *d, const struct mig_offer *o, char *why, siz
                  "use it)", cluster_self_name(d->cl), lacks);
     else if (o->pid <= 1 || kill(o->pid, 0) == 0 || errno != ESRCH)
         snprintf(why, len, "pid %d is taken on %s", o->pid, cluster_self_name(d->cl));
-    else if (avail < o->mem_bytes + MEM_HEADROOM)
-        snprintf(why, len, "only %llu MiB free on %s (%.60s); the process needs %llu MiB + %llu kept free",
+    else if (!memchr(o->user, 0, sizeof o->user))
+        snprintf(why, len, "the offer's user name is not terminated");
+    else if (creds_check_user(o->uid, o->user, src, cluster_self_name(d->cl), why, len) < 0)
+        ;
+    else if (o->mem_bytes > UINT64_MAX / 2 || avail < page_buffer_bytes(o) + MEM_HEADROOM)
+        snprintf(why, len, "only %llu MiB free on %s (%.60s%s); the process needs %llu MiB + %llu kept free",
                  (unsigned long long)(avail >> 20), cluster_self_name(d->cl), bound,
+                 promised ? ", less what the moves arriving now take" : "",
                  (unsigned long long)(o->mem_bytes >> 20), MEM_HEADROOM >> 20);
     else
         return 0;
@@ -202,6 +223,7 @@ struct incoming {
     struct move *d;
     struct fconn *c;
     struct mig_offer offer;
+    char src[64];              /* the source node, for messages */
 };
 
 static void refuse_offer(int fd, const struct mig_offer *o, const char *why)
@@ -360,7 +382,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
         goto fail;
     }
     if (apply_frames(d, p, r->frames, &a, why, sizeof why) < 0 ||
-        creds_check_local(img, cluster_self_name(d->cl), why, sizeof why) < 0 ||
+        creds_check_local(img, o->uid, cluster_self_name(d->cl), why, sizeof why) < 0 ||
         (a.have_postal && mpostal_prepare(d, &a.mp, img, &a.pin, why, sizeof why) < 0) ||
         give_channels(img, &a, why, sizeof why) < 0 ||
         mlazy_service(img, r->frames, r->peer, !(o->mode & CTL_MOVE_NO_PREFETCH), &svc, why, sizeof why) < 0)
@@ -465,21 +487,17 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     struct incoming *in = arg;
     struct move *d = in->d;
     struct mig_offer offer = in->offer;
-    char why[MIG_REASON_MAX] = "";
+    char why[MIG_REASON_MAX] = "", src[sizeof in->src];
     struct mrecv *r;
     (void)unused;
     (void)what;
-    char in_peer[64];
-    if (in->c->peer_node >= 0 && in->c->peer_node < d->cl->map.nnodes)
-        snprintf(in_peer, sizeof in_peer, "%s", d->cl->map.nodes[in->c->peer_node].name);
-    else
-        snprintf(in_peer, sizeof in_peer, "%s", in->c->peer);
+    memcpy(src, in->src, sizeof src);
     int fd = fconn_take_fd(in->c);
     free(in);
     if (fd < 0)
         return;
     mig_stream_timeouts(fd);
-    if (check_offer(d, &offer, why, sizeof why) < 0 || arrival_check(d, &offer, why, sizeof why) < 0) {
+    if (check_offer(d, &offer, src, why, sizeof why) < 0 || arrival_check(d, &offer, why, sizeof why) < 0) {
         refuse_offer(fd, &offer, why);
         return;
     }
@@ -490,12 +508,14 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     }
     r->offer = offer;
     r->fd = fd;
-    r->want = offer.mem_bytes + offer.mem_bytes / 16 + (2u << 20);
+    /* a lazy move: most pages stay at the source (the check above still
+     * counts them all: they come) */
     uint32_t how = offer.mode & CTL_MOVE_MODE_MASK;
     bool lazy = how == CTL_MOVE_LAZY_NO_PUSH || how == CTL_MOVE_LAZY;
-    if (lazy && r->want > LAZY_BUFFER) /* most pages stay at the source */
+    r->want = page_buffer_bytes(&offer);
+    if (lazy && r->want > LAZY_BUFFER)
         r->want = LAZY_BUFFER;
-    snprintf(r->peer, sizeof r->peer, "%s", in_peer);
+    snprintf(r->peer, sizeof r->peer, "%s", src);
     r->max_frames = mpostal_max_rings_bytes(d) + MIG_MAX_CHAN * (uint64_t)MIG_MAX_BODY + (1u << 20) +
                     (lazy ? LAZY_MAX_DIR : 0);
     r->node = cluster_self_name(d->cl);
@@ -557,6 +577,7 @@ static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
         in->d = d;
         in->c = c;
         memcpy(&in->offer, body, sizeof in->offer);
+        snprintf(in->src, sizeof in->src, "%s", c->peer_node >= 0 ? d->cl->map.nodes[c->peer_node].name : c->peer);
         if (event_base_once(d->base, -1, EV_TIMEOUT, incoming, in, &zero) < 0) {
             free(in);
             fconn_free_later(c);

@@ -54,6 +54,24 @@ static uint64_t resident_bytes(pid_t pid)
     return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The real uid of pid (the "Uid:" line of /proc/PID/status): 0, or -1
+ * with errno. */
+static int real_uid(pid_t pid, uint32_t *uid)
+{
+    char path[64], line[256];
+    int rc = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    errno = ENOENT;
+    while (rc < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Uid:", 4) && sscanf(line + 4, "%u", uid) == 1)
+            rc = 0;
+    fclose(f);
+    return rc;
+}
+
 struct outchans {
     uint32_t n;
     struct mig_chan map[MIG_MAX_CHAN];
@@ -186,10 +204,12 @@ struct mout {
     migrate_done_fn done;
     void *arg;
     struct migrate_result res;
-    struct worker_job job;     /* the offer */
+    struct worker_job job;     /* the offer, then the image's stream */
     struct mig_offer offer;
     int fd;
     int offered;               /* 0: accepted; -1: res.message says why not */
+    bool streaming;            /* its image is with a worker */
+    int stream_rc;             /* the worker's: 0, or -1 (res.message) */
     struct boost boost;
     struct engine_frozen *fz;
     struct engine_image *img;
@@ -253,6 +273,13 @@ static void offer_work(struct worker_job *j)
     char reason[MIG_REASON_MAX + 1] = "";
     bool had_away = pager_away(m->pid, NULL, 0) > 0;
     m->offered = -1;
+    /* its owner, named as this node's user database names it (lookups may
+     * block on a directory service: here, not on the loop) */
+    if (real_uid(m->pid, &m->offer.uid) < 0 || creds_user_name(m->offer.uid, m->offer.user) < 0) {
+        mig_failf(&m->res, "cannot tell the owner of pid %d on %s: %s", m->pid, cluster_self_name(m->d->cl),
+                  strerror(errno));
+        return;
+    }
     if (pager_drain(m->pid, OFFER_TIMEOUT_MS, reason, sizeof reason) < 0) {
         mig_failf(&m->res, "%s", reason);
         return;
@@ -299,7 +326,8 @@ static void hand_over(struct mout *m)
     if (m->lazy.pages) {
         /* the source copy is the store of its pages away */
         uint64_t pages = m->lazy.pages;
-        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), &m->lazy, (m->mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY, why, sizeof why) == 0) {
+        bool push = (m->mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY;
+        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), &m->lazy, push, why, sizeof why) == 0) {
             m->fz = NULL;
             m->fd = -1;
             return;
@@ -343,6 +371,54 @@ static void on_ack(evutil_socket_t fd, short what, void *arg)
     finish(m, 0);
 }
 
+/* A write to the destination failed: its reason (a destination that
+ * refused the image said why before it closed), -1. */
+static int stream_failed(struct mout *m)
+{
+    char reason[MIG_REASON_MAX + 1] = "";
+    struct mig_hdr h;
+    int e = errno;
+    if ((e == ECONNRESET || e == EPIPE) && mig_recv(m->fd, &h, reason, MIG_REASON_MAX) == 0 &&
+        h.type == MIG_FAILED)
+        return mig_failf(&m->res, "%s could not restore it: %s", dest_name(m), reason);
+    return mig_failf(&m->res, "streaming to %s: %s", dest_name(m), e ? strerror(e) : engine_strerror());
+}
+
+/* In a worker: the image (its pages read from the frozen process) and its
+ * MAC.  The worker is boosted as the loop is: this is the frozen window. */
+static void stream_work(struct worker_job *j)
+{
+    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
+    struct boost boost;
+    boost_begin(&boost);
+    errno = 0;
+    m->stream_rc = mig_send(m->fd, MIG_IMAGE, 0, NULL, 0) < 0 ||
+                           send_image(m->fd, m->img, m->inject, &m->res.bytes) < 0
+                       ? stream_failed(m)
+                       : 0;
+    m->t_streamed = migrd_now_us();
+    boost_end(&boost);
+}
+
+/* On the loop, the image sent (or not): await the acknowledgement. */
+static void streamed(struct worker_job *j)
+{
+    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
+    worker_job_fini(&m->job);
+    m->streaming = false;
+    if (m->stream_rc < 0) {
+        finish(m, -1);
+        return;
+    }
+    /* the acknowledgement is awaited on the loop: the destination's restore
+     * may need this node (its loop, a move of its own to here) meanwhile */
+    const struct timeval tv = {STREAM_TIMEOUT_MS / 1000, 0};
+    if (!(m->ack_ev = event_new(m->d->base, m->fd, EV_READ, on_ack, m)) || event_add(m->ack_ev, &tv) < 0) {
+        mig_failf(&m->res, "waiting for %s's acknowledgement: out of memory", dest_name(m));
+        finish(m, -1);
+    }
+}
+
 /* On the loop, the offer accepted: the frozen window's work. */
 static int freeze_and_stream(struct mout *m)
 {
@@ -350,8 +426,6 @@ static int freeze_and_stream(struct mout *m)
     struct mproc *p = m->p;
     struct mbox *pm = NULL;
     struct mig_postal mp;
-    struct mig_hdr h;
-    char reason[MIG_REASON_MAX + 1];
     int fd = m->fd;
     mig_stream_timeouts(fd);
     p->state = MP_MOVING;
@@ -388,22 +462,16 @@ static int freeze_and_stream(struct mout *m)
     if (mig_send(fd, MIG_CHANMAP, 0, m->oc.map, m->oc.n * (uint32_t)sizeof m->oc.map[0]) < 0 ||
         send_unread_input(fd, p, &m->oc) < 0 ||
         (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
-        (mode_lazy(m->mode) && mlazy_send_dir(fd, m->img, &m->lazy, m->res.message, sizeof m->res.message) < 0) ||
-        mig_send(fd, MIG_IMAGE, 0, NULL, 0) < 0 || send_image(fd, m->img, m->inject, &m->res.bytes) < 0) {
-        int e = errno;
-        /* a destination that refused the image said why before it closed */
-        memset(reason, 0, sizeof reason);
-        if ((e == ECONNRESET || e == EPIPE) && mig_recv(fd, &h, reason, MIG_REASON_MAX) == 0 &&
-            h.type == MIG_FAILED)
-            return mig_failf(&m->res, "%s could not restore it: %s", dest_name(m), reason);
-        return mig_failf(&m->res, "streaming to %s: %s", dest_name(m), e ? strerror(e) : engine_strerror());
+        (mode_lazy(m->mode) && mlazy_send_dir(fd, m->img, &m->lazy, m->res.message, sizeof m->res.message) < 0))
+        return stream_failed(m);
+    /* the image, the bulk of the move, streams from a worker: relaying and
+     * the other moves of this node go on meanwhile */
+    m->job = (struct worker_job){.work = stream_work, .done = streamed, .shut_fd = fd};
+    if (worker_submit(d->base, &m->job, m->res.message, sizeof m->res.message) < 0) {
+        worker_job_fini(&m->job);
+        return -1;
     }
-    m->t_streamed = migrd_now_us();
-    /* the acknowledgement is awaited on the loop: the destination's restore
-     * may need this node (its loop, a move of its own to here) meanwhile */
-    const struct timeval tv = {STREAM_TIMEOUT_MS / 1000, 0};
-    if (!(m->ack_ev = event_new(d->base, fd, EV_READ, on_ack, m)) || event_add(m->ack_ev, &tv) < 0)
-        return mig_failf(&m->res, "waiting for %s's acknowledgement: out of memory", dest_name(m));
+    m->streaming = true;
     return 0;
 }
 
@@ -541,6 +609,14 @@ void migrate_out_fini(void)
             worker_cancel(&m->job);
             worker_job_fini(&m->job);
             m->offering = false;
+            mig_failf(&m->res, "migrd on %s is stopping", cluster_self_name(m->d->cl));
+            finish(m, -1);
+        } else if (m->streaming) {
+            /* frozen, its image half-way: the destination cannot have it;
+             * the socket shut down ends the stream, the process thaws */
+            worker_cancel(&m->job);
+            worker_job_fini(&m->job);
+            m->streaming = false;
             mig_failf(&m->res, "migrd on %s is stopping", cluster_self_name(m->d->cl));
             finish(m, -1);
         } else if (m->ack_ev) {

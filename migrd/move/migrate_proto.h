@@ -28,9 +28,10 @@
 #include <stdint.h>
 
 #include "migrd/cluster/cpu_features.h"
+#include "creds_check.h"
 
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
-#define MIG_VERSION  4
+#define MIG_VERSION  5
 #define MIG_MAX_BODY (1u << 20)
 #define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
 
@@ -58,11 +59,12 @@ struct mig_offer {
     uint32_t gen;           /* number of moves so far          */
     uint32_t flags;
     uint32_t job, rank;     /* with CTL_PROC_RANK in flags     */
-    uint64_t mem_bytes;     /* resident memory of the process  */
+    uint32_t uid;           /* its owner (real uid)            */
     uint32_t mode;          /* enum ctl_move_mode (not default) */
-    uint32_t pad;
+    uint64_t mem_bytes;     /* resident memory of the process  */
     char kernel[64];
     char cmd[64];
+    char user[CREDS_USER_MAX]; /* uid's name at the source ("": none) */
     struct cpu_features cpu; /* of the source: the destination needs them all */
 };
 

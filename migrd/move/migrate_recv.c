@@ -23,8 +23,7 @@ static bool kept_before_image(uint16_t type)
            type == MIG_POSTAL_RING || type == MIG_LAZY_DIR;
 }
 
-/* the frames up to MIG_IMAGE, kept in order: 0, or -1 with why */
-static int read_frames(struct mrecv *r)
+int mrecv_read_frames(struct mrecv *r)
 {
     struct mrecv_frame **tail = &r->frames;
     uint64_t kept = 0;
@@ -105,7 +104,7 @@ static void receive(struct mrecv *r)
     /* the source freezes the process once it has the accept */
     struct boost boost;
     boost_begin(&boost);
-    int rc = read_frames(r);
+    int rc = mrecv_read_frames(r);
     if (rc == 0)
         rc = read_image(r);
     boost_end(&boost);

@@ -70,6 +70,11 @@ int mrecv_start(struct event_base *base, struct mrecv *r, void (*done)(struct mr
 /* Take r from the queue, or make its thread be through with it soon (its
  * socket shut down) and wait; done is not called.  For a daemon going down. */
 void mrecv_stop(struct mrecv *r);
+/* The worker's first step (exposed for test/fuzz): the frames from r->fd
+ * up to MIG_IMAGE, kept in order in r->frames, at most r->max_frames bytes
+ * of them, only the types a source sends before its image: 0 (MIG_IMAGE
+ * read), or -1 with r->why. */
+int mrecv_read_frames(struct mrecv *r);
 /* The frames, image, buffer and plumbing (not fd); no thread may have r. */
 void mrecv_free(struct mrecv *r);
 

@@ -4,10 +4,14 @@
  * checks; migrd/move/migrate_postal.c: the POSTAL frame and the
  * POSTAL_RING frames that fill the rings of the mailbox a moving process
  * brings along; migrd/postal/adopt.c: the check of that mailbox before
- * anyone maps it).  Frames are read from a socket, as from a source daemon.
+ * anyone maps it).  Frames are read from a socket, as from a source daemon,
+ * by the destination's worker (migrd/move/migrate_recv.c:
+ * mrecv_read_frames: the frames before the image, their types and their
+ * bound), then applied as the loop applies them.
  *
  * Input: byte 0, bit 0: the rest is a list of frames (type, 24-bit length,
- * body) to which the harness adds magic and version; else raw bytes.
+ * body) to which the harness adds magic and version; else raw bytes; bit
+ * 1: the frames before the image are bounded to 2 KiB (else 64 KiB).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -18,13 +22,14 @@
 
 #include "migrd/move/migrate_postal.h"
 #include "migrd/move/migrate_proto.h"
+#include "migrd/move/migrate_recv.h"
 #include "migrd/move/move.h"
 #include "migrd/postal/adopt.h"
 #include "office.h"
 
 static struct fuzz_office office;
 static struct move mv;
-static uint8_t out[1 << 20], body[MIG_MAX_BODY];
+static uint8_t out[1 << 20];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -76,30 +81,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mig_postal mp;
     char why[256];
     int have_mp = 0;
+    /* bounds inputs reach (bit 1 of byte 0: 2 KiB, else 64 KiB) */
+    struct mrecv r = {.fd = sv[1], .max_frames = how & 2 ? 2u << 10 : 64u << 10, .node = "fuzz",
+                      .job = {.wake = {-1, -1}}};
+    int whole = mrecv_read_frames(&r) == 0;
+    uint64_t kept = 0;
     mpostal_in_init(&pin);
-    for (int frames = 0; frames < 64; frames++) {
-        struct mig_hdr h;
+    for (const struct mrecv_frame *f = r.frames; f; f = f->next) {
+        const struct mig_hdr *h = &f->h;
         const char *w;
-        if (mig_recv(sv[1], &h, body, sizeof body) < 0)
-            break;
-        if (mig_hdr_check(&h, &w) < 0 || h.len > MIG_MAX_BODY)
-            abort(); /* mig_recv let a bad header through */
-        (void)mig_type_name(h.type);
-        if (h.type == MIG_POSTAL) {
-            if (have_mp || h.len != sizeof mp)
+        kept += sizeof *f + h->len;
+        if (mig_hdr_check(h, &w) < 0 || h->len > MIG_MAX_BODY || h->type == MIG_IMAGE || kept > r.max_frames)
+            abort(); /* mrecv_read_frames kept what it must not */
+        (void)mig_type_name(h->type);
+        if (h->type == MIG_POSTAL) {
+            if (have_mp || h->len != sizeof mp)
                 break; /* as migrate.c: out of place, or the wrong size */
-            memcpy(&mp, body, sizeof mp);
+            memcpy(&mp, f->body, sizeof mp);
             have_mp = 1;
             if (mpostal_begin(&mv, &mp, 4300, &pin, why, sizeof why) < 0)
                 break;
-        } else if (h.type == MIG_POSTAL_RING) {
-            if (mpostal_ring(&pin, body, h.len, why, sizeof why) < 0)
+        } else if (h->type == MIG_POSTAL_RING) {
+            if (mpostal_ring(&pin, f->body, h->len, why, sizeof why) < 0)
                 break;
         }
     }
+    (void)whole;
     if (pin.m && pin.inbox_seen && pin.outbox_seen)
         mbox_adopt_check(pin.m, why, sizeof why);
     mpostal_in_free(&pin);
+    mrecv_free(&r);
     close(sv[1]);
     office_reset(&office);
     return 0;

@@ -108,6 +108,7 @@ run_zoo memory zoo_memory
 run_zoo registers zoo_regs
 run_zoo blocked zoo_blocked
 run_zoo rseq-vdso zoo_rseq
+run_zoo scheduling zoo_sched
 # the same moves through an image file and through a pipe (dump | restore)
 MODE=image run_zoo image-file-events zoo_events
 MODE=pipe run_zoo image-pipe-threads zoo_threads

@@ -214,9 +214,11 @@ run_case "a move that would reopen a file the process may not open at the destin
 
 # --- the destination checks the vouched credentials against its own user
 # database: the user has an account there (n2 gets an /etc/passwd without
-# it, bound over the real one in n2's mount namespace only), and every group
-# the process holds is one of the user's (the victim is not in group 6)
-case_creds() { # case_creds account|group
+# it, bound over the real one in n2's mount namespace only), its uid is the
+# same user there (renamed: n2's passwd gives the uid another name), and
+# every group the process holds is one of the user's (the victim is not in
+# group 6)
+case_creds() { # case_creds account|renamed|group
     stop_victim
     if [[ $1 == group ]]; then
         id -nG "$VICTIM" | tr ' ' '\n' | grep -qx "$(getent group 6 | cut -d: -f1)" && { echo "SKIP: $VICTIM is in group 6"; return 0; }
@@ -226,22 +228,29 @@ case_creds() { # case_creds account|group
     fi || { echo "no pid: $(tr '\n' '|' <"$PUB/v.err")"; return 1; }
     sleep 0.3
     local out rc=0
-    if [[ $1 == account ]]; then
-        grep -v "^$VICTIM:" /etc/passwd >"$PUB/passwd.n2"
+    if [[ $1 != group ]]; then
+        if [[ $1 == account ]]; then
+            grep -v "^$VICTIM:" /etc/passwd
+        else
+            sed "s/^$VICTIM:/migr-other:/" /etc/passwd
+        fi >"$PUB/passwd.n2"
         "$V" exec n2 mount --bind "$PUB/passwd.n2" /etc/passwd || { echo "cannot bind a passwd on n2"; return 1; }
     fi
     out=$("$V" exec n1 "$C" migrate "$VPID" --to n2 2>&1) || rc=$?
-    [[ $1 == account ]] && "$V" exec n2 umount /etc/passwd
+    [[ $1 != group ]] && "$V" exec n2 umount /etc/passwd
     ((rc)) || { echo "moved: $out"; return 1; }
     echo "$out"
     case $1 in
-    account) [[ $out == *"uid $VU has no account on n2"* ]] || return 1 ;;
+    account) [[ $out == *"uid $VU ($VICTIM on n1) has no account on n2"* ]] || return 1 ;;
+    renamed) [[ $out == *"uid $VU is $VICTIM on n1 but migr-other on n2"* ]] || return 1 ;;
     group) [[ $out == *"its supplementary group 6 is not a group of $VICTIM (uid $VU) on n2"* ]] || return 1 ;;
     esac
     alive_at n1
 }
 run_case "a move into a node where the process's user has no account is refused; it runs on at its source" 60 \
     case_creds account
+run_case "a move into a node where the process's uid is another user's is refused; it runs on at its source" 60 \
+    case_creds renamed
 run_case "a move of a process holding a group its user is not in at the destination is refused; it runs on" 60 \
     case_creds group
 
