@@ -39,7 +39,9 @@
 #include "thread.h"
 
 #define MAX_CLIENTS  16   /* the process and the children it forks */
-#define MAX_OUT      512  /* requests in flight */
+#define MAX_OUT      1024 /* requests in flight */
+#define PREFETCH_OUT 768  /* prefetch stops there: room for the faults */
+#define MAX_DEFER    256  /* faults waiting for room */
 #define CPU_SAMPLE_US 5000  /* the CPU share is read that often at most */
 #define DRAIN_OUT    8    /* of them, while draining */
 #define MAX_RETRY    256  /* zero fills to retry after an event */
@@ -74,6 +76,9 @@ struct pager_svc {
     uint32_t out_head, nout;
     uint64_t retry[MAX_RETRY];   /* client << 56 | page */
     uint32_t nretry;
+    uint64_t defer[MAX_DEFER];   /* faults that found no room for their
+                                    request: client << 56 | page */
+    uint32_t ndefer;
     uint64_t faults, zero_fills, requests, pages_in, pushed_in, t_start;
     uint64_t remote_faults;      /* faults that had to ask for their page */
     uint64_t waits;              /* faults on a page asked for already (prefetch in flight) */
@@ -228,11 +233,22 @@ static void kill_tree(pid_t pid, int depth)
         log_error("pager: kill(%d, SIGKILL): %s", pid, strerror(errno));
 }
 
-static int send_req(struct pager_svc *s, uint32_t c, uint64_t dst, uint64_t src, uint64_t npages)
+static void wake(int uffd, uint64_t page);
+
+/* Ask for npages at dst.  With no room (MAX_OUT in flight) a prefetch is
+ * dropped (its pages are not marked asked), and a fault is deferred: its
+ * thread is woken once an answer made room, faults again and asks then
+ * (the kernel gives a fault once: a fault dropped would wait forever). */
+static int send_req(struct pager_svc *s, uint32_t c, uint64_t dst, uint64_t src, uint64_t npages, bool fault)
 {
     struct pager_req rq = {.src = src, .dst = dst, .npages = (uint32_t)npages};
-    if (s->nout >= MAX_OUT)
-        return 0; /* a fault asks again when woken: never more than MAX_OUT */
+    if (s->nout >= MAX_OUT) {
+        if (fault && s->ndefer < MAX_DEFER)
+            s->defer[s->ndefer++] = (uint64_t)c << 56 | dst;
+        else if (fault)
+            wake(s->cl[c].uffd, dst); /* it faults again at once */
+        return 0;
+    }
     if (s->io.send(s->fd, s->io.t_req, c, &rq, sizeof rq) < 0)
         return fail(s, "asking %s for pages: %s", s->source, strerror(errno));
     dir_set_asked(&s->cl[c].dir, dst, npages);
@@ -329,7 +345,9 @@ static int prefetch(struct pager_svc *s, uint32_t c, uint64_t page)
                    dir_is_away(&s->cl[c].dir, a + n * PAGER_PAGE, &src, &asked) && !asked &&
                    src == src0 + n * PAGER_PAGE)
                 n++;
-            if (send_req(s, c, a, src0, n) < 0)
+            if (s->nout >= PREFETCH_OUT)
+                return 0;
+            if (send_req(s, c, a, src0, n, false) < 0)
                 return -1;
             s->prefetched += n;
             a += n * PAGER_PAGE;
@@ -352,7 +370,7 @@ static int on_msg(struct pager_svc *s, uint32_t c, const struct uffd_msg *m)
             s->waits++;
         else
             s->remote_faults++;
-        if (!asked && send_req(s, c, page, src, 1) < 0)
+        if (!asked && send_req(s, c, page, src, 1, true) < 0)
             return -1;
         return s->prefetch ? prefetch(s, c, page) : 0;
     }
@@ -517,7 +535,7 @@ static int drain_some(struct pager_svc *s)
         uint64_t dst, src, n;
         while (s->cl[c].uffd >= 0 && s->nout < DRAIN_OUT &&
                dir_next_unasked(&s->cl[c].dir, &dst, &src, &n, PAGER_MAX_PAGES))
-            if (send_req(s, c, dst, src, n) < 0)
+            if (send_req(s, c, dst, src, n, false) < 0)
                 return -1;
     }
     return 0;
@@ -585,6 +603,14 @@ static void svc_body(void *arg)
             }
             if (on_pages(s, chan, buf, len) < 0)
                 break;
+            /* room again: the deferred faults fault again and ask */
+            for (uint32_t i = 0; i < s->ndefer && s->nout < MAX_OUT; i++) {
+                uint32_t c = (uint32_t)(s->defer[i] >> 56);
+                if (c < s->ncl && s->cl[c].uffd >= 0)
+                    wake(s->cl[c].uffd, s->defer[i] & ((1ull << 56) - 1));
+            }
+            if (s->nout < MAX_OUT)
+                s->ndefer = 0;
         }
         if (s->nout && migrd_now_us() - s->out_t[s->out_head] > PAGER_FAULT_TIMEOUT_MS * 1000ull) {
             fail(s, "%s did not send pages for %d s", s->source, PAGER_FAULT_TIMEOUT_MS / 1000);
