@@ -182,9 +182,18 @@ enum ctl_migrate_inject { CTL_INJECT_NONE = 0, CTL_INJECT_CORRUPT = 1, CTL_INJEC
 
 /* By pid, or (pid == 0) by job and rank: the migrd asked resolves them to
  * the pid of a rank it is the home of. */
+/* How the memory moves: eagerly (all before the process resumes) or
+ * lazily (migrd/pager: it resumes with the pages it touches, the rest is
+ * fetched on fault).  0: the daemon's default (eager). */
+enum ctl_move_mode { CTL_MOVE_DEFAULT = 0, CTL_MOVE_EAGER = 1, CTL_MOVE_LAZY_NO_PUSH = 2, CTL_MOVE_LAZY = 3,
+                     CTL_MOVE_MODE_MASK = 0xff,
+                     CTL_MOVE_NO_PREFETCH = 0x100 /* lazy: one page a fault (benchmarks) */ };
+
 struct ctl_migrate {
     int32_t pid;
     uint32_t inject;         /* enum ctl_migrate_inject (tests)    */
+    uint32_t mode;           /* enum ctl_move_mode                 */
+    uint32_t pad;
     uint32_t job, rank;      /* when pid == 0                      */
     char node[64];           /* destination                        */
 };
@@ -211,6 +220,9 @@ struct ctl_ps_proc {
     char home[64];
     char node[64];           /* where it runs                      */
     char cmd[64];
+    uint64_t pages_away;     /* after a lazy move, known where it
+                                runs: pages still on node away_on  */
+    char away_on[64];
 };
 
 /* One move out of the node that answers (migrctl log): done or refused.

@@ -155,6 +155,41 @@ ps_fields() {
         $col["PID"] == pid { s = ""; for (i = 1; i <= n; i++) s = s (i > 1 ? " " : "") $col[w[i]]; print s; exit }'
 }
 
+# --- processes under `migrctl run` on a virtual cluster (VCLUSTER, MIGRCTL_BIN)
+
+# start_run NAME ARGS...: `migrctl run -- ARGS` on ${RUN_NODE:-n1} in the
+# background; sets RUN_PID (the stub's shell) and PID (the process);
+# output in $SCRATCH/NAME.out and .err, its status in $SCRATCH/NAME.rc.
+# With RUN_READY=PATTERN it also waits (10 s) for PATTERN in the output.
+# Non-zero when the pid (or the pattern) does not come.
+start_run() {
+    local name=$1 i
+    shift
+    rm -f "$SCRATCH/$name.pid" "$SCRATCH/$name.rc"
+    ( "$VCLUSTER" exec "${RUN_NODE:-n1}" "$MIGRCTL_BIN" run --pidfile "$SCRATCH/$name.pid" -- "$@" \
+        >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
+      echo $? >"$SCRATCH/$name.rc" ) &
+    RUN_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $SCRATCH/$name.pid ]] && { [[ -z ${RUN_READY:-} ]] || grep -qs -- "$RUN_READY" "$SCRATCH/$name.out"; } &&
+            break
+        sleep 0.1
+    done
+    PID=$(cat "$SCRATCH/$name.pid" 2>/dev/null)
+    [[ -n $PID ]] && { [[ -z ${RUN_READY:-} ]] || grep -qs -- "$RUN_READY" "$SCRATCH/$name.out"; }
+}
+
+# wait_run NAME SECONDS: wait for the run to end; prints its status (or
+# "timeout").
+wait_run() {
+    local name=$1 secs=$2 i
+    for ((i = 0; i < secs * 10; i++)); do
+        [[ -s $SCRATCH/$name.rc ]] && break
+        sleep 0.1
+    done
+    cat "$SCRATCH/$name.rc" 2>/dev/null || echo timeout
+}
+
 # --- faults on a virtual cluster (test/vcluster; MIGR_VCLUSTER_ID as exported)
 
 # vc_migrd_pid NODE: the pid, inside NODE, of NODE's migrd (nothing if none).

@@ -52,11 +52,15 @@ static int migrate_what(const struct cli *c, char **args, int n, struct ctl_migr
 /* migrate PID --to NODE, migrate JOB RANK --to NODE [--inject corrupt|stall] */
 static int cmd_migrate(const struct cli *c, int argc, char **argv)
 {
-    enum { OPT_INJECT = 256 };
+    enum { OPT_INJECT = 256, OPT_EAGER, OPT_LAZY, OPT_LAZY_NO_PUSH, OPT_NO_PREFETCH };
     /* --inject is a test hook (root, migrd --test-hooks): accepted, not in
      * the help (test/suites/migrate.sh, handover.sh) */
     static const struct option lo[] = {{"to", required_argument, 0, 't'},
                                        {"inject", required_argument, 0, OPT_INJECT},
+                                       {"eager", no_argument, 0, OPT_EAGER},
+                                       {"lazy", no_argument, 0, OPT_LAZY},
+                                       {"lazy-no-push", no_argument, 0, OPT_LAZY_NO_PUSH},
+                                       {"no-prefetch", no_argument, 0, OPT_NO_PREFETCH},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     static char buf[CTL_MAX_MSG];
@@ -74,6 +78,10 @@ static int cmd_migrate(const struct cli *c, int argc, char **argv)
             else
                 return cli_error(c, "--inject: '%s' is not corrupt or stall", optarg);
             break;
+        case OPT_EAGER: m.mode = (m.mode & ~(uint32_t)CTL_MOVE_MODE_MASK) | CTL_MOVE_EAGER; break;
+        case OPT_LAZY: m.mode = (m.mode & ~(uint32_t)CTL_MOVE_MODE_MASK) | CTL_MOVE_LAZY; break;
+        case OPT_LAZY_NO_PUSH: m.mode = (m.mode & ~(uint32_t)CTL_MOVE_MODE_MASK) | CTL_MOVE_LAZY_NO_PUSH; break;
+        case OPT_NO_PREFETCH: m.mode |= CTL_MOVE_NO_PREFETCH; break;
         case 'h': return cli_help(c);
         default: return CLI_USAGE_STATUS;
         }
@@ -187,6 +195,7 @@ static const struct cli_cmd commands[] = {
      "node knows: its own, wherever they run now, and its guests.  Columns: PID,\n"
      "USER, UID, JOB and RANK (MPI ranks, the job as Open MPI prints it; '-' else),\n"
      "HOME, NODE (where it runs), STATE (running, away, moving, exited), MOVES,\n"
+     "AWAY (after a lazy move: pages still at another node, as N@NODE),\n"
      "LAST FROZEN, COMMAND.  Of another user's processes only pid, user, node,\n"
      "state and command.  Scripts should use --json, or find the columns by the\n"
      "header.",
@@ -232,7 +241,13 @@ static const struct cli_cmd commands[] = {
      "pid.  Ask its home node or the node where it runs.  Root or the process's\n"
      "owner only.  Prints the image size, the frozen time and the total time; any\n"
      "failure leaves the process running where it was, and says why in one line.",
-     "  -t, --to NODE         the destination, a node of the cluster map\n",
+     "  -t, --to NODE         the destination, a node of the cluster map\n"
+     "      --eager           all its memory travels while it is frozen (default)\n"
+     "      --lazy            it resumes at NODE with the pages it is touching; the\n"
+     "                        rest follows: fetched when it faults on them, and\n"
+     "                        pushed meanwhile, so that it soon needs this node no more\n"
+     "      --lazy-no-push    the same without the push: pages never touched never travel\n"
+     "      --no-prefetch     lazily, one page a fault (no AMPoM prefetch; to compare)\n",
      cmd_migrate},
     {"keygen", "[FILE]", "make a new cluster key",
      "Make a new cluster key in FILE (default " MIGR_DEFAULT_KEY "): 32 random bytes,\n"

@@ -305,6 +305,11 @@ static void ps_json(struct show *s, const void *rec)
         else
             json_null(j, "last_frozen_ms");
     }
+    json_uint(j, "pages_away", p->pages_away);
+    if (p->pages_away)
+        json_strn(j, "pages_on", p->away_on, sizeof p->away_on);
+    else
+        json_null(j, "pages_on");
     json_bool(j, "no_migrate", p->flags & CTL_PROC_NO_MIGRATE);
     json_strn(j, "command", p->cmd, sizeof p->cmd);
     json_end(j);
@@ -313,18 +318,22 @@ static void ps_json(struct show *s, const void *rec)
 static void ps_table(struct show *s, const void *rec)
 {
     const struct ctl_ps_proc *p = rec;
-    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-", user[64];
+    char frozen[32] = "-", job[JOBID_STRLEN], rank[16], moves[16] = "-", user[64], away[96] = "-";
     if (!s->rows++)
-        printf("%8s %-10s %6s %-13s %-5s %-10s %-10s %-8s %5s %12s  %s\n", "PID", "USER", "UID", "JOB", "RANK", "HOME",
-               "NODE", "STATE", "MOVES", "LAST FROZEN", "COMMAND");
+        printf("%8s %-10s %6s %-13s %-5s %-10s %-10s %-8s %5s %-16s %12s  %s\n", "PID", "USER", "UID", "JOB", "RANK",
+               "HOME", "NODE", "STATE", "MOVES", "AWAY", "LAST FROZEN", "COMMAND");
+    if (p->pages_away)
+        snprintf(away, sizeof away, "%llu@%.*s", (unsigned long long)p->pages_away, (int)sizeof p->away_on,
+                 p->away_on);
     if (p->last_frozen_us)
         snprintf(frozen, sizeof frozen, "%.1f ms", (double)p->last_frozen_us / 1000);
     if (!p->hidden)
         snprintf(moves, sizeof moves, "%u", p->moves);
     table_rank(p->flags & CTL_PROC_RANK, p->job, p->rank, job, rank);
     char cmd[sizeof p->cmd + 1];
-    printf("%8d %-10s %6u %-13s %-5s %-10.64s %-10.64s %-8s %5s %12s  %s%s\n", p->pid,
-           migrctl_user(p->uid, user, sizeof user), p->uid, job, rank, p->home, p->node, ps_state(p->state), moves, frozen,
+    printf("%8d %-10s %6u %-13s %-5s %-10.64s %-10.64s %-8s %5s %-16s %12s  %s%s\n", p->pid,
+           migrctl_user(p->uid, user, sizeof user), p->uid, job, rank, p->home, p->node, ps_state(p->state), moves, away,
+           frozen,
            migrctl_printable(cmd, p->cmd, sizeof p->cmd), p->flags & CTL_PROC_NO_MIGRATE ? " (no-migrate)" : "");
 }
 

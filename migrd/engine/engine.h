@@ -80,6 +80,17 @@ struct engine_restore_opts {
 	int thp_fill;             /* fill dense anonymous regions with
 	                             transparent huge pages (faster; those
 	                             regions keep the huge page advice)       */
+	/* A lazy move's destination (migrd/pager): non-NULL, the process
+	 * creates a userfaultfd (before its credentials are set, so that
+	 * faults in the kernel are caught too), which is taken out of it and
+	 * given to userfault(arg, pid, uffd) before the process runs; the
+	 * callee owns uffd (it registers the ranges whose pages are away).
+	 * A failure (-1, the callee set the reason with engine_set_error)
+	 * fails the restore.  The process gets SIGKILL as its parent-death
+	 * signal: if the restoring thread (its parent) dies, the userfaultfd
+	 * goes and its faults would read zeros. */
+	int (*userfault)(void *arg, pid_t pid, int uffd);
+	void *userfault_arg;
 };
 
 /* Dump pid to out_fd (streamed; no temporary files). */
@@ -192,6 +203,21 @@ int  engine_image_region_select(struct engine_image *img, uint64_t start,
 /* Source side, after engine_capture_lazy(): the region at start becomes
  * private anonymous memory with only its first `keep` bytes saved. */
 int  engine_image_region_to_anon(struct engine_image *img, uint64_t start, uint64_t keep);
+/* Source side of a lazy move, after engine_capture_lazy(): the saved pages
+ * of private anonymous regions of at least min_region bytes leave the
+ * image, except those the threads are touching (around their instruction
+ * and stack pointers, the pages their registers point to); *away
+ * (malloc'ed, sorted, to free) lists the pages left out, *naway runs. */
+struct engine_pages { uint64_t addr, npages; };
+int  engine_image_lazy_split(struct engine_image *img, uint64_t min_region,
+                             struct engine_pages **away, uint32_t *naway);
+/* A frozen source whose pages stay after the move (a lazy move's page
+ * store): from now on it dies with the thread that froze it, so that it
+ * never runs again if the daemon dies.  Its pid. */
+int  engine_frozen_hold(struct engine_frozen *fz);
+pid_t engine_frozen_pid(const struct engine_frozen *fz);
+/* Set the calling thread's error text (for callbacks such as userfault). */
+void engine_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Write saved page bytes of a received image: 0, or -1 when not all are saved. */
 int  engine_image_poke(struct engine_image *img, uint64_t addr, const void *buf, uint64_t len);
 

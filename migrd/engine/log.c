@@ -97,3 +97,12 @@ int eng_wrap(const char *fmt, ...)
 	}
 	return -1;
 }
+
+void engine_set_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+}

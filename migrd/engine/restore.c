@@ -1159,6 +1159,31 @@ fail:
 	return -1;
 }
 
+/* A lazy move: the process makes a userfaultfd while it still has the
+ * restorer's credentials (faults taken inside the kernel are caught too),
+ * the restorer takes it out (pidfd_getfd) and closes it in the process,
+ * and the callee registers what is away, all before the process runs. */
+static int give_userfaultfd(struct eng_restore *rs)
+{
+	long nfd;
+	if (sc(rs, rs->pid, &nfd, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0) < 0)
+		return eng_wrap("userfaultfd in pid %d", rs->pid);
+	if (nfd < 0)
+		return eng_fail("pid %d: userfaultfd: %s", rs->pid, strerror((int)-nfd));
+	int uffd = eng_pidfd_getfd(rs->pidfd, (int)nfd);
+	int e = errno;
+	if (must(rs, rs->pid, "close the userfaultfd", SYS_close, (uint64_t)nfd, 0, 0, 0, 0, 0) < 0) {
+		if (uffd >= 0)
+			close(uffd);
+		return -1;
+	}
+	if (uffd < 0)
+		return eng_fail("pid %d: taking its userfaultfd (fd %ld): %s", rs->pid, nfd, strerror(e));
+	if (rs->opts.userfault(rs->opts.userfault_arg, rs->pid, uffd) < 0)
+		return eng_wrap("pid %d: registering its pages away", rs->pid);
+	return 0;
+}
+
 int eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats *st)
 {
 	struct engine_image *img = rs->img;
@@ -1179,6 +1204,8 @@ int eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats
 		goto out_kill;
 	eng_debug("restore pid %d: memory in place after %.3f ms (%" PRIu64 " bytes)", img->pid,
 	          (eng_now_ns() - t0) / 1e6, bytes);
+	if (rs->opts.userfault && give_userfaultfd(rs) < 0)
+		goto out_kill;
 	if (must(rs, rs->pid, "close the restorer's helper descriptors", SYS_close_range,
 	         (uint64_t)rs->helper_base, ~0U, 0, 0, 0, 0) < 0)
 		goto out_kill;
@@ -1203,6 +1230,13 @@ int eng_restore_run(struct eng_restore *rs, pid_t *restored, struct engine_stats
 			goto out_kill;
 	if (must(rs, rs->pid, "prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, img->dumpable,
 	         0, 0, 0, 0) < 0)
+		goto out_kill;
+	/* pages away: if the restorer dies, its userfaultfd goes and the
+	 * faults would read zeros; the process dies with it instead (after
+	 * the credentials, which clear the parent-death signal) */
+	if (rs->opts.userfault &&
+	    must(rs, rs->pid, "prctl(PR_SET_PDEATHSIG, SIGKILL)", SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0,
+	         0, 0) < 0)
 		goto out_kill;
 	/* last injected call: the trampoline unmaps itself (the thread stays in
 	 * its syscall-exit stop, it never returns there) */

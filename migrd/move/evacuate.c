@@ -115,7 +115,7 @@ static int try_next(struct evac_one *o, struct mproc *p)
         struct migrate_result res;
         if (n == d->cl->self || (k > 0 && n == o->home))
             continue;
-        if (migrate_out_start(d, p, d->cl->map.nodes[n].name, 0, 0, moved, o, &res) == 0)
+        if (migrate_out_start(d, p, d->cl->map.nodes[n].name, 0, CTL_MOVE_EAGER, 0, moved, o, &res) == 0)
             return 0;
         log_warn("stopping: pid %d cannot move to %s: %s", o->pid, d->cl->map.nodes[n].name, res.message);
     }

@@ -93,7 +93,7 @@ int fwd_anchor_signal(struct fwd_anchor *a, int sig);
 /* Ask the node where the process runs to move it; the answer goes to the
  * control connection reply_fd (taken) with reqid; `by` asked (the home
  * checked that it may).  0 or -1 (not connected). */
-int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t inject,
+int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t inject, uint32_t mode,
                     const char *node, uid_t by);
 
 /* ---- where the process runs: the endpoint ---- */

@@ -477,7 +477,7 @@ static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *bo
             } else if (m->inject && !ep->d->test_hooks) {
                 snprintf(r.message, sizeof r.message, "test hooks are off on %s (migrd --test-hooks)",
                          cluster_self_name(ep->d->cl));
-            } else if (migrate_out_start(ep->d, ep->p, m->node, m->inject, m->by_uid, fwd_move_done,
+            } else if (migrate_out_start(ep->d, ep->p, m->node, m->inject, m->mode, m->by_uid, fwd_move_done,
                                          (void *)(uintptr_t)m->reqid, &res) == 0) {
                 break; /* answered when the move ends */
             } else {

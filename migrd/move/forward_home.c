@@ -446,10 +446,10 @@ int fwd_anchor_signal(struct fwd_anchor *a, int sig)
     return fconn_send(a->cur, FWD_SIGNAL, 0, &(struct mig_signal){sig}, sizeof(struct mig_signal));
 }
 
-int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t inject,
+int fwd_anchor_move(struct fwd_anchor *a, int reply_fd, uint32_t reqid, uint32_t inject, uint32_t mode,
                     const char *node, uid_t by)
 {
-    struct mig_move m = {.reqid = reqid, .inject = inject, .by_uid = (uint32_t)by};
+    struct mig_move m = {.reqid = reqid, .inject = inject, .by_uid = (uint32_t)by, .mode = mode};
     if (a->move_fd >= 0 || a->p->state == MP_EXITED)
         return -1;
     snprintf(m.node, sizeof m.node, "%s", node);

@@ -31,6 +31,7 @@
 #include "migrd/cluster/cluster.h"
 #include "migrd/cluster/node_addr.h"
 #include "migrd/engine/engine_int.h"
+#include "migrd/pager/pager.h"
 #include "migrd/util/admit.h"
 #include "migrd/util/boost.h"
 #include "migrd/util/clock.h"
@@ -43,6 +44,7 @@
 #include "node_mem.h"
 #include "migrate_proc.h"
 #include "migrate_int.h"
+#include "migrate_lazy.h"
 #include "migrate_recv.h"
 #include "move.h"
 
@@ -51,6 +53,8 @@
 #define MIGRATE_MAX_ARRIVING 4    /* streams being read at once */
 
 #define SETTLE_STEP        (32ull << 20)
+#define LAZY_BUFFER        (64ull << 20)  /* page buffer of a lazy move */
+#define LAZY_MAX_DIR       (64ull << 20)  /* its list of pages away */
 
 struct settle_job;
 
@@ -319,7 +323,7 @@ static int apply_frames(struct move *d, struct mproc *p, const struct mrecv_fram
         } else if (h->type == MIG_POSTAL_RING) {
             if (mpostal_ring(&a->pin, f->body, h->len, why, wl) < 0)
                 return -1;
-        } else {
+        } else if (h->type != MIG_LAZY_DIR) { /* LAZY_DIR: mlazy_service */
             snprintf(why, wl, "unexpected %s frame in the stream", mig_type_name(h->type));
             return -1;
         }
@@ -410,6 +414,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     char why[MIG_REASON_MAX] = "";
     struct engine_image *img = r->img;
     struct arrival a = {.nmap = 0};
+    struct pager_svc *svc = NULL; /* a lazy move: its pages away */
     bool new_rec = false;
     pid_t restored;
     uint64_t t_in = migrd_now_us(), t_rest0, t_rest1, t_open;
@@ -429,10 +434,12 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     if (apply_frames(d, p, r->frames, &a, why, sizeof why) < 0 ||
         creds_check_local(img, o->uid, cluster_self_name(d->cl), why, sizeof why) < 0 ||
         (a.have_postal && mpostal_prepare(d, &a.mp, img, &a.pin, why, sizeof why) < 0) ||
-        give_channels(img, &a, why, sizeof why) < 0 || give_files(p, img, &a, why, sizeof why) < 0)
+        give_channels(img, &a, why, sizeof why) < 0 || give_files(p, img, &a, why, sizeof why) < 0 ||
+        mlazy_service(img, r->frames, r->peer, !(o->mode & CTL_MOVE_NO_PREFETCH), &svc, why, sizeof why) < 0)
         goto fail;
     t_rest0 = migrd_now_us();
-    struct engine_restore_opts ro = {.wait_pid_ms = 3000};
+    struct engine_restore_opts ro = {.wait_pid_ms = 3000, .userfault = svc ? pager_svc_userfault : NULL,
+                                     .userfault_arg = svc};
     if (engine_image_restore(img, &ro, &restored) < 0) {
         snprintf(why, sizeof why, "restore: %s", engine_strerror());
         goto fail;
@@ -457,6 +464,10 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     if (mig_send(r->fd, MIG_RESTORED, 0, NULL, 0) < 0)
         log_warn("pid %d: acknowledging the restore to the source: %s", p->pid, strerror(errno));
     boost_end(&boost);
+    if (svc) { /* its faults are served on the move's connection from now */
+        mlazy_serve(d, svc, r->fd, p->pid);
+        r->fd = -1;
+    }
     fwd_ep_start(p->ep, p->moves);
     engine_pagebuf_release(&r->pb);
     r->img = NULL;
@@ -471,6 +482,7 @@ static void restore_arrived(struct move *d, struct mrecv *r)
     return;
 fail:
     boost_end(&boost);
+    pager_svc_free(svc);
     log_warn("pid %d: incoming move failed: %s", o->pid, why);
     mig_send(r->fd, MIG_FAILED, 0, why, (uint32_t)strlen(why) + 1);
     arrival_end(&a);
@@ -506,7 +518,8 @@ static void arrived(struct mrecv *r, void *arg)
                   (unsigned long long)(r->want >> 20), (double)r->prep_us / 1000);
         restore_arrived(d, r);
     }
-    mig_close(r->fd);
+    if (r->fd >= 0)
+        mig_close(r->fd);
     mrecv_free(r);
     free(r);
 }
@@ -545,8 +558,16 @@ static void incoming(evutil_socket_t unused, short what, void *arg)
     }
     r->offer = offer;
     r->fd = fd;
+    /* a lazy move: most pages stay at the source (the check above still
+     * counts them all: they come) */
+    uint32_t how = offer.mode & CTL_MOVE_MODE_MASK;
+    bool lazy = how == CTL_MOVE_LAZY_NO_PUSH || how == CTL_MOVE_LAZY;
     r->want = page_buffer_bytes(&offer);
-    r->max_frames = mpostal_max_rings_bytes(d) + MIG_MAX_CHAN * (uint64_t)MIG_MAX_BODY + (1u << 20);
+    if (lazy && r->want > LAZY_BUFFER)
+        r->want = LAZY_BUFFER;
+    snprintf(r->peer, sizeof r->peer, "%s", src);
+    r->max_frames = mpostal_max_rings_bytes(d) + MIG_MAX_CHAN * (uint64_t)MIG_MAX_BODY + (1u << 20) +
+                    (lazy ? LAZY_MAX_DIR : 0);
     r->node = cluster_self_name(d->cl);
     if (mrecv_start(d->base, r, arrived, d) < 0) {
         refuse_offer(fd, &offer, r->why);

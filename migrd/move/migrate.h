@@ -49,7 +49,7 @@ typedef void (*migrate_done_fn)(struct move *d, int rc, const struct migrate_res
  * by the caller; in the log line).  0: done(arg) is called when the move
  * ends, on the loop, never from here; -1: it could not start (res->message;
  * done is not called).  The loop goes on meanwhile (migrate_out.c). */
-int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uint32_t mode, uid_t by,
                       migrate_done_fn done, void *arg, struct migrate_result *res);
 /* p's record goes away: a move of it in progress forgets it. */
 void migrate_out_forget(struct mproc *p);

@@ -16,6 +16,7 @@
 #include "common/ctlmsg.h"
 #include "common/jobid.h"
 #include "migrd/cluster/cluster.h"
+#include "migrd/pager/pager.h"
 #include "migrd/postal/jobs.h"
 #include "migrd/util/log.h"
 #include "forward.h"
@@ -372,7 +373,7 @@ void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t 
         }
         cm->reqid = reqid;
         snprintf(cm->node, sizeof cm->node, "%s", m->node);
-        if (migrate_out_start(d, p, m->node, m->inject, who->uid, ctl_move_done, cm, &res) < 0) {
+        if (migrate_out_start(d, p, m->node, m->inject, m->mode, who->uid, ctl_move_done, cm, &res) < 0) {
             close(cm->fd);
             free(cm);
             refuse(who, reqid, EAGAIN, res.message);
@@ -381,7 +382,7 @@ void migrate_ctl_migrate(struct move *d, const struct ctl_caller *who, uint32_t 
     }
     if (p->is_home && p->anchor) {
         int rfd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3);
-        if (rfd >= 0 && fwd_anchor_move(p->anchor, rfd, reqid, m->inject, m->node, who->uid) == 0)
+        if (rfd >= 0 && fwd_anchor_move(p->anchor, rfd, reqid, m->inject, m->mode, m->node, who->uid) == 0)
             return; /* answered when the node where it runs replies */
         if (rfd >= 0)
             close(rfd);
@@ -413,6 +414,8 @@ void migrate_ctl_ps(struct move *d, const struct ctl_caller *who, uint32_t reqid
         snprintf(r.home, sizeof r.home, "%s", d->cl->map.nodes[p->home].name);
         snprintf(r.node, sizeof r.node, "%s", d->cl->map.nodes[p->here ? d->cl->self : p->at].name);
         snprintf(r.cmd, sizeof r.cmd, "%s", p->cmd);
+        if (p->here)
+            r.pages_away = pager_away(p->pid, r.away_on, sizeof r.away_on);
         if (ctl_batch_add(&b, &r) < 0)
             return;
     }

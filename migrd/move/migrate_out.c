@@ -29,11 +29,13 @@
 #include "common/ctlmsg.h"
 #include "migrd/cluster/cluster.h"
 #include "migrd/engine/engine_int.h"
+#include "migrd/pager/pager.h"
 #include "migrd/util/boost.h"
 #include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "forward.h"
 #include "mig_auth.h"
+#include "migrate_lazy.h"
 #include "migrate_postal.h"
 #include "migrate_proc.h"
 #include "move.h"
@@ -248,6 +250,8 @@ struct mout {
     pid_t pid;
     int dest;
     uint32_t inject;
+    uint32_t mode;             /* enum ctl_move_mode */
+    struct mlazy_dir lazy;     /* a lazy move: the pages left here */
     uid_t by;
     migrate_done_fn done;
     void *arg;
@@ -270,16 +274,57 @@ struct mout {
 
 static struct mout *outgoing;
 
+#define PID_FREE_TRIES   15   /* offers while the pid is taken by a store there */
+#define PID_FREE_WAIT_MS 200
+
+static bool mode_lazy(uint32_t mode)
+{
+    return (mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY || (mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY_NO_PUSH;
+}
+
 static const char *dest_name(const struct mout *m) { return m->d->cl->map.nodes[m->dest].name; }
 
-/* In a worker: reach the destination, prove ourselves, offer, wait for the
- * answer.  Touches only m's socket and result. */
-static void offer_work(struct worker_job *j)
+/* One offer: 0 accepted, -1 failed or refused (res says why), 1 refused
+ * because the pid is still taken there. */
+static int offer_once(struct mout *m)
 {
-    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
     const struct cfg_node *dn = &m->d->cl->map.nodes[m->dest];
     char reason[MIG_REASON_MAX + 1] = "";
     struct mig_hdr h;
+    m->fd = mig_connect(dn, migrate_port(m->d, m->dest), 3000, OFFER_TIMEOUT_MS);
+    if (m->fd < 0) {
+        mig_failf(&m->res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(m->d, m->dest),
+                  strerror(-m->fd));
+        m->fd = -1;
+        return -1;
+    }
+    if (mig_auth_connect(m->fd, m->d->cl, m->dest, AUTH_MOVE, reason, sizeof reason) < 0)
+        return mig_failf(&m->res, "%s", reason);
+    /* the answer comes once the destination's page buffer is faulted in:
+     * the wait grows with the size (a first touch of memory can be slow) */
+    if (mig_set_timeouts(m->fd, OFFER_TIMEOUT_MS + (int)((m->offer.mem_bytes >> 20) * OFFER_MS_PER_MIB)) < 0 ||
+        mig_send(m->fd, MIG_OFFER, 0, &m->offer, sizeof m->offer) < 0 ||
+        mig_recv(m->fd, &h, reason, MIG_REASON_MAX) < 0)
+        return mig_failf(&m->res, "%s did not answer the offer: %s", dn->name,
+                         errno == EAGAIN ? "timed out" : strerror(errno));
+    if (h.type != MIG_ACCEPT) {
+        mig_failf(&m->res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
+        return h.type == MIG_REFUSE && strstr(reason, " is taken on ") ? 1 : -1;
+    }
+    return 0;
+}
+
+/* In a worker: reach the destination, prove ourselves, offer, wait for the
+ * answer.  Touches only m's socket and result.  Pages of the process still
+ * away (an earlier lazy move to here) are fetched first; if they were on
+ * the destination, its store holds the pid until it has ended its frozen
+ * copy there (a moment after the last page came): the offer is repeated
+ * meanwhile. */
+static void offer_work(struct worker_job *j)
+{
+    struct mout *m = (struct mout *)((char *)j - offsetof(struct mout, job));
+    char reason[MIG_REASON_MAX + 1] = "";
+    bool had_away = pager_away(m->pid, NULL, 0) > 0;
     m->offered = -1;
     /* its owner, named as this node's user database names it (lookups may
      * block on a directory service: here, not on the loop) */
@@ -288,31 +333,20 @@ static void offer_work(struct worker_job *j)
                   strerror(errno));
         return;
     }
-    m->fd = mig_connect(dn, migrate_port(m->d, m->dest), 3000, OFFER_TIMEOUT_MS);
-    if (m->fd < 0) {
-        mig_failf(&m->res, "cannot reach %s (%s:%u): %s", dn->name, dn->addr, migrate_port(m->d, m->dest),
-                  strerror(-m->fd));
-        m->fd = -1;
-        return;
-    }
-    if (mig_auth_connect(m->fd, m->d->cl, m->dest, AUTH_MOVE, reason, sizeof reason) < 0) {
+    if (pager_drain(m->pid, OFFER_TIMEOUT_MS, reason, sizeof reason) < 0) {
         mig_failf(&m->res, "%s", reason);
         return;
     }
-    /* the answer comes once the destination's page buffer is faulted in:
-     * the wait grows with the size (a first touch of memory can be slow) */
-    if (mig_set_timeouts(m->fd, OFFER_TIMEOUT_MS + (int)((m->offer.mem_bytes >> 20) * OFFER_MS_PER_MIB)) < 0 ||
-        mig_send(m->fd, MIG_OFFER, 0, &m->offer, sizeof m->offer) < 0 ||
-        mig_recv(m->fd, &h, reason, MIG_REASON_MAX) < 0) {
-        mig_failf(&m->res, "%s did not answer the offer: %s", dn->name,
-                  errno == EAGAIN ? "timed out" : strerror(errno));
-        return;
+    for (int tries = 0;; tries++) {
+        int rc = offer_once(m);
+        if (rc <= 0 || !had_away || tries >= PID_FREE_TRIES) {
+            m->offered = rc == 0 ? 0 : -1;
+            return;
+        }
+        mig_close(m->fd);
+        m->fd = -1;
+        usleep(PID_FREE_WAIT_MS * 1000);
     }
-    if (h.type != MIG_ACCEPT) {
-        mig_failf(&m->res, "%s refuses: %s", dn->name, h.type == MIG_REFUSE ? reason : "unexpected answer");
-        return;
-    }
-    m->offered = 0;
 }
 
 static void finish(struct mout *m, int rc);
@@ -408,6 +442,19 @@ static void hand_over(struct mout *m)
         mpostal_exile(d, pm, m->dest); /* before the old copy's control connection closes */
     else if (m->postal)
         log_warn("pid %d: its mailbox here closed during the move: nothing to forward from it", m->pid);
+    char why[200];
+    if (m->lazy.pages) {
+        /* the source copy is the store of its pages away */
+        uint64_t pages = m->lazy.pages;
+        bool push = (m->mode & CTL_MOVE_MODE_MASK) == CTL_MOVE_LAZY;
+        if (mlazy_keep(d, m->fz, m->fd, dest_name(m), &m->lazy, push, why, sizeof why) == 0) {
+            m->fz = NULL;
+            m->fd = -1;
+            return;
+        }
+        log_error("pid %d: cannot keep its %llu pages away for %s: %s", m->pid, (unsigned long long)pages,
+                  dest_name(m), why);
+    }
     reap_later(d, m->fz, m->pid);
     m->fz = NULL;
 }
@@ -536,7 +583,8 @@ static int freeze_and_stream(struct mout *m)
         send_unread_input(fd, p, &m->oc) < 0 ||
         (m->oc.nfiles &&
          mig_send(fd, MIG_FILEMAP, 0, m->oc.files, m->oc.nfiles * (uint32_t)sizeof m->oc.files[0]) < 0) ||
-        (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)))
+        (pm && (mig_send(fd, MIG_POSTAL, 0, &mp, sizeof mp) < 0 || mpostal_send_rings(fd, pm) < 0)) ||
+        (mode_lazy(m->mode) && mlazy_send_dir(fd, m->img, &m->lazy, m->res.message, sizeof m->res.message) < 0))
         return stream_failed(m);
     /* the image, the bulk of the move, streams from a worker: relaying and
      * the other moves of this node go on meanwhile */
@@ -596,6 +644,7 @@ static void finish(struct mout *m, int rc)
         event_free(m->ack_ev);
     if (m->img)
         engine_image_free(m->img);
+    free(m->lazy.away);
     outchans_close(&m->oc);
     if (m->fd >= 0)
         mig_close(m->fd);
@@ -606,9 +655,10 @@ static void finish(struct mout *m, int rc)
     else
         snprintf(who, sizeof who, "pid %d", m->pid);
     if (rc == 0)
-        log_info("move %s %s -> %s for uid %u: ok, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
+        log_info("move %s %s -> %s for uid %u: ok%s, %llu bytes, frozen %.1f ms, %.0f MB/s, total %.1f ms "
                  "(prepare %.1f, freeze %.1f, capture %.1f, stream %.1f, restore+ack %.1f ms)",
-                 who, cluster_self_name(d->cl), dest_name(m), (unsigned)m->by, (unsigned long long)m->res.bytes,
+                 who, cluster_self_name(d->cl), dest_name(m), (unsigned)m->by,
+                 m->lazy.pages ? " (lazy)" : "", (unsigned long long)m->res.bytes,
                  (double)m->res.frozen_us / 1000, secs > 0 ? (double)m->res.bytes / secs / 1e6 : 0,
                  (double)m->res.total_us / 1000, (double)(m->t_freeze - m->t0) / 1000,
                  (double)(m->t_frozen - m->t_freeze) / 1000, (double)(m->t_captured - m->t_frozen) / 1000,
@@ -649,7 +699,7 @@ static void log_rec_init(struct ctl_log_move *r, const struct move *d, const str
     snprintf(r->cmd, sizeof r->cmd, "%s", p->cmd);
 }
 
-static int start_move(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+static int start_move(struct move *d, struct mproc *p, const char *node, uint32_t inject, uint32_t mode, uid_t by,
                       migrate_done_fn done, void *arg, struct migrate_result *res)
 {
     int dest = migrate_node_by_addr(d, node);
@@ -666,10 +716,11 @@ static int start_move(struct move *d, struct mproc *p, const char *node, uint32_
     struct mout *m = calloc(1, sizeof *m);
     if (!m)
         return mig_failf(res, "out of memory on %s", cluster_self_name(d->cl));
-    *m = (struct mout){.d = d, .p = p, .pid = p->pid, .dest = dest, .inject = inject, .by = by, .done = done,
-                       .arg = arg, .fd = -1, .t0 = migrd_now_us(), .oc.pidfd = -1};
+    *m = (struct mout){.d = d, .p = p, .pid = p->pid, .dest = dest, .inject = inject, .mode = mode, .by = by,
+                       .done = done, .arg = arg, .fd = -1, .t0 = migrd_now_us(), .oc.pidfd = -1};
     m->offer = (struct mig_offer){.pid = p->pid, .home = (uint32_t)p->home, .gen = p->moves, .flags = p->flags,
-                                  .job = p->job, .rank = p->rank, .mem_bytes = resident_bytes(p->pid)};
+                                  .job = p->job, .rank = p->rank, .mem_bytes = resident_bytes(p->pid),
+                                  .mode = mode};
     snprintf(m->offer.kernel, sizeof m->offer.kernel, "%s", d->cl->kernel);
     snprintf(m->offer.cmd, sizeof m->offer.cmd, "%s", p->cmd);
     m->offer.cpu = d->cl->cpu;
@@ -689,11 +740,11 @@ static int start_move(struct move *d, struct mproc *p, const char *node, uint32_
     return 0;
 }
 
-int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uid_t by,
+int migrate_out_start(struct move *d, struct mproc *p, const char *node, uint32_t inject, uint32_t mode, uid_t by,
                       migrate_done_fn done, void *arg, struct migrate_result *res)
 {
     memset(res, 0, sizeof *res);
-    if (start_move(d, p, node, inject, by, done, arg, res) == 0)
+    if (start_move(d, p, node, inject, mode, by, done, arg, res) == 0)
         return 0;
     struct ctl_log_move r; /* refused before it began: in the log too */
     log_rec_init(&r, d, p, node, by);

@@ -43,7 +43,9 @@ const char *mig_type_name(unsigned type)
         [FWD_SIGNAL] = "SIGNAL", [FWD_END] = "END", [FWD_END_ACK] = "END_ACK",
         [FWD_RETURN] = "RETURN", [FWD_MOVE] = "MOVE", [FWD_MOVE_RESULT] = "MOVE_RESULT",
         [MIG_POSTAL] = "POSTAL", [MIG_POSTAL_RING] = "POSTAL_RING",
-        [MIG_FILEMAP] = "FILEMAP", [FWD_FILEPOS] = "FILEPOS"};
+        [MIG_FILEMAP] = "FILEMAP", [FWD_FILEPOS] = "FILEPOS",
+        [MIG_LAZY_DIR] = "LAZY_DIR", [MIG_PAGE_REQ] = "PAGE_REQ", [MIG_PAGES] = "PAGES",
+        [MIG_PAGES_DONE] = "PAGES_DONE"};
     return type < MIG_TYPE_MAX && names[type] ? names[type] : "?";
 }
 

@@ -11,8 +11,12 @@
  *
  * A move (source -> destination):
  *   OFFER -> ACCEPT | REFUSE(reason)
- *   CHANMAP, INPUT*, INPUT_EOF*, [FILEMAP], [POSTAL, POSTAL_RING+], IMAGE +
- *   raw image -> RESTORED | FAILED(reason)
+ *   CHANMAP, INPUT*, INPUT_EOF*, [FILEMAP], [POSTAL, POSTAL_RING+], [LAZY_DIR+], IMAGE +
+ *   raw image
+ *   -> RESTORED | FAILED(reason)
+ *   a lazy move (offer mode lazy, LAZY_DIR: the page runs left at the
+ *   source), after RESTORED: destination PAGE_REQ -> source PAGES, until
+ *   the destination's PAGES_DONE (migrd/pager/pager.h has the bodies)
  * A forwarding connection (where the process runs -> its home):
  *   HELLO(pid, gen), then both ways DATA/EOF per channel; location -> home:
  *   FILEPOS (the offset of a shared file, before END and EXIT), EXIT, END (left
@@ -29,7 +33,7 @@
 #include "creds_check.h"
 
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
-#define MIG_VERSION  5
+#define MIG_VERSION  6
 #define MIG_MAX_BODY (1u << 20)
 #define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
 #define MIG_MAX_FILES 16         /* files shared with the home per process */
@@ -40,6 +44,7 @@ enum mig_type {
     FWD_HELLO, FWD_DATA, FWD_EOF, FWD_EXIT, FWD_SIGNAL, FWD_END, FWD_END_ACK, FWD_RETURN,
     FWD_MOVE, FWD_MOVE_RESULT,
     MIG_POSTAL, MIG_POSTAL_RING, MIG_FILEMAP, FWD_FILEPOS,
+    MIG_LAZY_DIR, MIG_PAGE_REQ, MIG_PAGES, MIG_PAGES_DONE,
     MIG_TYPE_MAX
 };
 
@@ -58,7 +63,7 @@ struct mig_offer {
     uint32_t flags;
     uint32_t job, rank;     /* with CTL_PROC_RANK in flags     */
     uint32_t uid;           /* its owner (real uid)            */
-    uint32_t pad;
+    uint32_t mode;          /* enum ctl_move_mode (not default) */
     uint64_t mem_bytes;     /* resident memory of the process  */
     char kernel[64];
     char cmd[64];
@@ -133,7 +138,7 @@ struct mig_exit { int32_t status; };
 struct mig_signal { int32_t sig; };
 struct mig_end { uint64_t frozen_us; };
 /* by_uid: who asked the home for the move (it checked), for the log. */
-struct mig_move { uint32_t reqid; uint32_t inject; uint32_t by_uid; uint32_t pad; char node[64]; };
+struct mig_move { uint32_t reqid; uint32_t inject; uint32_t by_uid; uint32_t mode; char node[64]; };
 struct mig_move_result {
     uint32_t reqid;
     int32_t ok;

@@ -20,7 +20,7 @@
 static bool kept_before_image(uint16_t type)
 {
     return type == MIG_CHANMAP || type == MIG_INPUT || type == MIG_INPUT_EOF || type == MIG_POSTAL ||
-           type == MIG_POSTAL_RING || type == MIG_FILEMAP;
+           type == MIG_POSTAL_RING || type == MIG_FILEMAP || type == MIG_LAZY_DIR;
 }
 
 int mrecv_read_frames(struct mrecv *r)

@@ -47,6 +47,7 @@ struct mrecv {
     uint64_t want;             /* bytes of page buffer to prepare */
     uint64_t max_frames;       /* most bytes of frames kept before the image */
     const char *node;          /* this node's name, for messages */
+    char peer[64];             /* the source, for messages */
     /* results, for done */
     enum mrecv_result result;
     char why[MIG_REASON_MAX];

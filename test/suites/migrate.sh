@@ -34,33 +34,7 @@ if ! vcluster_up 3; then
     exit 0
 fi
 
-# start_run NAME ARGS...: migrctl run on n1 (or on $RUN_NODE) in the
-# background; sets RUN_PID (the stub) and PID (the process); output in
-# $SCRATCH/NAME.out, status in $SCRATCH/NAME.rc.
-start_run() {
-    local name=$1 i
-    shift
-    rm -f "$SCRATCH/$name.pid" "$SCRATCH/$name.rc"
-    ( "$V" exec "${RUN_NODE:-n1}" "$C" run --pidfile "$SCRATCH/$name.pid" -- "$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
-      echo $? >"$SCRATCH/$name.rc" ) &
-    RUN_PID=$!
-    for ((i = 0; i < 50; i++)); do
-        [[ -s $SCRATCH/$name.pid ]] && break
-        sleep 0.1
-    done
-    PID=$(cat "$SCRATCH/$name.pid" 2>/dev/null)
-    [[ -n $PID ]]
-}
-
-# wait_run NAME SECONDS: wait for the run to end; prints its status.
-wait_run() {
-    local name=$1 secs=$2 i
-    for ((i = 0; i < secs * 10; i++)); do
-        [[ -s $SCRATCH/$name.rc ]] && break
-        sleep 0.1
-    done
-    cat "$SCRATCH/$name.rc" 2>/dev/null || echo timeout
-}
+# start_run NAME ARGS... and wait_run NAME SECONDS: test/lib.sh
 
 move() { with_timeout 60 "$V" exec "$1" "$C" migrate "$2" --to "$3" "${@:4}"; }
 

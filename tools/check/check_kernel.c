@@ -193,7 +193,9 @@ void check_vm_readv(struct check_ctx *c)
                                                          "this way)");
 }
 
-/* Not used by this release's engine: reported, never a failure. */
+/* Lazy moves need it (the pager, migrd/pager/: a restored process's
+ * userfaultfd, made before its credentials are set, so root's is what
+ * counts); eager moves do not: a warning at most. */
 void check_userfaultfd(struct check_ctx *c)
 {
     long unpriv = read_sysctl("/proc/sys/vm/unprivileged_userfaultfd");
@@ -204,11 +206,11 @@ void check_userfaultfd(struct check_ctx *c)
     int err = errno;
     if (fd >= 0) {
         close(fd);
-        check_report("userfaultfd", CHECK_OK, NULL, "available%s; migr's engine does not need it", knob);
+        check_report("userfaultfd", CHECK_OK, NULL, "available%s: lazy moves can run", knob);
     } else if (err == EPERM && !c->root) {
-        check_report("userfaultfd", CHECK_OK, NULL, "root only%s; migr's engine does not need it", knob);
+        check_report("userfaultfd", CHECK_OK, NULL, "root only%s: enough, migrd makes it as root", knob);
     } else {
-        check_report("userfaultfd", CHECK_WARN, NULL, "unavailable: %s%s; migr's engine does not need it",
-                     strerror(err), knob);
+        check_report("userfaultfd", CHECK_WARN, "a kernel with CONFIG_USERFAULTFD, for lazy moves",
+                     "unavailable: %s%s: only eager moves (migrctl migrate --eager) can run", strerror(err), knob);
     }
 }
