@@ -338,39 +338,29 @@ stalled_pair() {
     STALLED=$!
     sleep 0.6
 }
-case_dest_not_blocked() {
-    local t0 ms
-    stalled_pair n3 || return 1
+# not_blocked ASKED FROM TO: with n1 -> n2 stalled half-way, node ASKED
+# answers `status` in under a second and the other counter, started on
+# FROM, moves to TO and ends first; both end intact.
+not_blocked() {
+    local asked=$1 from=$2 to=$3 t0 ms
+    stalled_pair "$from" || return 1
     t0=$(date +%s%N)
-    with_timeout 10 "$V" exec n2 "$C" status >/dev/null || { echo "n2 did not answer status"; return 1; }
+    with_timeout 10 "$V" exec "$asked" "$C" status >/dev/null || { echo "$asked did not answer status"; return 1; }
     ms=$((($(date +%s%N) - t0) / 1000000))
-    ((ms < 1000)) || { echo "status on n2 took $ms ms during the stalled move"; return 1; }
-    move n3 "$OTHER" n2 >"$SCRATCH/other.move" 2>&1 || { echo "second move: $(cat "$SCRATCH/other.move")"; return 1; }
+    ((ms < 1000)) || { echo "status on $asked took $ms ms during the stalled move"; return 1; }
+    move "$from" "$OTHER" "$to" >"$SCRATCH/other.move" 2>&1 || { echo "second move: $(cat "$SCRATCH/other.move")"; return 1; }
     kill -0 "$STALLED" 2>/dev/null || { echo "the stalled move ended before the second one: $(cat "$SCRATCH/slow.move")"; return 1; }
     wait "$STALLED" || { echo "stalled move: $(cat "$SCRATCH/slow.move")"; return 1; }
     check_intact slow 100 && check_intact other 100 || return 1
-    echo "n2 answered status in $ms ms and took n3's process in during the stalled move"
+    echo "$asked answered status in $ms ms; $from -> $to done during the stalled move"
 }
-run_case destination-not-blocked-by-a-stream 60 case_dest_not_blocked
+run_case destination-not-blocked-by-a-stream 60 not_blocked n2 n3 n2
 
 # --- the source streams the image off its event loop too: while n1's move
 # to n2 is stalled half-way (n1's stream sleeps 3 s, the process frozen),
 # n1 answers `status` at once and moves another process of its own, to n3,
 # which ends first; both processes end intact.
-case_source_not_blocked() {
-    local t0 ms
-    stalled_pair n1 || return 1
-    t0=$(date +%s%N)
-    with_timeout 10 "$V" exec n1 "$C" status >/dev/null || { echo "n1 did not answer status"; return 1; }
-    ms=$((($(date +%s%N) - t0) / 1000000))
-    ((ms < 1000)) || { echo "status on n1 took $ms ms during its stalled move"; return 1; }
-    move n1 "$OTHER" n3 >"$SCRATCH/other.move" 2>&1 || { echo "second move: $(cat "$SCRATCH/other.move")"; return 1; }
-    kill -0 "$STALLED" 2>/dev/null || { echo "the stalled move ended before the second one: $(cat "$SCRATCH/slow.move")"; return 1; }
-    wait "$STALLED" || { echo "stalled move: $(cat "$SCRATCH/slow.move")"; return 1; }
-    check_intact slow 100 && check_intact other 100 || return 1
-    echo "n1 answered status in $ms ms and moved another process out during its stalled move"
-}
-run_case source-not-blocked-by-its-stream 60 case_source_not_blocked
+run_case source-not-blocked-by-its-stream 60 not_blocked n1 n1 n3
 
 # --- two nodes move processes to each other at once: n1 -> n2 stalls
 # half-way (its source sleeps 3 s with the process frozen) while n2 -> n1
