@@ -137,6 +137,9 @@ mpirun_dicom=(--mca pml ob1 --mca btl dicom,self)
 # vcluster_up N [ARGS...]: a virtual cluster torn down at exit.
 vcluster_up() {
     at_exit "'$VCLUSTER' down"
+    # MIGR_TEST_KEEP=1: the nodes' migrd logs stay with the scratch directory
+    [[ -n ${MIGR_TEST_KEEP:-} ]] &&
+        at_exit "for d in /run/migr-vcluster$MIGR_VCLUSTER_ID/n*/; do cp \"\$d/migrd.log\" \"$SCRATCH/\$(basename \"\$d\").migrd.log\"; done"
     "$VCLUSTER" up "$@" >"$SCRATCH/vcluster.out" 2>&1 || {
         cat "$SCRATCH/vcluster.out" >&2
         return 1

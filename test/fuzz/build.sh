@@ -22,7 +22,7 @@ cd "$TOP" || exit 1
 common=(common/*.c)
 postal=(migrd/postal/*.c migrd/cluster/*.c migrd/util/*.c "${common[@]}")
 engine=($(ls migrd/engine/*.c | grep -v migr-ckpt.c))
-daemon=("${postal[@]}" migrd/move/migrate*.c migrd/move/move_log.c migrd/move/mig_auth.c migrd/move/node_mem.c migrd/move/creds_check.c migrd/move/workers.c migrd/move/forward*.c "${engine[@]}")
+daemon=("${postal[@]}" migrd/move/migrate*.c migrd/move/move_log.c migrd/move/mig_auth.c migrd/move/node_mem.c migrd/move/creds_check.c migrd/move/workers.c migrd/move/forward*.c migrd/move/evacuate.c migrd/pager/*.c "${engine[@]}")
 declare -A src=(
     [rings]="test/fuzz/fuzz_rings.c test/fuzz/office.c ${postal[*]}"
     [link]="test/fuzz/fuzz_link.c test/fuzz/office.c ${postal[*]}"
