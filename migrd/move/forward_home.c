@@ -52,6 +52,7 @@ struct fwd_anchor {
 };
 
 static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
+static void anchor_apply(struct fwd_anchor *a, struct fconn *c, const struct mig_hdr *h, const uint8_t *body);
 static struct achan *chan_get(struct fwd_anchor *a, uint32_t id);
 
 struct fwd_anchor *fwd_anchor_new(struct move *d, struct mproc *p)
@@ -302,12 +303,29 @@ static void process_exited(struct fwd_anchor *a, int status)
         mproc_free_later(a->d, p);
 }
 
+/* The frames the new location sent while the old one was ending, in
+ * order, as from a->cur (NULL: that location has closed since). */
+static void replay_held(struct fwd_anchor *a)
+{
+    while (evbuffer_get_length(a->held) >= sizeof(struct mig_hdr)) {
+        struct mig_hdr h;
+        evbuffer_remove(a->held, &h, sizeof h);
+        const uint8_t *body = h.len ? evbuffer_pullup(a->held, h.len) : NULL;
+        anchor_apply(a, a->cur, &h, body);
+        evbuffer_drain(a->held, h.len);
+    }
+}
+
 static void promote_next(struct fwd_anchor *a)
 {
     a->cur = a->next;
     a->next = NULL;
-    if (!a->cur)
+    if (!a->cur) {
+        /* the new location closed while the old one was ending (the
+         * process ended at once there): its last words still count */
+        replay_held(a);
         return;
+    }
     for (uint32_t i = 0; i < a->n; i++)
         flush_input(a, &a->ch[i]);
     if (a->move_parked) {
@@ -320,14 +338,7 @@ static void promote_next(struct fwd_anchor *a)
         fconn_send(a->cur, FWD_SIGNAL, 0, &(struct mig_signal){a->pend_sig}, sizeof(struct mig_signal));
         a->pend_sig = 0;
     }
-    /* frames the new location sent while the old one was ending */
-    while (evbuffer_get_length(a->held) >= sizeof(struct mig_hdr) && a->cur) {
-        struct mig_hdr h;
-        evbuffer_remove(a->held, &h, sizeof h);
-        const uint8_t *body = h.len ? evbuffer_pullup(a->held, h.len) : NULL;
-        anchor_frame(a->cur, &h, body);
-        evbuffer_drain(a->held, h.len);
-    }
+    replay_held(a);
 }
 
 static void anchor_close(struct fconn *c, const char *why)
@@ -354,14 +365,21 @@ static void anchor_close(struct fconn *c, const char *why)
 static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *body)
 {
     struct fwd_anchor *a = c->owner;
-    struct mproc *p = a->p;
-    struct achan *ch = chan_get(a, h->chan);
     if (c == a->next) {
         /* keep it, in order, until the previous location is done */
         evbuffer_add(a->held, h, sizeof *h);
         evbuffer_add(a->held, body, h->len);
         return;
     }
+    anchor_apply(a, c, h, body);
+}
+
+/* A frame of location c (NULL: a location that has closed since it sent
+ * it, its frames held until now). */
+static void anchor_apply(struct fwd_anchor *a, struct fconn *c, const struct mig_hdr *h, const uint8_t *body)
+{
+    struct mproc *p = a->p;
+    struct achan *ch = chan_get(a, h->chan);
     switch (h->type) {
     case FWD_DATA:
         if (ch && (ch->dir & MIG_DIR_OUT))
@@ -390,11 +408,14 @@ static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
     case FWD_EXIT:
         if (h->len == sizeof(struct mig_exit))
             process_exited(a, ((const struct mig_exit *)body)->status);
-        fconn_close_when_flushed(c);
+        if (c)
+            fconn_close_when_flushed(c);
         break;
     case FWD_END:
         if (h->len == sizeof(struct mig_end))
             p->last_frozen_us = ((const struct mig_end *)body)->frozen_us;
+        if (!c)
+            break;
         fconn_send(c, FWD_END_ACK, 0, NULL, 0);
         if (c == a->cur) {
             a->old = c;
@@ -406,7 +427,8 @@ static void anchor_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
             answer_move(a, (const void *)body);
         break;
     default:
-        log_warn("pid %d: unexpected %s frame from %s ignored", p->pid, mig_type_name(h->type), c->peer);
+        log_warn("pid %d: unexpected %s frame from %s ignored", p->pid, mig_type_name(h->type),
+                 c ? c->peer : "a closed location");
     }
 }
 
