@@ -366,19 +366,24 @@ struct reaper {
 };
 static struct reaper *reapers;
 
-static void reap_work(struct worker_job *j)
+/* Kill and reap it here (in the worker, or on the loop if none took it). */
+static void reap_now(struct reaper *r)
 {
-    struct reaper *r = (struct reaper *)((char *)j - offsetof(struct reaper, job));
     r->rc = engine_release(r->fz, ENGINE_KILL);
     if (r->rc < 0)
         snprintf(r->why, sizeof r->why, "%s", engine_strerror());
     r->reaped = true;
 }
 
+static void reap_work(struct worker_job *j)
+{
+    reap_now((struct reaper *)((char *)j - offsetof(struct reaper, job)));
+}
+
 static void reaper_free(struct reaper *r)
 {
-    if (!r->reaped && engine_release(r->fz, ENGINE_KILL) < 0)
-        snprintf(r->why, sizeof r->why, "%s", engine_strerror()), r->rc = -1;
+    if (!r->reaped)
+        reap_now(r);
     if (r->rc < 0)
         log_warn("pid %d: ending the source copy: %s", r->pid, r->why);
     for (struct reaper **pp = &reapers; *pp; pp = &(*pp)->next)
