@@ -86,6 +86,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         struct mbox *m = *pp;
         forward_inbox(m); /* a record that came without a doorbell */
         if (m->exile_end_ms && now >= m->exile_end_ms && !m->inbox_waiters && !m->kept && !m->rx_links &&
+            !m->tx_busy && /* a link may be writing a record of its outbox */
             (!m->retired || m->broken || !ring_take_pending(&m->inbox))) {
             *pp = m->exile_next;
             end_one(m);
@@ -130,6 +131,7 @@ void exile_begin(struct mbox *m, int node)
     m->owner = NULL;
     m->exiled = true;
     m->away = node;
+    postal_stop_outbox(m);
     /* Senders here that write into the inbox directly look again and are
      * told to go through migrd, which forwards. */
     atomic_store(&m->sh->state, MBOX_CLOSED);

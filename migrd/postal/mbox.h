@@ -56,6 +56,7 @@ struct mbox {
     bool tx_busy;                  /* an outbox record is being relayed */
     bool draining, drain_again;    /* postal_drain() is on the stack    */
     struct waiter tx_wait;         /* how postal resumes this outbox    */
+    struct mbox *tx_on;            /* whose inbox tx_wait waits on      */
     struct waiter *inbox_waiters;  /* waiting for room in our inbox     */
     struct kept *kept, **kept_tail;/* copies waiting for room, in order */
     struct waiter kept_wait;

@@ -52,7 +52,17 @@ static void tx_resume(struct waiter *w)
 {
     struct mbox *m = (struct mbox *)((char *)w - offsetof(struct mbox, tx_wait));
     m->tx_busy = false;
+    m->tx_on = NULL;
     postal_drain(m);
+}
+
+void postal_stop_outbox(struct mbox *m)
+{
+    if (m->tx_on) {
+        mbox_unwait(m->tx_on, &m->tx_wait);
+        m->tx_on = NULL;
+        m->tx_busy = false;
+    }
 }
 
 static void consume_outbox(struct mbox *m, const struct dicom_pkt *k)
@@ -91,6 +101,7 @@ static bool route(struct mbox *m, const struct dicom_pkt *k, const void *payload
         }
         m->tx_busy = true;
         m->tx_wait.resume = tx_resume;
+        m->tx_on = dst;
         mbox_wait_inbox(dst, &m->tx_wait, k->len);
         return false;
     }
@@ -128,7 +139,9 @@ static void drain(struct mbox *m)
      * ring_take (its owner rewrites its commit word): give up after a few
      * turns; an honest owner never does that. */
     unsigned spins = 0;
-    while (!m->tx_busy && !m->broken) {
+    /* An exile's outbox is not relayed here: what it held travelled with
+     * its owner (from migrd's take position) and is relayed from there. */
+    while (!m->tx_busy && !m->broken && !m->exiled) {
         struct dicom_pkt k;
         const void *payload;
         char why[160];

@@ -22,6 +22,10 @@ struct postal;
 
 /* Relay whatever m's outbox holds (called on its doorbell and on resume). */
 void postal_drain(struct mbox *m);
+/* m's outbox is relayed no more (its owner moved away, its records with
+ * it): m stops waiting for room in another inbox.  A record a link is
+ * writing still completes (m->tx_busy until then). */
+void postal_stop_outbox(struct mbox *m);
 
 /* A packet held in migrd's memory (kept copy) is to be sent to `node`, or
  * delivered locally if the address is here.  Takes ownership of `copy`
