@@ -61,7 +61,7 @@ move() {
     for ((try = 0; try < 10; try++)); do
         with_timeout 60 "$V" exec "$(home_of "$1")" "$C" migrate "$(pid_of "$1")" --to "$2" >"$out" 2>&1
         local rc=$?
-        cat "$out" >>"$SCRATCH/moves.log"
+        sed "s/^/$(date +%T.%N | cut -c1-12) rank $1 to $2: /" "$out" >>"$SCRATCH/moves.log"
         ((rc == 0)) && return 0
         grep -q "try again" "$out" || return 1
         sleep 0.2
@@ -147,9 +147,13 @@ case_storm() {
     RANDOM=$seed
     # progress lines (every 250 packets a peer): a stalled rank shows where
     export DICOM_STREAM_TRACE=1
-    start_job 42 $n 90000 300 || return 1
+    # the ranks stream for as long as the moves go on (a set number of
+    # packets took 6 s on a quiet machine and 150 s on a loaded one)
+    export DICOM_STREAM_WHILE=$SCRATCH/storm.on
+    touch "$DICOM_STREAM_WHILE"
+    start_job 42 $n 20000 300 || return 1
     local until=$((SECONDS + 150))
-    while ((SECONDS < until)); do
+    while ((SECONDS < until && moved < 40)); do
         local live=0
         for ((r = 0; r < n; r++)); do [[ -s $SCRATCH/$JOB.$r.rc ]] || live=1; done
         ((live)) || break
@@ -165,9 +169,11 @@ case_storm() {
         fi
         sleep 0.$((RANDOM % 3))
     done
+    rm -f "$DICOM_STREAM_WHILE"
+    unset DICOM_STREAM_WHILE
     echo "$moved moves of $tried tries"
     ((moved >= 8)) || { echo "only $moved moves succeeded: $(tail -n 3 "$SCRATCH/moves.log" | tr '\n' '|')"; return 1; }
-    wait_job $n 60
+    wait_job $n 90
 }
 run_case stream-storm-random-moves 270 case_storm
 
