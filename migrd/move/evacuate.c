@@ -7,7 +7,9 @@
  * other node in turn; a process back at its home here goes to another
  * node.  Without them a guest would lose its relays (migrd holds their
  * near ends) and run on as an orphan.  The stop waits for the
- * last of them, at most EVACUATE_MS.
+ * last of them, and for the processes of this home that are between two
+ * locations (what their anchors read here is not sent yet), at most
+ * EVACUATE_MS.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -66,15 +68,27 @@ static void evac_timeout(evutil_socket_t fd, short what, void *arg)
     e->done = NULL; /* the moves still under way end in migrate_out_fini */
 }
 
+/* A process of this home between two locations: the input its anchor
+ * read here waits for the new one, and would be lost with the hand-over
+ * to its stub (migrate_hold_all). */
+static bool anchors_between(struct move *d)
+{
+    for (struct mproc *p = mproc_first(d); p; p = p->next)
+        if (p->is_home && p->anchor && !p->here && p->state != MP_EXITED && !fwd_anchor_in_service(p->anchor))
+            return true;
+    return false;
+}
+
 /* Every move has ended: once the connections the guests had to their
- * homes have delivered their last frames (END), the stop goes on. */
+ * homes have delivered their last frames (END), and the processes of this
+ * home are in service where they went, the stop goes on. */
 static void settled(evutil_socket_t fd, short what, void *arg)
 {
     static const struct timeval tick = {0, 20000};
     struct evacuation *e = arg;
     (void)fd;
     (void)what;
-    if (fwd_ep_lingering() && e->done && event_add(e->linger, &tick) == 0)
+    if ((fwd_ep_lingering() || anchors_between(e->d)) && e->done && event_add(e->linger, &tick) == 0)
         return;
     if (e->done)
         evac_end(e);
@@ -155,9 +169,14 @@ int migrate_evacuate(struct move *d, void (*done)(void *arg), void *arg)
             free(o);
         }
     }
-    if (e->left == 0) {
+    if (e->left == 0 && !anchors_between(d)) {
         evac_free(e);
         return 0;
+    }
+    if (e->left == 0) {
+        /* a process of this home is moving between two other nodes */
+        event_active(e->linger, EV_TIMEOUT, 0);
+        return 1;
     }
     log_info("stopping: moving %u guest(s) away first", e->left);
     return (int)e->left;

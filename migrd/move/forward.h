@@ -79,9 +79,12 @@ int fwd_anchor_file(const struct fwd_anchor *a, uint32_t id);
  * (fds taken; after the last part it starts relaying): 0 or -1.  An
  * anchor being taken back is not ready for its location's HELLO. */
 struct ctl_proc_hold;
-int fwd_anchor_hold(const struct fwd_anchor *a, int stub_fd, const struct ctl_proc_hold *head);
+int fwd_anchor_hold(struct fwd_anchor *a, int stub_fd, const struct ctl_proc_hold *head);
 int fwd_anchor_take_back(struct fwd_anchor *a, const struct ctl_proc_hold *h, int *fds);
 bool fwd_anchor_ready(const struct fwd_anchor *a);
+/* Whether the anchor has a location in service (so nothing it read at
+ * home waits unsent): false between two locations of a move. */
+bool fwd_anchor_in_service(const struct fwd_anchor *a);
 /* Start reading the input originals (after the first move succeeded). */
 int fwd_anchor_start(struct fwd_anchor *a);
 void fwd_anchor_free(struct fwd_anchor *a);
@@ -117,9 +120,13 @@ int fwd_ep_start(struct fwd_ep *ep, uint32_t gen);
  * frame body per channel via the callback. */
 int fwd_ep_drain_output(struct fwd_ep *ep);
 int fwd_ep_unread_input(struct fwd_ep *ep, uint32_t chan, struct evbuffer *out, bool *eof);
-/* The process left this node (moved): end the connection in order; the
+/* The process left this node (moved): end the connection in order (input
+ * that came after its unread input was taken goes back home first); the
  * endpoint frees itself once the home acknowledged. */
 void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us);
+/* The move failed after the unread input was taken: the process, thawed
+ * here, reads it and what came meanwhile. */
+void fwd_ep_move_failed(struct fwd_ep *ep);
 /* The process ended here with wait status `status`. */
 void fwd_ep_exited(struct fwd_ep *ep, int status);
 void fwd_ep_free(struct fwd_ep *ep);

@@ -8,6 +8,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "migrd/cluster/cluster.h"
 #include "migrd/cluster/node_addr.h"
 #include "migrd/util/admit.h"
+#include "migrd/util/clock.h"
 #include "migrd/util/log.h"
 #include "mig_auth.h"
 #include "move.h"
@@ -149,6 +151,12 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     if (c->auth && (c->closed || auth_step(c, in) <= 0))
         return;
+    if (c->close_after_auth) {
+        /* asked to close while it was proving itself: its frames are out */
+        c->close_after_auth = 0;
+        fconn_close_when_flushed(c);
+        return;
+    }
     size_t tl = c->sess ? AUTH_TAG : 0;
     while (!c->closed && !c->stop) {
         struct mig_hdr h;
@@ -303,11 +311,49 @@ void fconn_close_when_flushed(struct fconn *c)
     if (c->closed)
         return;
     c->stop = 1;
+    if (c->auth) {
+        /* its frames wait for the handshake (auth_step): closed after */
+        c->close_after_auth = 1;
+        return;
+    }
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_closed(c, "done");
         return;
     }
     bufferevent_setcb(c->bev, NULL, on_flushed, on_event, c);
+}
+
+int fconn_flush_now(struct fconn *c, int timeout_ms)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    uint64_t until = migrd_now_ms() + (uint64_t)timeout_ms;
+    int rc = 0;
+    if (c->closed || c->auth)
+        return -1; /* nothing can be written (yet) */
+    /* a socket bufferevent keeps its output's front frozen between its
+     * own writes: thawed for ours */
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out)) {
+        errno = 0;
+        int n = evbuffer_write(out, c->fd);
+        if (n > 0)
+            continue;
+        uint64_t now = migrd_now_ms();
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || now >= until) {
+            log_warn("migration port: %zu bytes for %s (fd %d) not written before the stop: %s",
+                     evbuffer_get_length(out), c->peer, c->fd, n < 0 ? strerror(errno) : "timed out");
+            rc = -1;
+            break;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+        if (poll(&pfd, 1, (int)(until - now)) < 0 && errno != EINTR) {
+            log_warn("migration port: poll on fd %d (%s): %s", c->fd, c->peer, strerror(errno));
+            rc = -1;
+            break;
+        }
+    }
+    evbuffer_freeze(out, 1);
+    return rc;
 }
 
 int fconn_take_fd(struct fconn *c)

@@ -35,6 +35,7 @@ struct fconn {
     uint32_t gen;
     int closed;          /* on_close was called                  */
     int stop;            /* owner asked to stop parsing frames   */
+    int close_after_auth; /* closed when flushed, once authenticated */
     struct fconn_auth *auth;   /* accepted, not yet proved        */
     struct auth_session *sess; /* authenticated: MAC on each frame */
     int peer_node;       /* the node it proved to be; -1: none  */
@@ -60,6 +61,9 @@ struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose 
 int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, uint32_t len);
 /* Close after everything queued has been written. */
 void fconn_close_when_flushed(struct fconn *c);
+/* Write what is queued for the peer now, waiting at most timeout_ms for
+ * the socket (a daemon about to stop would drop it): 0, or -1. */
+int fconn_flush_now(struct fconn *c, int timeout_ms);
 /* Take the socket back (blocking, nothing buffered is lost only if the peer
  * waits for an answer; its session goes along, mig_auth.h) and free the
  * connection. */

@@ -35,6 +35,9 @@ struct echan {
     struct evbuffer *wq;     /* input not yet in the pipe                */
     bool eof_pending;        /* the home's input ended                   */
     bool done_rd;            /* output reached end of file               */
+    bool taken;              /* its unread input went with a move: what
+                                comes now waits in wq after taken_len     */
+    size_t taken_len;        /* of wq, sent with the move                */
 };
 
 struct fwd_ep {
@@ -51,6 +54,8 @@ struct fwd_ep {
     uint32_t gen, uid;       /* of its HELLO                             */
     struct event *retry_ev;  /* the home's migrd is gone: trying again   */
     uint64_t retry_until_ms;
+    bool await_welcome;      /* reconnected: output and the exit wait
+                                until the home takes the HELLO           */
     bool exited;             /* ended while the home was gone: status    */
     int status;
 };
@@ -205,6 +210,8 @@ static void close_near(struct echan *ch)
 
 static void push_input(struct fwd_ep *ep, struct echan *ch)
 {
+    if (ch->taken)
+        return; /* the move decides whose it is (detach, move_failed) */
     while (evbuffer_get_length(ch->wq) && ch->near >= 0) {
         int n = evbuffer_write(ch->wq, ch->near);
         if (n < 0 && errno == EINTR)
@@ -287,7 +294,37 @@ int fwd_ep_unread_input(struct fwd_ep *ep, uint32_t chan, struct evbuffer *out, 
         close(t[1]);
     }
     evbuffer_add_buffer_reference(out, ch->wq);
+    ch->taken = true;
+    ch->taken_len = evbuffer_get_length(ch->wq);
     return 0;
+}
+
+void fwd_ep_move_failed(struct fwd_ep *ep)
+{
+    for (uint32_t i = 0; i < ep->n; i++)
+        if (ep->ch[i].taken) {
+            ep->ch[i].taken = false;
+            push_input(ep, &ep->ch[i]);
+        }
+}
+
+/* The move succeeded: what came after the unread input was taken goes
+ * back home, ahead of what the home reads next (FWD_RETURN, in order). */
+static void return_late_input(struct fwd_ep *ep)
+{
+    for (uint32_t i = 0; i < ep->n; i++) {
+        struct echan *ch = &ep->ch[i];
+        if (!ch->taken)
+            continue;
+        evbuffer_drain(ch->wq, ch->taken_len);
+        while (ep->c && evbuffer_get_length(ch->wq)) {
+            size_t n = evbuffer_get_length(ch->wq);
+            if (n > 65536)
+                n = 65536;
+            fconn_send(ep->c, FWD_RETURN, ch->id, evbuffer_pullup(ch->wq, (ssize_t)n), (uint32_t)n);
+            evbuffer_drain(ch->wq, n);
+        }
+    }
 }
 
 /* ---- output (process -> home) ---- */
@@ -402,13 +439,13 @@ static void ep_retry(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (ep_connect(ep) == 0) {
+        /* a home just restarted may not know the process yet (its stub
+         * has not given it back): it refuses the HELLO and closes, and
+         * what was sent meanwhile would be lost; the rest waits for its
+         * WELCOME (a close before it: tried again) */
         log_info("pid %d: reconnected to its home %s", ep->pid, ep->d->cl->map.nodes[ep->home].name);
-        if (ep->exited) {
-            fwd_ep_exited(ep, ep->status);
-            return;
-        }
-        if (ep_watch(ep) == 0)
-            return;
+        ep->await_welcome = true;
+        return;
     }
     if (migrd_now_ms() < ep->retry_until_ms && event_add(ep->retry_ev, &again) == 0)
         return;
@@ -489,6 +526,15 @@ static void ep_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t *bo
     case FWD_END_ACK:
         fconn_close_when_flushed(c);
         break;
+    case FWD_WELCOME:
+        if (!ep->await_welcome)
+            break; /* a first connection relays at once */
+        ep->await_welcome = false;
+        if (ep->exited)
+            fwd_ep_exited(ep, ep->status);
+        else if (ep_watch(ep) < 0)
+            log_error("pid %d: cannot relay its descriptors again: out of memory", ep->pid);
+        break;
     default:
         log_warn("pid %d: unexpected %s frame from home ignored", ep->pid, mig_type_name(h->type));
     }
@@ -498,6 +544,7 @@ static void ep_close(struct fconn *c, const char *why)
 {
     struct fwd_ep *ep = c->owner;
     ep->c = NULL;
+    ep->await_welcome = false;
     fconn_free_later(c);
     if (ep->detached) {
         fwd_ep_free(ep);
@@ -528,6 +575,7 @@ void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us)
     struct mig_end end = {.frozen_us = frozen_us};
     if (ep->c)
         fwd_files_send_pos(&ep->files, ep->c, ep->pid);
+    return_late_input(ep);
     if (ep_let_go(ep))
         fconn_send(ep->c, FWD_END, 0, &end, sizeof end);
 }
@@ -535,7 +583,7 @@ void fwd_ep_detach(struct fwd_ep *ep, uint64_t frozen_us)
 void fwd_ep_exited(struct fwd_ep *ep, int status)
 {
     struct mig_exit ex = {.status = status};
-    if (!ep->c && ep->retry_ev && !ep->exited) {
+    if (((!ep->c && ep->retry_ev) || ep->await_welcome) && !ep->exited) {
         /* told once the home is back: the output waits in the pipes */
         ep->exited = true;
         ep->status = status;

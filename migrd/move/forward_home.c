@@ -105,11 +105,24 @@ int fwd_anchor_file(const struct fwd_anchor *a, uint32_t id) { return fwd_files_
 
 bool fwd_anchor_ready(const struct fwd_anchor *a) { return !a->taking_back; }
 
-int fwd_anchor_hold(const struct fwd_anchor *a, int stub_fd, const struct ctl_proc_hold *head)
+bool fwd_anchor_in_service(const struct fwd_anchor *a) { return a->cur != NULL; }
+
+/* bound on writing a location's queued input before the stop */
+#define HOLD_FLUSH_MS 1000
+
+int fwd_anchor_hold(struct fwd_anchor *a, int stub_fd, const struct ctl_proc_hold *head)
 {
     struct ctl_proc_hold h = *head;
     int fds[CTL_MAX_FDS];
     uint32_t total = a->n + a->files.n, k = 0;
+    /* the originals are the stub's now: this daemon reads no more of
+     * them, and what it read and sent, still queued here, would end with
+     * it: out to where the process runs first */
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->ch[i].ev)
+            event_del(a->ch[i].ev);
+    if (a->cur)
+        fconn_flush_now(a->cur, HOLD_FLUSH_MS);
     h.part = 0;
     do {
         h.n = 0;
@@ -454,6 +467,7 @@ void fwd_anchor_attach(struct fwd_anchor *a, struct fconn *c, uint32_t gen)
     int at = migrate_node_by_addr(a->d, c->peer);
     if (at >= 0)
         p->at = at;
+    fconn_send(c, FWD_WELCOME, 0, NULL, 0);
     if (!a->cur && !a->old)
         promote_next(a);
     log_info("pid %d: forwarding to %s (move %u)", p->pid, c->peer, gen);

@@ -210,7 +210,7 @@ static int check_offer(struct move *d, const struct mig_offer *o, const char *sr
     else if (!memchr(o->user, 0, sizeof o->user))
         snprintf(why, len, "the offer's user name is not terminated");
     else if (creds_check_user(o->uid, o->user, src, cluster_self_name(d->cl), why, len) < 0)
-        ;
+        return -1; /* why says whose account is wrong */
     else if (o->mem_bytes > UINT64_MAX / 2 || avail < page_buffer_bytes(o) + MEM_HEADROOM)
         snprintf(why, len, "only %llu MiB free on %s (%.60s%s); the process needs %llu MiB + %llu kept free",
                  (unsigned long long)(avail >> 20), cluster_self_name(d->cl), bound,

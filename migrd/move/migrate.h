@@ -60,9 +60,11 @@ void migrate_out_fini(void);
 
 /* The daemon is asked to stop: every process running here whose home is
  * elsewhere moves away first (to its home, else to any other node), and
- * no process may arrive any more.  The number of moves started; when it is
- * not 0, done(arg) is called on the loop once they have all ended, or
- * after a few seconds. */
+ * no process may arrive any more.  The number of moves started (or 1 when
+ * only a process of this home is between two locations, its input read
+ * here not yet sent); when it is not 0, done(arg) is called on the loop
+ * once they have all ended and every process of this home is in service
+ * where it runs, or after a few seconds. */
 int migrate_evacuate(struct move *d, void (*done)(void *arg), void *arg);
 
 /* Who sent a control request: its connection and its credentials

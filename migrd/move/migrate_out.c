@@ -643,6 +643,8 @@ static void finish(struct mout *m, int rc)
         p->here = p->child = false;
         p->state = MP_AWAY;
     } else if (p) {
+        if (p->ep)
+            fwd_ep_move_failed(p->ep);
         p->state = MP_RUNNING;
     }
     if (m->ack_ev)

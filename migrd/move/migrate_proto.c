@@ -45,7 +45,7 @@ const char *mig_type_name(unsigned type)
         [MIG_POSTAL] = "POSTAL", [MIG_POSTAL_RING] = "POSTAL_RING",
         [MIG_FILEMAP] = "FILEMAP", [FWD_FILEPOS] = "FILEPOS",
         [MIG_LAZY_DIR] = "LAZY_DIR", [MIG_PAGE_REQ] = "PAGE_REQ", [MIG_PAGES] = "PAGES",
-        [MIG_PAGES_DONE] = "PAGES_DONE"};
+        [MIG_PAGES_DONE] = "PAGES_DONE", [FWD_WELCOME] = "WELCOME"};
     return type < MIG_TYPE_MAX && names[type] ? names[type] : "?";
 }
 

@@ -33,7 +33,7 @@
 #include "creds_check.h"
 
 #define MIG_MAGIC    0x47494d4du /* "MMIG" */
-#define MIG_VERSION  6
+#define MIG_VERSION  7
 #define MIG_MAX_BODY (1u << 20)
 #define MIG_MAX_CHAN 16          /* forwarded descriptors per process */
 #define MIG_MAX_FILES 16         /* files shared with the home per process */
@@ -45,6 +45,7 @@ enum mig_type {
     FWD_MOVE, FWD_MOVE_RESULT,
     MIG_POSTAL, MIG_POSTAL_RING, MIG_FILEMAP, FWD_FILEPOS,
     MIG_LAZY_DIR, MIG_PAGE_REQ, MIG_PAGES, MIG_PAGES_DONE,
+    FWD_WELCOME, /* the home took a location's HELLO (what it sends now is not lost) */
     MIG_TYPE_MAX
 };
 

@@ -6,7 +6,8 @@
 # 48 MiB of memory that keeps changing moved four times,
 # and refused or broken moves (pid taken, corrupt stream, link cut,
 # destination killed, a CPU feature missing at the destination)
-# that must leave the process running at its source with its output intact.
+# that must leave the process running at its source with its output intact;
+# a process that ends the moment it arrives is reported with its status.
 # Runs on its own virtual cluster (MIGR_VCLUSTER_ID=5), torn down at exit.
 source "$(dirname "$0")/../lib.sh"
 export MIGR_VCLUSTER_ID=${MIGR_VCLUSTER_ID:-5}
@@ -27,8 +28,8 @@ build() {
     fail "build-$name" "$(tail -n 2 "$SCRATCH/cc.out" | tr '\n' '|')"
     return 1
 }
-build counter && build zoo -pthread && build touch || exit 0
-COUNTER=$SCRATCH/counter ZOO=$SCRATCH/zoo TOUCH=$SCRATCH/touch
+build counter && build zoo -pthread && build touch && build arrive || exit 0
+COUNTER=$SCRATCH/counter ZOO=$SCRATCH/zoo TOUCH=$SCRATCH/touch ARRIVE=$SCRATCH/arrive
 if ! vcluster_up 3; then
     fail vcluster "cannot bring up 3 nodes (see above)"
     exit 0
@@ -39,6 +40,21 @@ fi
 move() { with_timeout 60 "$V" exec "$1" "$C" migrate "$2" --to "$3" "${@:4}"; }
 
 expected() { for ((i = 1; i <= $1; i++)); do echo "tick $i"; done; }
+
+# --- a process that ends the moment it arrives (while its new node is
+# still proving itself to the home): its output and status reach the home
+case_end_on_arrival() {
+    local round rc to
+    for ((round = 1; round <= 6; round++)); do
+        to=n$((round % 2 + 2))
+        RUN_READY="started on n1" start_run arrive "$ARRIVE" || { echo "round $round: not started"; return 1; }
+        move n1 "$PID" "$to" >/dev/null || { echo "round $round: the move to $to failed"; return 1; }
+        rc=$(wait_run arrive 20)
+        [[ $rc == 7 ]] || { echo "round $round: status $rc, not 7 (the end never reached the home)"; return 1; }
+        grep -qx "arrived on $to" "$SCRATCH/arrive.out" || { echo "round $round: output $(tr '\n' '|' <"$SCRATCH/arrive.out")"; return 1; }
+    done
+}
+run_case ends-on-arrival-6-rounds 150 case_end_on_arrival
 
 # --- a tour n1 -> n2 -> n3 -> n1, output and status as without moves
 case_tour() {
@@ -132,6 +148,34 @@ case_stdin() {
     diff <(printf 'got: line one\ngot: line two\ngot: line three\n') "$SCRATCH/echo.out"
 }
 run_case stdin-after-move 60 case_stdin
+
+# --- a stream into stdin while the process moves from node to node: every
+# line once, in order (input that reached the old node after its unread
+# input left with the move goes back through the home)
+case_stdin_stream() {
+    local rc to fed i feeding=$SCRATCH/feeding
+    rm -f "$SCRATCH/stream.pid" "$SCRATCH/stream.rc" "$SCRATCH/fed"
+    touch "$feeding"
+    ( ( n=0
+        while [[ -e $feeding ]]; do n=$((n + 1)); echo "msg $n"; sleep 0.003; done
+        echo "$n" >"$SCRATCH/fed" ) |
+        "$V" exec n1 "$C" run --pidfile "$SCRATCH/stream.pid" -- "$COUNTER" echo 4 >"$SCRATCH/stream.out" 2>&1
+      echo "${PIPESTATUS[1]}" >"$SCRATCH/stream.rc" ) &
+    for ((i = 0; i < 50; i++)); do [[ -s $SCRATCH/stream.pid ]] && break; sleep 0.1; done
+    PID=$(cat "$SCRATCH/stream.pid" 2>/dev/null)
+    [[ -n $PID ]] || { rm -f "$feeding"; echo "no pid"; return 1; }
+    for to in n2 n3 n2 n3 n2 n3 n2 n3 n1; do
+        sleep 0.2
+        move n1 "$PID" "$to" >/dev/null || { rm -f "$feeding"; echo "the move to $to failed"; return 1; }
+    done
+    rm -f "$feeding"
+    rc=$(wait_run stream 20)
+    [[ $rc == 4 ]] || { echo "status $rc, not 4"; return 1; }
+    fed=$(cat "$SCRATCH/fed")
+    diff <(seq 1 "$fed" | sed 's/^/got: msg /') "$SCRATCH/stream.out" >"$SCRATCH/stream.diff" ||
+        { echo "of $fed lines fed: $(grep -c '^<' "$SCRATCH/stream.diff") missing, $(grep -c '^>' "$SCRATCH/stream.diff") extra: $(head -n 3 "$SCRATCH/stream.diff" | tr '\n' '|')"; return 1; }
+}
+run_case stdin-streamed-during-9-moves 90 case_stdin_stream
 
 # --- SIGTERM to the stub reaches the moved process; the stub dies of it
 case_signal() {
