@@ -425,3 +425,32 @@ PY
     [[ $("$MIGRCTL_BIN" log | wc -l) == 257 ]] || { echo "the table has $("$MIGRCTL_BIN" log | wc -l) lines, not 1 + 256"; return 1; }
 }
 run_case "log keeps the last 256 moves, oldest first, all of them sent" 120 case_log_ring
+
+# A node with many mailboxes: status lists every one of them (as a table
+# and as JSON).  Sent one message per mailbox, the listing fills the
+# requester's socket buffer and migrd stops half-way.
+case_status_many() {
+    local n=600 ready=$SCRATCH/many.ready i rows
+    rm -f "$ready"
+    "$BUILD/test/security/postman" many 7340034 0 "$n" 90 "$ready" >"$SCRATCH/many.out" 2>&1 &
+    local pm=$!
+    for ((i = 0; i < 300; i++)); do [[ -e $ready ]] && break; sleep 0.1; done
+    [[ -e $ready ]] || { echo "postman many: $(tr '\n' '|' <"$SCRATCH/many.out")"; kill "$pm"; return 1; }
+    "$MIGRCTL_BIN" status >"$SCRATCH/many.table" 2>&1 && "$MIGRCTL_BIN" status --json >"$SCRATCH/many.json" 2>&1
+    local rc=$?
+    kill "$pm"
+    wait "$pm" 2>/dev/null
+    ((rc == 0)) || { echo "status failed: $(tail -n 1 "$SCRATCH/many.table" "$SCRATCH/many.json" | tr '\n' '|')"; return 1; }
+    rows=$(grep -Ec '^\[112,2\] +[0-9]+ ' "$SCRATCH/many.table")
+    ((rows == n)) || { echo "the table lists $rows of the $n mailboxes"; return 1; }
+    grep -Eq "^node a .*, ($n|$((n + 1))) processes registered" "$SCRATCH/many.table" ||
+        { echo "first line: $(head -n 1 "$SCRATCH/many.table")"; return 1; }
+    python3 - "$SCRATCH/many.json" "$n" <<'PY' || return 1
+import json, sys
+doc, n = json.load(open(sys.argv[1])), int(sys.argv[2])
+ranks = sorted(b["rank"] for b in doc["mailboxes"] if b["job"] == "[112,2]")
+assert ranks == list(range(n)), "%d mailboxes of [112,2] in the JSON" % len(ranks)
+assert [l["state"] for l in doc["links"]] == ["self"], doc["links"]
+PY
+}
+run_case "status lists all of 600 mailboxes (table and JSON)" 120 case_status_many
