@@ -14,6 +14,7 @@
 source "$(dirname "$0")/../lib.sh"
 
 VERSION=$(sed -n 's/^PACKAGE_VERSION = //p' "$BUILD/Makefile" 2>/dev/null)
+BUGREPORT=$(sed -n 's/^PACKAGE_BUGREPORT = //p' "$BUILD/Makefile" 2>/dev/null)
 MIGR_CKPT_BIN=$BUILD/tools/migr-ckpt
 declare -A BIN=([migrd]=$MIGRD_BIN [migrctl]=$MIGRCTL_BIN [migr-ckpt]=$MIGR_CKPT_BIN)
 declare -A SUBS=([migrd]="" [migrctl]="status ps log check run migrate keygen help" [migr-ckpt]="dump restore reincarnate info help")
@@ -58,6 +59,10 @@ for p in migrd migrctl migr-ckpt; do
         line2=$(sed -n 2p "$SCRATCH/out")
         [[ $line2 =~ ^protocols:\ [a-z].*\ [0-9]+$ ]] && pass "$p --version: then the protocol versions" ||
             fail "$p --version: then the protocol versions" "second line '$line2'"
+        rest=$(sed -n '3,$p' "$SCRATCH/out" | tr '\n' '|')
+        [[ $rest == "Copyright (c) 2026 the migr developers; the 3-clause BSD licence (LICENSE)|Report bugs to <$BUGREPORT>|" ]] &&
+            pass "$p --version: then the licence and AC_INIT's address" ||
+            fail "$p --version: then the licence and AC_INIT's address <$BUGREPORT>" "lines 3-: '$rest'"
     fi
     expect "$p --bogus" 2 "^$(lit "$p: unknown option '--bogus' (try '$p --help')")\$" err "$p" --bogus
     expect "$p -Z" 2 "^$(lit "$p: unknown option '-Z' (try '$p --help')")\$" err "$p" -Z
@@ -164,9 +169,10 @@ case_completion() {
 }
 run_case "bash completion: commands and options from each program's --help, no test hooks" 60 case_completion
 
-# Every man page renders without a warning.
+# Every man page (made by configure from man/*.in) renders without a
+# warning, with migr's version and AC_INIT's address.
 for m in "${MANS[@]}"; do
-    f=$TOP/man/$m
+    f=$BUILD/man/$m
     if [[ ! -f $f ]]; then
         fail "man page $m" "missing ($f)"
     elif ! command -v groff >/dev/null; then
@@ -179,6 +185,11 @@ for m in "${MANS[@]}"; do
             t=$(MANWIDTH=80 man -l "$f" 2>&1 | col -b 2>/dev/null | head -n 1)
             name=${m%.*}
             [[ $t == "${name^^}(${m##*.})"* ]] && pass "man -l $m" || fail "man -l $m" "first line '$t'"
+        fi
+        if grep -q "^\\.TH .* \"migr $VERSION\"" "$f" && grep -qx "\\.MT $BUGREPORT" "$f"; then
+            pass "man page $m: migr $VERSION, reporting bugs to <$BUGREPORT>"
+        else
+            fail "man page $m: migr $VERSION, reporting bugs to <$BUGREPORT>" "$(grep -E '^\.(TH|MT)' "$f" | tr '\n' '|')"
         fi
     fi
 done
