@@ -74,6 +74,16 @@ components_without_la() {
 }
 run_case "install: the components' .so and no .la in the component directory" 10 components_without_la
 
+docs_installed() {
+    local docdir f
+    docdir=$STAGE$(mkvalue docdir)
+    for f in LICENSE json-schema.md migrd.service cluster.conf.example; do
+        [[ -s $docdir/$f ]] || { echo "no $docdir/$f"; return 1; }
+    done
+    cmp -s "$docdir/LICENSE" "$TOP/LICENSE" || { echo "$docdir/LICENSE is not LICENSE"; return 1; }
+}
+run_case "install: LICENSE, json-schema.md, the unit and the example map in docdir" 10 docs_installed
+
 pc_flags() {
     local cflags libs
     export PKG_CONFIG_PATH=$LIBDIR/pkgconfig PKG_CONFIG_SYSROOT_DIR=$STAGE

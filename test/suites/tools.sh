@@ -382,6 +382,44 @@ assert doc["node"]["name"] == "a" and doc["node"]["port"] > 0, doc["node"]
 assert [l["state"] for l in doc["links"]] == ["self"], doc["links"]
 mb = [b for b in doc["mailboxes"] if b["job"] == "[112,1]"]
 assert len(mb) == 1 and mb[0]["jobid"] == 7340033 and mb[0]["rank"] == 0 and mb[0]["inbox_size"] > 0, doc["mailboxes"]'
+# doc/json-schema.md documents every field, in order, of each record.
+case_schema_doc() {
+    local c
+    for c in status ps log; do "$MIGRCTL_BIN" "$c" --json >"$SCRATCH/doc.$c" || { echo "$c --json failed"; return 1; }; done
+    "$MIGRCTL_BIN" --socket "$SCRATCH/nomigrd.sock" check --config "$SCRATCH/one.conf" --node a --json >"$SCRATCH/doc.check"
+    python3 - "$TOP/doc/json-schema.md" "$SCRATCH/doc" <<'PY'
+import json, re, sys
+doc, out = open(sys.argv[1]).read(), sys.argv[2]
+def tables(cmd):
+    sec = re.search(r"^## `migrctl %s --json`\n(.*?)(?=^## |\Z)" % cmd, doc, re.S | re.M).group(1)
+    got, cur = [], None
+    for line in sec.split("\n"):
+        m = re.match(r"\| `([a-z_]+)` \|", line)
+        if m:
+            cur = cur if cur is not None else []
+            cur.append(m.group(1))
+        elif cur is not None:
+            got.append(cur)
+            cur = None
+    if cur:
+        got.append(cur)
+    return got
+def keys(o):
+    return [k for k in o if k != "schema"]
+bad = []
+for cmd, records in (("status", lambda d: [d["node"], d["links"][0], d["mailboxes"][0]]),
+                     ("ps", lambda d: [d["processes"][0]]), ("log", lambda d: [d["moves"][0]]),
+                     ("check", lambda d: [d, d["checks"][0]])):
+    d = json.load(open("%s.%s" % (out, cmd)))
+    want = tables(cmd)
+    for i, rec in enumerate(records(d)):
+        if i >= len(want) or keys(rec) != want[i]:
+            bad.append("%s record %d: output %s, doc %s" % (cmd, i, keys(rec), want[i] if i < len(want) else None))
+assert not bad, "\n".join(bad)
+PY
+}
+run_case "doc/json-schema.md: every field of status, ps, log and check --json, in order" 30 case_schema_doc
+
 # another user sees neither the job nor the moves of root's processes
 if command -v runuser >/dev/null && runuser -u nobody -- test -x "$MIGRCTL_BIN" 2>/dev/null; then
     AS=(runuser -u nobody --)
