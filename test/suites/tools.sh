@@ -346,7 +346,11 @@ PUB=$(mktemp -d /tmp/migr-tools.XXXXXX)
 chmod 0755 "$PUB"
 at_exit "rm -rf '$PUB'"
 export MIGR_SOCKET=$PUB/migrd.sock
-if ! start_migrd "$MIGR_SOCKET" "$SCRATCH/migrd.log" --config "$SCRATCH/one.conf" --node a; then
+# node a and two nodes that never answer: status lists three nodes (in one
+# message, as it lists the mailboxes)
+printf 'cluster c\nnode a 127.0.0.1:%d\nnode b 127.0.0.2:%d\nnode c 127.0.0.3:%d\n' "$CPORT" "$CPORT" "$CPORT" \
+    >"$SCRATCH/three.conf"
+if ! start_migrd "$MIGR_SOCKET" "$SCRATCH/migrd.log" --config "$SCRATCH/three.conf" --node a --insecure; then
     fail "migrd starts for status/ps/log" "no socket; $(tail -n 2 "$SCRATCH/migrd.log" | tr '\n' '|')"
     exit 0
 fi
@@ -379,7 +383,7 @@ assert m["from"] == "a" and m["to"] == "nowhere" and m["requester"] == "root" an
 assert m["start"].endswith("Z") and m["start_unix_ms"] > 1.6e12 and m["seq"] >= 1, m'
 json_ok "status --json: this node, its link, the mailbox [112,1] 0" status -- '
 assert doc["node"]["name"] == "a" and doc["node"]["port"] > 0, doc["node"]
-assert [l["state"] for l in doc["links"]] == ["self"], doc["links"]
+assert [(l["node"], l["state"]) for l in doc["links"]] == [("a", "self"), ("b", "down"), ("c", "down")], doc["links"]
 mb = [b for b in doc["mailboxes"] if b["job"] == "[112,1]"]
 assert len(mb) == 1 and mb[0]["jobid"] == 7340033 and mb[0]["rank"] == 0 and mb[0]["inbox_size"] > 0, doc["mailboxes"]'
 # doc/json-schema.md documents every field, in order, of each record.
@@ -451,10 +455,17 @@ run_case "ps, log and status tables: USER, [family,local] job ids, ring use in o
 
 case_completion_values() {
     local got
-    got=$(complete_words migrctl migrate "$WPID" --to "") && [[ $got == a ]] || { echo "--to: '$got', not the node a"; return 1; }
+    got=$(complete_words migrctl migrate "$WPID" --to "") && [[ $got == "a b c" ]] || { echo "--to: '$got', not the nodes a b c"; return 1; }
     got=$(complete_words migrctl migrate "") && [[ " $got " == *" $WPID "* ]] || { echo "migrate: '$got' without $WPID"; return 1; }
 }
 run_case "bash completion: migrate offers the pids of migrctl ps, --to the nodes of migrctl status" 30 case_completion_values
+
+# check asks migrd for its status: node a answers (of three nodes)
+case_check_migrd() {
+    timeout 60 "$MIGRCTL_BIN" check --config "$SCRATCH/three.conf" --node a >"$SCRATCH/check.3" 2>&1
+    check_line "$SCRATCH/check.3" migrd ok "answers on $MIGR_SOCKET: node a, up"
+}
+run_case "migrctl check: migrd of a three-node map answers" 90 case_check_migrd
 
 # The log is a ring of the last 256 moves: 300 more refused moves leave
 # exactly the 256 newest, all sent (in a few messages), in order.
@@ -499,7 +510,7 @@ import json, sys
 doc, n = json.load(open(sys.argv[1])), int(sys.argv[2])
 ranks = sorted(b["rank"] for b in doc["mailboxes"] if b["job"] == "[112,2]")
 assert ranks == list(range(n)), "%d mailboxes of [112,2] in the JSON" % len(ranks)
-assert [l["state"] for l in doc["links"]] == ["self"], doc["links"]
+assert [(l["node"], l["state"]) for l in doc["links"]] == [("a", "self"), ("b", "down"), ("c", "down")], doc["links"]
 PY
 }
 run_case "status lists all of 600 mailboxes (table and JSON)" 120 case_status_many
