@@ -9,6 +9,10 @@
 #ifndef MIGR_VERSION
 #define MIGR_VERSION "dev"
 #endif
+/* AC_INIT's bug-report address (Makefile.am passes it) */
+#ifndef MIGR_BUGREPORT
+#define MIGR_BUGREPORT "the address in configure.ac's AC_INIT"
+#endif
 
 void cli_version(const char *prog, const char *protocols_fmt, ...)
 {
@@ -17,7 +21,8 @@ void cli_version(const char *prog, const char *protocols_fmt, ...)
     va_start(ap, protocols_fmt);
     vprintf(protocols_fmt, ap);
     va_end(ap);
-    putchar('\n');
+    printf("\nCopyright (c) 2026 the migr developers; the 3-clause BSD licence (LICENSE)\n"
+           "Report bugs to <%s>\n", MIGR_BUGREPORT);
 }
 
 const struct cli_cmd *cli_find(const struct cli_prog *p, const char *name)

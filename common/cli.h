@@ -50,7 +50,8 @@ struct cli {
     const struct cli_cmd *cmd;
 };
 
-/* `PROG (migr) VERSION`, then a line `protocols: ...` (printf format). */
+/* `PROG (migr) VERSION`, then a line `protocols: ...` (printf format), the
+ * copyright and licence, and where to report bugs (AC_INIT's address). */
 void cli_version(const char *prog, const char *protocols_fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The command of that name, or NULL. */

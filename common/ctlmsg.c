@@ -164,6 +164,14 @@ int ctl_batch_add(struct ctl_batch *b, const void *rec)
     return 0;
 }
 
+int ctl_batch_retype(struct ctl_batch *b, uint16_t type, uint32_t rec)
+{
+    int rc = batch_flush(b);
+    b->type = type;
+    b->rec = rec;
+    return rc;
+}
+
 int ctl_batch_end(struct ctl_batch *b)
 {
     int rc = batch_flush(b);

@@ -30,7 +30,7 @@ int ctl_send(int fd, uint16_t type, uint32_t reqid, const void *body, uint32_t l
 ssize_t ctl_recv(int fd, void *buf, size_t cap, int *fds, int *nfds, int *eof, int flags);
 
 /* A listing answered with several records per message (CTL_LOG_MOVE,
- * CTL_PS_PROC): a whole listing in a few datagrams, which the requester's
+ * CTL_PS_PROC, CTL_STATUS_NODE and CTL_STATUS_PROC): a whole listing in a few datagrams, which the requester's
  * socket buffer holds -- one message per record can fill it, and a
  * non-blocking send then fails half-way.  Records are added with
  * ctl_batch_add; ctl_batch_end sends what is left, then CTL_END. */
@@ -45,6 +45,9 @@ struct ctl_batch {
 void ctl_batch_init(struct ctl_batch *b, int fd, uint16_t type, uint32_t reqid, uint32_t rec);
 /* 0, or -errno when sending failed (the requester has gone). */
 int ctl_batch_add(struct ctl_batch *b, const void *rec);
+/* Records of another message type and size from now on (status: the
+ * nodes, then the mailboxes); those added so far are sent first. */
+int ctl_batch_retype(struct ctl_batch *b, uint16_t type, uint32_t rec);
 int ctl_batch_end(struct ctl_batch *b);
 
 /* Check that a received body has exactly the size of its struct. */

@@ -32,8 +32,10 @@ enum ctl_type {
     CTL_LOOKUP,           /* where is (job, rank)?                      */
     CTL_LOOKUP_REPLY,     /* + fds memfd, doorbell when local           */
     CTL_STATUS,           /* migrctl: node and processes                */
-    CTL_STATUS_NODE,      /* one per node known (first: this node)      */
-    CTL_STATUS_PROC,      /* one per registered process                 */
+    CTL_STATUS_NODE,      /* nodes known, this one first (several per
+                             message: N struct ctl_status_node)         */
+    CTL_STATUS_PROC,      /* registered processes, after the nodes
+                             (N struct ctl_status_proc), then CTL_END   */
     CTL_END,              /* end of a multi-message reply               */
     CTL_EVENT,            /* migrd -> client, unsolicited               */
     CTL_ERROR,            /* reply: the request was refused             */

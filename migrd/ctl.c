@@ -189,8 +189,9 @@ static void do_lookup(struct ctl_client *c, const struct ctl_hdr *h)
 }
 
 struct status_ctx {
-    struct ctl_client *c;
-    uint32_t reqid;
+    struct ctl_batch *b;
+    uid_t uid;               /* of the requester */
+    int rc;                  /* 0, or -errno: sending failed */
 };
 
 /* Another user's mailbox shows only its pid and uid (as ps(1) would show
@@ -198,9 +199,9 @@ struct status_ctx {
 static int status_proc(struct mbox *m, void *arg)
 {
     struct status_ctx *s = arg;
-    if (s->c->uid != 0 && s->c->uid != m->uid) {
+    if (s->uid != 0 && s->uid != m->uid) {
         struct ctl_status_proc p = {.pid = m->pid, .uid = m->uid, .flags = CTL_STATUS_HIDDEN};
-        return ctl_send(s->c->fd, CTL_STATUS_PROC, s->reqid, &p, sizeof p, NULL, 0) < 0;
+        return (s->rc = ctl_batch_add(s->b, &p)) < 0;
     }
     struct ctl_status_proc p = {
         .job = m->job, .rank = m->rank, .pid = m->pid, .uid = m->uid,
@@ -208,13 +209,19 @@ static int status_proc(struct mbox *m, void *arg)
         .outbox_used = ring_used(&m->outbox), .outbox_size = m->outbox.size,
         .relayed_out = m->relayed_out, .delivered_in = m->delivered_in,
         .critical = atomic_load(&m->sh->critical)};
-    return ctl_send(s->c->fd, CTL_STATUS_PROC, s->reqid, &p, sizeof p, NULL, 0) < 0;
+    return (s->rc = ctl_batch_add(s->b, &p)) < 0;
 }
 
+/* The nodes, then the mailboxes, in a few messages (struct ctl_batch): one
+ * message per mailbox fills the requester's socket buffer on a node with
+ * a few hundred of them, and the listing stops half-way. */
 static void do_status(struct ctl_client *c, const struct ctl_hdr *h)
 {
+    static struct ctl_batch b;
     struct migrd *d = c->srv->d;
-    for (int k = 0; k < d->cl.map.nnodes; k++) {
+    int rc = 0;
+    ctl_batch_init(&b, c->fd, CTL_STATUS_NODE, h->reqid, sizeof(struct ctl_status_node));
+    for (int k = 0; k < d->cl.map.nnodes && rc == 0; k++) {
         /* This node first. */
         int i = k == 0 ? d->cl.self : (k <= d->cl.self ? k - 1 : k);
         struct ctl_status_node n = {.port = d->cl.map.nodes[i].port, .self = i == d->cl.self};
@@ -227,12 +234,17 @@ static void do_status(struct ctl_client *c, const struct ctl_hdr *h)
         } else {
             link_status(&d->postal, i, &n);
         }
-        if (ctl_send(c->fd, CTL_STATUS_NODE, h->reqid, &n, sizeof n, NULL, 0) < 0)
-            return;
+        rc = ctl_batch_add(&b, &n);
     }
-    struct status_ctx s = {c, h->reqid};
-    if (mbox_foreach(&d->postal, status_proc, &s) == 0)
-        ctl_send(c->fd, CTL_END, h->reqid, NULL, 0, NULL, 0);
+    if (rc == 0)
+        rc = ctl_batch_retype(&b, CTL_STATUS_PROC, sizeof(struct ctl_status_proc));
+    struct status_ctx s = {&b, c->uid, 0};
+    if (rc == 0 && mbox_foreach(&d->postal, status_proc, &s) != 0)
+        rc = s.rc;
+    if (rc == 0)
+        rc = ctl_batch_end(&b);
+    if (rc < 0)
+        log_debug("sending the status to pid %d (fd %d): %s", c->pid, c->fd, strerror(-rc));
 }
 
 static void do_proc_register(struct ctl_client *c, const struct ctl_hdr *h);

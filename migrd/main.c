@@ -235,7 +235,7 @@ static int load_map(struct migrd *d, const struct options *o)
         return 0;
     }
     if (config_load(o->config, &d->cl.map, err, sizeof err) < 0) {
-        fprintf(stderr, "migrd: %s\n", err);
+        fprintf(stderr, "migrd: cluster map %s\n", err);
         return -1;
     }
     d->cl.self = config_find(&d->cl.map, me);

@@ -180,7 +180,7 @@ static int cmd_keygen(const struct cli *c, int argc, char **argv)
     return 0;
 }
 
-#define JSON_OPTION "      --json            one JSON document (schema: migrctl(1))\n"
+#define JSON_OPTION "      --json            one JSON document (fields: migrctl(1), json-schema.md)\n"
 
 static const struct cli_cmd commands[] = {
     {"status", "[--json]", "this node, the nodes it knows, the processes registered here",
@@ -220,7 +220,7 @@ static const struct cli_cmd commands[] = {
      "no check FAILed, 1 otherwise.",
      "  -c, --config FILE     the cluster map (default " MIGR_DEFAULT_MAP ")\n"
      "  -n, --node NAME       this node in the map (default: the hostname)\n"
-     "      --json            one JSON document (schema: migrctl(1))\n",
+     JSON_OPTION,
      migrctl_check},
     {"run", "[OPTION]... [--] CMD [ARG...]",
      "start CMD here (its home) and stay as its deputy",

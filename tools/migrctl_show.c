@@ -130,10 +130,27 @@ static void unexpected(const struct ctl_hdr *h)
     fprintf(stderr, "migrctl: ignoring an unexpected %s message of %u bytes\n", ctl_type_name(h->type), h->len);
 }
 
+typedef void show_fn(struct show *s, const void *rec);
+
+/* A reply of `type` holds one or more records of len bytes (struct
+ * ctl_batch): fn of each.  False if h is of another type. */
+static bool records(struct show *s, const struct ctl_hdr *h, uint16_t type, uint32_t len, show_fn *fn)
+{
+    if (h->type != type)
+        return false;
+    if (!h->len || h->len % len)
+        unexpected(h);
+    else
+        for (uint32_t off = 0; off < h->len; off += len)
+            fn(s, (const char *)(h + 1) + off);
+    return true;
+}
+
 /* ---- status ---- */
 
-static void status_node_json(struct show *s, const struct ctl_status_node *n)
+static void status_node_json(struct show *s, const void *rec)
 {
+    const struct ctl_status_node *n = rec;
     struct json *j = &s->j;
     if (n->self) {
         json_record(j, "node");
@@ -157,8 +174,10 @@ static void status_node_json(struct show *s, const struct ctl_status_node *n)
     json_end(j);
 }
 
-static void status_node_table(const struct ctl_status_node *n)
+static void status_node_table(struct show *s, const void *rec)
 {
+    const struct ctl_status_node *n = rec;
+    (void)s;
     char in[32], out[32];
     migrctl_bytes(in, sizeof in, n->bytes_in);
     migrctl_bytes(out, sizeof out, n->bytes_out);
@@ -171,8 +190,9 @@ static void status_node_table(const struct ctl_status_node *n)
            (unsigned long)n->frames_out, n->self ? "-" : in, n->self ? "-" : out);
 }
 
-static void status_proc_json(struct show *s, const struct ctl_status_proc *p)
+static void status_proc_json(struct show *s, const void *rec)
 {
+    const struct ctl_status_proc *p = rec;
     struct json *j = &s->j;
     bool hidden = p->flags & CTL_STATUS_HIDDEN;
     show_array(s, CTL_STATUS_PROC, "mailboxes");
@@ -202,8 +222,9 @@ static const char *ring_use(char *buf, size_t len, uint64_t used, uint64_t size)
     return buf;
 }
 
-static void status_proc_table(struct show *s, const struct ctl_status_proc *p)
+static void status_proc_table(struct show *s, const void *rec)
 {
+    const struct ctl_status_proc *p = rec;
     char user[64], job[JOBID_STRLEN], in[48], out[48];
     if (!s->rows++)
         printf("\n%-13s %5s %8s %-10s %-16s %-16s %11s %12s\n", "JOB", "RANK", "PID", "USER", "INBOX USED",
@@ -219,22 +240,13 @@ static void status_proc_table(struct show *s, const struct ctl_status_proc *p)
            (unsigned long)p->delivered_in);
 }
 
+/* The nodes, then the mailboxes, several per message. */
 static void status_one(const struct ctl_hdr *h, void *arg)
 {
     struct show *s = arg;
-    if (h->type == CTL_STATUS_NODE && h->len == sizeof(struct ctl_status_node)) {
-        if (s->json)
-            status_node_json(s, (const void *)(h + 1));
-        else
-            status_node_table((const void *)(h + 1));
-    } else if (h->type == CTL_STATUS_PROC && h->len == sizeof(struct ctl_status_proc)) {
-        if (s->json)
-            status_proc_json(s, (const void *)(h + 1));
-        else
-            status_proc_table(s, (const void *)(h + 1));
-    } else {
+    if (!records(s, h, CTL_STATUS_NODE, sizeof(struct ctl_status_node), s->json ? status_node_json : status_node_table) &&
+        !records(s, h, CTL_STATUS_PROC, sizeof(struct ctl_status_proc), s->json ? status_proc_json : status_proc_table))
         unexpected(h);
-    }
 }
 
 /* Start the document: the top object with its schema.  0, or 1 after
@@ -344,20 +356,15 @@ struct listing_kind {
                                          or more (struct ctl_batch)  */
     const char *name;                 /* of the JSON array          */
     const char *none;                 /* the table when it is empty */
-    void (*json)(struct show *s, const void *rec);
-    void (*table)(struct show *s, const void *rec);
+    show_fn *json, *table;
 };
 
 static void listing_one(const struct ctl_hdr *h, void *arg)
 {
     struct show *s = arg;
     const struct listing_kind *k = s->kind;
-    if (h->type != k->reply || !h->len || h->len % k->len) {
+    if (!records(s, h, k->reply, k->len, s->json ? k->json : k->table))
         unexpected(h);
-        return;
-    }
-    for (uint32_t off = 0; off < h->len; off += k->len)
-        (s->json ? k->json : k->table)(s, (const char *)(h + 1) + off);
 }
 
 static int listing(const struct cli *c, int argc, char **argv, const struct listing_kind *k)

@@ -5,12 +5,15 @@
  * Usage: postman open JOB RANK
  *        postman send JOB RANK DST_JOB DST_RANK COUNT
  *        postman recv JOB RANK SECONDS READY_FILE
+ *        postman many JOB FIRST_RANK COUNT SECONDS READY_FILE
  *        postman signal PID SIG | postman deregister PID
  * open: exit 0 once the mailbox is open, 1 (the refusal printed) if not.
  * send: COUNT packets "packet I" to (DST_JOB, DST_RANK), then waits 1 s
  * for migrd to relay them.  recv: creates READY_FILE once the mailbox is
  * open, then prints one line per packet ("from J:R: TEXT") for SECONDS
- * and a last line "got N".  signal, deregister: the control requests a
+ * and a last line "got N".  many: COUNT mailboxes (ranks FIRST_RANK on,
+ * rings of 64 KiB) in one process, READY_FILE once all are open, then
+ * holds them for SECONDS (a node with many mailboxes).  signal, deregister: the control requests a
  * deputy sends (CTL_PROC_SIGNAL, CTL_PROC_DONE), from anyone: prints
  * migrd's answer ("ok" or "refused: WHY"), exit 0 or 1.
  */
@@ -34,6 +37,36 @@ static uint32_t num(const char *s)
         exit(2);
     }
     return (uint32_t)v;
+}
+
+static int touch(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        perror(path);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* many: COUNT mailboxes of job JOB, ranks FIRST.. */
+static int many(uint32_t job, uint32_t first, uint32_t count, uint32_t seconds, const char *ready)
+{
+    dicom_open_opts_t o = {.inbox_size = 64u << 10, .outbox_size = 64u << 10, .lazy_rings = 1};
+    for (uint32_t i = 0; i < count; i++) {
+        dicom_mbox_t *mb;
+        if (dicom_open((dicom_addr_t){job, first + i}, &o, &mb) < 0) {
+            printf("mailbox %u of %u (%u:%u) refused: %s\n", i + 1, count, job, first + i, dicom_last_error());
+            return 1;
+        }
+    }
+    if (touch(ready) < 0)
+        return 1;
+    printf("opened %u\n", count);
+    fflush(stdout);
+    sleep(seconds);
+    return 0;
 }
 
 static double now(void)
@@ -77,8 +110,10 @@ int main(int argc, char **argv)
         struct ctl_proc_done s = {.pid = (int32_t)num(argv[2])};
         return request(CTL_PROC_DONE, &s, sizeof s);
     }
+    if (argc == 7 && !strcmp(argv[1], "many"))
+        return many(num(argv[2]), num(argv[3]), num(argv[4]), num(argv[5]), argv[6]);
     if (argc < 4) {
-        fprintf(stderr, "usage: postman open|send|recv JOB RANK ... (see postman.c)\n");
+        fprintf(stderr, "usage: postman open|send|recv|many JOB RANK ... (see postman.c)\n");
         return 2;
     }
     dicom_addr_t me = {num(argv[2]), num(argv[3])};
@@ -110,12 +145,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "recv") && argc == 6) {
         double end = now() + num(argv[4]);
         unsigned got = 0;
-        int fd = open(argv[5], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            perror(argv[5]);
+        if (touch(argv[5]) < 0)
             return 1;
-        }
-        close(fd);
         while (now() < end) {
             char b[256];
             dicom_msg_t m;

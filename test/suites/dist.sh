@@ -36,6 +36,27 @@ else
     skip "dist: the tarball holds every file of git ls-files" "not a git checkout (a tarball's tree)"
 fi
 
+# The project's one address is AC_INIT's: debian/control's Maintainer and
+# the trailer of every debian/changelog entry name the same (dpkg reads
+# them before configure runs, so they cannot be made from it; the man
+# pages and --version are).  The licence: LICENSE is BSD-3-Clause, and
+# debian/copyright says so.
+one_address() {
+    local want maint trailers other
+    want=$(sed -n 's/^PACKAGE_BUGREPORT = //p' "$BUILD/Makefile")
+    [[ $want == *@* ]] || { echo "AC_INIT names no bug-report address ('$want')"; return 1; }
+    maint=$(sed -n 's/^Maintainer: .*<\(.*\)>$/\1/p' "$TOP/debian/control")
+    [[ $maint == "$want" ]] || { echo "debian/control: Maintainer <$maint>, AC_INIT <$want>"; return 1; }
+    trailers=$(grep -c '^ -- ' "$TOP/debian/changelog")
+    other=$(grep '^ -- ' "$TOP/debian/changelog" | grep -vF "<$want>")
+    ((trailers > 0)) && [[ -z $other ]] || { echo "debian/changelog: $other"; return 1; }
+    grep -q '^Copyright (c) 2026 the migr developers$' "$TOP/LICENSE" &&
+        grep -q '^3\. Neither the name of the copyright holder' "$TOP/LICENSE" || { echo "LICENSE is not BSD-3-Clause"; return 1; }
+    grep -q '^License: BSD-3-clause$' "$TOP/debian/copyright" || { echo "debian/copyright names no BSD-3-clause"; return 1; }
+    echo "AC_INIT, debian/control and debian/changelog: <$want>"
+}
+run_case "dist: one project address (AC_INIT's) in debian/control and debian/changelog; LICENSE BSD-3-Clause" 10 one_address
+
 # --- a staged installation ---
 STAGE=$SCRATCH/stage
 if ! bmake install DESTDIR="$STAGE" >"$SCRATCH/install.log" 2>&1; then
@@ -52,6 +73,16 @@ components_without_la() {
     [[ $so == *mca_btl_dicom.so* && $so == *mca_odls_migr.so* && -z $la ]]
 }
 run_case "install: the components' .so and no .la in the component directory" 10 components_without_la
+
+docs_installed() {
+    local docdir f
+    docdir=$STAGE$(mkvalue docdir)
+    for f in LICENSE json-schema.md migrd.service cluster.conf.example; do
+        [[ -s $docdir/$f ]] || { echo "no $docdir/$f"; return 1; }
+    done
+    cmp -s "$docdir/LICENSE" "$TOP/LICENSE" || { echo "$docdir/LICENSE is not LICENSE"; return 1; }
+}
+run_case "install: LICENSE, json-schema.md, the unit and the example map in docdir" 10 docs_installed
 
 pc_flags() {
     local cflags libs

@@ -14,6 +14,7 @@
 source "$(dirname "$0")/../lib.sh"
 
 VERSION=$(sed -n 's/^PACKAGE_VERSION = //p' "$BUILD/Makefile" 2>/dev/null)
+BUGREPORT=$(sed -n 's/^PACKAGE_BUGREPORT = //p' "$BUILD/Makefile" 2>/dev/null)
 MIGR_CKPT_BIN=$BUILD/tools/migr-ckpt
 declare -A BIN=([migrd]=$MIGRD_BIN [migrctl]=$MIGRCTL_BIN [migr-ckpt]=$MIGR_CKPT_BIN)
 declare -A SUBS=([migrd]="" [migrctl]="status ps log check run migrate keygen help" [migr-ckpt]="dump restore reincarnate info help")
@@ -58,6 +59,10 @@ for p in migrd migrctl migr-ckpt; do
         line2=$(sed -n 2p "$SCRATCH/out")
         [[ $line2 =~ ^protocols:\ [a-z].*\ [0-9]+$ ]] && pass "$p --version: then the protocol versions" ||
             fail "$p --version: then the protocol versions" "second line '$line2'"
+        rest=$(sed -n '3,$p' "$SCRATCH/out" | tr '\n' '|')
+        [[ $rest == "Copyright (c) 2026 the migr developers; the 3-clause BSD licence (LICENSE)|Report bugs to <$BUGREPORT>|" ]] &&
+            pass "$p --version: then the licence and AC_INIT's address" ||
+            fail "$p --version: then the licence and AC_INIT's address <$BUGREPORT>" "lines 3-: '$rest'"
     fi
     expect "$p --bogus" 2 "^$(lit "$p: unknown option '--bogus' (try '$p --help')")\$" err "$p" --bogus
     expect "$p -Z" 2 "^$(lit "$p: unknown option '-Z' (try '$p --help')")\$" err "$p" -Z
@@ -164,9 +169,10 @@ case_completion() {
 }
 run_case "bash completion: commands and options from each program's --help, no test hooks" 60 case_completion
 
-# Every man page renders without a warning.
+# Every man page (made by configure from man/*.in) renders without a
+# warning, with migr's version and AC_INIT's address.
 for m in "${MANS[@]}"; do
-    f=$TOP/man/$m
+    f=$BUILD/man/$m
     if [[ ! -f $f ]]; then
         fail "man page $m" "missing ($f)"
     elif ! command -v groff >/dev/null; then
@@ -179,6 +185,11 @@ for m in "${MANS[@]}"; do
             t=$(MANWIDTH=80 man -l "$f" 2>&1 | col -b 2>/dev/null | head -n 1)
             name=${m%.*}
             [[ $t == "${name^^}(${m##*.})"* ]] && pass "man -l $m" || fail "man -l $m" "first line '$t'"
+        fi
+        if grep -q "^\\.TH .* \"migr $VERSION\"" "$f" && grep -qx "\\.MT $BUGREPORT" "$f"; then
+            pass "man page $m: migr $VERSION, reporting bugs to <$BUGREPORT>"
+        else
+            fail "man page $m: migr $VERSION, reporting bugs to <$BUGREPORT>" "$(grep -E '^\.(TH|MT)' "$f" | tr '\n' '|')"
         fi
     fi
 done
@@ -335,7 +346,11 @@ PUB=$(mktemp -d /tmp/migr-tools.XXXXXX)
 chmod 0755 "$PUB"
 at_exit "rm -rf '$PUB'"
 export MIGR_SOCKET=$PUB/migrd.sock
-if ! start_migrd "$MIGR_SOCKET" "$SCRATCH/migrd.log" --config "$SCRATCH/one.conf" --node a; then
+# node a and two nodes that never answer: status lists three nodes (in one
+# message, as it lists the mailboxes)
+printf 'cluster c\nnode a 127.0.0.1:%d\nnode b 127.0.0.2:%d\nnode c 127.0.0.3:%d\n' "$CPORT" "$CPORT" "$CPORT" \
+    >"$SCRATCH/three.conf"
+if ! start_migrd "$MIGR_SOCKET" "$SCRATCH/migrd.log" --config "$SCRATCH/three.conf" --node a --insecure; then
     fail "migrd starts for status/ps/log" "no socket; $(tail -n 2 "$SCRATCH/migrd.log" | tr '\n' '|')"
     exit 0
 fi
@@ -368,9 +383,47 @@ assert m["from"] == "a" and m["to"] == "nowhere" and m["requester"] == "root" an
 assert m["start"].endswith("Z") and m["start_unix_ms"] > 1.6e12 and m["seq"] >= 1, m'
 json_ok "status --json: this node, its link, the mailbox [112,1] 0" status -- '
 assert doc["node"]["name"] == "a" and doc["node"]["port"] > 0, doc["node"]
-assert [l["state"] for l in doc["links"]] == ["self"], doc["links"]
+assert [(l["node"], l["state"]) for l in doc["links"]] == [("a", "self"), ("b", "down"), ("c", "down")], doc["links"]
 mb = [b for b in doc["mailboxes"] if b["job"] == "[112,1]"]
 assert len(mb) == 1 and mb[0]["jobid"] == 7340033 and mb[0]["rank"] == 0 and mb[0]["inbox_size"] > 0, doc["mailboxes"]'
+# doc/json-schema.md documents every field, in order, of each record.
+case_schema_doc() {
+    local c
+    for c in status ps log; do "$MIGRCTL_BIN" "$c" --json >"$SCRATCH/doc.$c" || { echo "$c --json failed"; return 1; }; done
+    "$MIGRCTL_BIN" --socket "$SCRATCH/nomigrd.sock" check --config "$SCRATCH/one.conf" --node a --json >"$SCRATCH/doc.check"
+    python3 - "$TOP/doc/json-schema.md" "$SCRATCH/doc" <<'PY'
+import json, re, sys
+doc, out = open(sys.argv[1]).read(), sys.argv[2]
+def tables(cmd):
+    sec = re.search(r"^## `migrctl %s --json`\n(.*?)(?=^## |\Z)" % cmd, doc, re.S | re.M).group(1)
+    got, cur = [], None
+    for line in sec.split("\n"):
+        m = re.match(r"\| `([a-z_]+)` \|", line)
+        if m:
+            cur = cur if cur is not None else []
+            cur.append(m.group(1))
+        elif cur is not None:
+            got.append(cur)
+            cur = None
+    if cur:
+        got.append(cur)
+    return got
+def keys(o):
+    return [k for k in o if k != "schema"]
+bad = []
+for cmd, records in (("status", lambda d: [d["node"], d["links"][0], d["mailboxes"][0]]),
+                     ("ps", lambda d: [d["processes"][0]]), ("log", lambda d: [d["moves"][0]]),
+                     ("check", lambda d: [d, d["checks"][0]])):
+    d = json.load(open("%s.%s" % (out, cmd)))
+    want = tables(cmd)
+    for i, rec in enumerate(records(d)):
+        if i >= len(want) or keys(rec) != want[i]:
+            bad.append("%s record %d: output %s, doc %s" % (cmd, i, keys(rec), want[i] if i < len(want) else None))
+assert not bad, "\n".join(bad)
+PY
+}
+run_case "doc/json-schema.md: every field of status, ps, log and check --json, in order" 30 case_schema_doc
+
 # another user sees neither the job nor the moves of root's processes
 if command -v runuser >/dev/null && runuser -u nobody -- test -x "$MIGRCTL_BIN" 2>/dev/null; then
     AS=(runuser -u nobody --)
@@ -402,10 +455,17 @@ run_case "ps, log and status tables: USER, [family,local] job ids, ring use in o
 
 case_completion_values() {
     local got
-    got=$(complete_words migrctl migrate "$WPID" --to "") && [[ $got == a ]] || { echo "--to: '$got', not the node a"; return 1; }
+    got=$(complete_words migrctl migrate "$WPID" --to "") && [[ $got == "a b c" ]] || { echo "--to: '$got', not the nodes a b c"; return 1; }
     got=$(complete_words migrctl migrate "") && [[ " $got " == *" $WPID "* ]] || { echo "migrate: '$got' without $WPID"; return 1; }
 }
 run_case "bash completion: migrate offers the pids of migrctl ps, --to the nodes of migrctl status" 30 case_completion_values
+
+# check asks migrd for its status: node a answers (of three nodes)
+case_check_migrd() {
+    timeout 60 "$MIGRCTL_BIN" check --config "$SCRATCH/three.conf" --node a >"$SCRATCH/check.3" 2>&1
+    check_line "$SCRATCH/check.3" migrd ok "answers on $MIGR_SOCKET: node a, up"
+}
+run_case "migrctl check: migrd of a three-node map answers" 90 case_check_migrd
 
 # The log is a ring of the last 256 moves: 300 more refused moves leave
 # exactly the 256 newest, all sent (in a few messages), in order.
@@ -425,3 +485,32 @@ PY
     [[ $("$MIGRCTL_BIN" log | wc -l) == 257 ]] || { echo "the table has $("$MIGRCTL_BIN" log | wc -l) lines, not 1 + 256"; return 1; }
 }
 run_case "log keeps the last 256 moves, oldest first, all of them sent" 120 case_log_ring
+
+# A node with many mailboxes: status lists every one of them (as a table
+# and as JSON).  Sent one message per mailbox, the listing fills the
+# requester's socket buffer and migrd stops half-way.
+case_status_many() {
+    local n=600 ready=$SCRATCH/many.ready i rows
+    rm -f "$ready"
+    "$BUILD/test/security/postman" many 7340034 0 "$n" 90 "$ready" >"$SCRATCH/many.out" 2>&1 &
+    local pm=$!
+    for ((i = 0; i < 300; i++)); do [[ -e $ready ]] && break; sleep 0.1; done
+    [[ -e $ready ]] || { echo "postman many: $(tr '\n' '|' <"$SCRATCH/many.out")"; kill "$pm"; return 1; }
+    "$MIGRCTL_BIN" status >"$SCRATCH/many.table" 2>&1 && "$MIGRCTL_BIN" status --json >"$SCRATCH/many.json" 2>&1
+    local rc=$?
+    kill "$pm"
+    wait "$pm" 2>/dev/null
+    ((rc == 0)) || { echo "status failed: $(tail -n 1 "$SCRATCH/many.table" "$SCRATCH/many.json" | tr '\n' '|')"; return 1; }
+    rows=$(grep -Ec '^\[112,2\] +[0-9]+ ' "$SCRATCH/many.table")
+    ((rows == n)) || { echo "the table lists $rows of the $n mailboxes"; return 1; }
+    grep -Eq "^node a .*, ($n|$((n + 1))) processes registered" "$SCRATCH/many.table" ||
+        { echo "first line: $(head -n 1 "$SCRATCH/many.table")"; return 1; }
+    python3 - "$SCRATCH/many.json" "$n" <<'PY' || return 1
+import json, sys
+doc, n = json.load(open(sys.argv[1])), int(sys.argv[2])
+ranks = sorted(b["rank"] for b in doc["mailboxes"] if b["job"] == "[112,2]")
+assert ranks == list(range(n)), "%d mailboxes of [112,2] in the JSON" % len(ranks)
+assert [(l["node"], l["state"]) for l in doc["links"]] == [("a", "self"), ("b", "down"), ("c", "down")], doc["links"]
+PY
+}
+run_case "status lists all of 600 mailboxes (table and JSON)" 120 case_status_many

@@ -102,7 +102,8 @@ void check_migrd(struct check_ctx *c)
     }
     int rc = ctl_send(fd, CTL_STATUS, 1, NULL, 0, NULL, 0);
     const struct ctl_hdr *h = rc < 0 ? NULL : migrctl_receive(fd, buf, REPLY_TIMEOUT_MS);
-    if (rc < 0 || !h || h->type != CTL_STATUS_NODE || h->len != sizeof(struct ctl_status_node)) {
+    /* the nodes, several per message, this one first */
+    if (rc < 0 || !h || h->type != CTL_STATUS_NODE || !h->len || h->len % sizeof(struct ctl_status_node)) {
         close(fd);
         check_report("migrd", CHECK_FAIL, "see migrd's log (journalctl -u migrd)",
                      "migrd on %s does not answer a status request%s%s", migrctl_socket, rc < 0 ? ": " : "",
