@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#define MIGR_PROTO_VERSION 4
+#define MIGR_PROTO_VERSION 5
 
 /* ------------------------------------------------------ control socket --- */
 
