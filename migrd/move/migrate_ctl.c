@@ -435,8 +435,7 @@ void migrate_ctl_log(struct move *d, const struct ctl_caller *who, uint32_t reqi
 void migrate_hold_all(struct move *d)
 {
     for (struct mproc *p = mproc_first(d); p; p = p->next) {
-        if (!p->is_home || p->here || !p->anchor || p->stub_fd < 0 || p->state == MP_EXITED ||
-            (p->flags & CTL_PROC_RANK))
+        if (!p->is_home || p->here || !p->anchor || p->stub_fd < 0 || p->state == MP_EXITED)
             continue;
         struct ctl_proc_hold h = {.reg = {.pid = p->pid, .flags = p->flags, .job = p->job, .rank = p->rank},
                                   .at = (uint32_t)p->at, .gen = p->moves};
@@ -468,26 +467,46 @@ static struct mproc *take_back_record(struct move *d, const struct ctl_caller *w
         snprintf(msg, ml, "pid %d is already registered on %s", h->reg.pid, cluster_self_name(d->cl));
         return NULL;
     }
-    if (h->reg.pid <= 1 || h->at >= (uint32_t)d->cl->map.nnodes || (int)h->at == d->cl->self ||
-        (h->reg.flags & CTL_PROC_RANK)) {
-        snprintf(msg, ml, "pid %d cannot be taken back: %s", h->reg.pid,
-                 h->reg.flags & CTL_PROC_RANK ? "an MPI rank" : "bad node or pid");
+    if (h->reg.pid <= 1 || h->at >= (uint32_t)d->cl->map.nnodes || (int)h->at == d->cl->self) {
+        snprintf(msg, ml, "pid %d cannot be taken back: bad node or pid", h->reg.pid);
+        return NULL;
+    }
+    bool rank = (h->reg.flags & CTL_PROC_RANK) != 0;
+    struct mproc *q = rank ? mproc_find_rank(d, h->reg.job, h->reg.rank) : NULL;
+    uid_t owner = 0;
+    char job[JOBID_STRLEN];
+    if (q && q->state != MP_EXITED) {
+        snprintf(msg, ml, "job %s rank %u is already registered on %s (pid %d)",
+                 jobid_format(h->reg.job, job, sizeof job), h->reg.rank, cluster_self_name(d->cl), q->pid);
+        return NULL;
+    }
+    /* a rank's job is its owner's here too (the first to come back, or to
+     * register, claims it: postal/jobs.h) */
+    if (rank && jobs_claim(d->postal, h->reg.job, who->uid, &owner) < 0) {
+        snprintf(msg, ml, "uid %u may not take back pid %d as rank %u of job %s: %s", (unsigned)who->uid,
+                 h->reg.pid, h->reg.rank, jobid_format(h->reg.job, job, sizeof job),
+                 owner != who->uid ? "the job belongs to another user" : "out of memory");
         return NULL;
     }
     if (!(p = mproc_new(d, h->reg.pid, d->cl->self)) || (p->stub_fd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
         !(p->anchor = fwd_anchor_new(d, p))) {
         if (p)
             mproc_free(d, p);
+        if (rank)
+            jobs_release(d->postal, h->reg.job);
         snprintf(msg, ml, "out of memory on %s", cluster_self_name(d->cl));
         return NULL;
     }
+    p->job = h->reg.job;
+    p->rank = h->reg.rank;
+    p->job_held = rank;
     /* it runs elsewhere: its location's HELLO must name the same uid */
     p->is_home = p->taken_back = true;
     p->here = false;
     p->state = MP_AWAY;
     p->at = (int)h->at;
     p->moves = h->gen;
-    p->flags = h->reg.flags & CTL_PROC_NO_MIGRATE;
+    p->flags = h->reg.flags & (CTL_PROC_NO_MIGRATE | CTL_PROC_RANK);
     p->uid = who->uid;
     p->stub_pid = who->pid;
     snprintf(p->cmd, sizeof p->cmd, "%.63s", h->reg.cmd);

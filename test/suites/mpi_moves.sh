@@ -12,8 +12,9 @@
 # 2. Faults, np 4 on n1 and n2 with n3 as the destination (storm: every
 #    message checked for contents, count and order): n3's migrd killed
 #    mid-move, n3's link cut mid-move, n3 refusing (the rank's pid taken
-#    there) -- each move fails and the rank runs on at home -- and n3's
-#    migrd killed after a rank passed through it.  The job completes, OK.
+#    there) -- each move fails and the rank runs on at home -- n3's
+#    migrd killed after a rank passed through it, and the migrd of the
+#    ranks' home restarted while they are away.  The job completes, OK.
 # 3. Endings after moves, compared with the same job without migr (status
 #    and messages): a moved rank calls MPI_Abort, a moved rank dies of
 #    SIGSEGV, SIGINT to mpirun while ranks are away.
@@ -212,6 +213,25 @@ case_left_node_killed() {
     finish lk storm
 }
 run_case mpi-fault-left-node-migrd-killed-after 90 guarded case_left_node_killed
+
+# ranks 0 and 2 (at home on n1) both go to n3; then the migrd of their home
+# is restarted: their deputies hold what the home held and give it to the
+# next migrd, which takes the ranks back; the job completes, OK
+case_home_restarted() {
+    fault_job hr || return 1
+    mmove 0 n3 || return 1
+    mmove 2 n3 || return 1
+    sleep 0.5
+    "$V" migrd-restart n1 >/dev/null || { echo "cannot restart n1's migrd"; return 1; }
+    local i
+    for ((i = 0; i < 50; i++)); do
+        at 0 n3 away >/dev/null && at 2 n3 away >/dev/null && break
+        sleep 0.2
+    done
+    at 0 n3 away && at 2 n3 away || return 1
+    finish hr storm
+}
+run_case mpi-fault-home-migrd-restarted-ranks-away 90 guarded case_home_restarted
 
 # --- 3. endings after moves, as without migr.  odls_job np 6 over dicom
 # (ranks r at home on n((r mod 3)+1)) waits for its GO file after its first
