@@ -148,6 +148,17 @@ typedef struct dicom_msg {
 int dicom_peek(dicom_mbox_t *mb, dicom_msg_t *msg);
 void dicom_release(dicom_mbox_t *mb, dicom_msg_t *msg);
 
+/* A batch of releases: dicom_release_defer() releases the packet but hands
+ * its room in the inbox back to the senders only at dicom_release_flush()
+ * (or a dicom_release, dicom_recv or dicom_arm), so that a reader that
+ * drains a burst makes one locked instruction for all of it, not one per
+ * packet.  Flush before you stop reading: senders see only the room handed
+ * back.  Exactly-once holds across a move between the two (the packets
+ * released and not yet handed back travel again and are dropped by their
+ * sequence numbers). */
+void dicom_release_defer(dicom_mbox_t *mb, dicom_msg_t *msg);
+void dicom_release_flush(dicom_mbox_t *mb);
+
 /* Copying receive.  from == NULL: the next packet from anyone; otherwise
  * the next packet from that sender (packets from others stay queued, in
  * order).  Blocking unless DICOM_NONBLOCK (-EAGAIN when nothing matches).

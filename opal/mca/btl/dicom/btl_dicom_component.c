@@ -531,11 +531,11 @@ static mca_btl_base_module_t **mca_btl_dicom_component_init(int *num_btls,
 
     mca_btl_dicom_show(1, "mailbox of rank %u of job %u open through migrd on %s: packets up "
                        "to %zu bytes, eager %zu, rendezvous eager %zu, max send %zu, "
-                       "exclusivity %u, zero-copy %s, %s sending thread(s)", m->self.rank, m->self.job,
+                       "exclusivity %u, zero-copy %s, sends from %s", m->self.rank, m->self.job,
                        dicom_node_name(mb), m->max_payload, m->super.btl_eager_limit,
                        m->super.btl_rndv_eager_limit, m->super.btl_max_send_size,
                        m->super.btl_exclusivity, c->zero_copy ? "on" : "off",
-                       opts.single_thread ? "one" : "several");
+                       opts.single_thread ? "one thread" : "several threads");
     return modules;
 }
 
@@ -650,8 +650,12 @@ static int mca_btl_dicom_poll_inbox(mca_btl_dicom_module_t *m)
             break;
         }
         mca_btl_dicom_handle(m, &msg);
-        dicom_release(m->mbox, &msg);
+        dicom_release_defer(m->mbox, &msg);
         ++count;
+    }
+    if (count > 0) {
+        /* the burst's room goes back to the senders with one barrier */
+        dicom_release_flush(m->mbox);
     }
     return count;
 }
