@@ -43,6 +43,7 @@ int ring_attach(struct ring *r, void *base, size_t map_len)
     r->mask = size - 1;
     atomic_store_explicit(&r->head_cache, 0, memory_order_relaxed);
     r->take_pos = 0;
+    r->cons_pos = atomic_load_explicit(&c->head, memory_order_acquire);
     return 0;
 }
 
@@ -106,27 +107,40 @@ bool ring_commit(struct ring *r, struct ring_resv *rv)
 
 struct dicom_pkt *ring_peek(struct ring *r)
 {
-    uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
     for (;;) {
+        uint64_t h = r->cons_pos;
         struct dicom_pkt *p = pkt_at(r, h);
         if (atomic_load_explicit(&p->commit, memory_order_acquire) != h + 1)
             return NULL;
         if (p->kind != PKT_PAD)
             return p;
-        /* A PAD never carries data: skip it at once. */
-        h += p->slot;
-        atomic_store_explicit(&r->ctl->head, h, memory_order_release);
+        /* A PAD never carries data: skip it at once (and hand its room,
+         * with what was consumed before it, back at once: it is rare). */
+        r->cons_pos = h + p->slot;
+        atomic_store_explicit(&r->ctl->head, r->cons_pos, memory_order_release);
     }
+}
+
+void ring_consume_defer(struct ring *r, struct dicom_pkt *p)
+{
+    r->cons_pos += p->slot;
+}
+
+bool ring_publish(struct ring *r)
+{
+    if (atomic_load_explicit(&r->ctl->head, memory_order_relaxed) == r->cons_pos)
+        return false;
+    /* Full barrier, pairing with ring_arm_producer(). */
+    atomic_exchange_explicit(&r->ctl->head, r->cons_pos, memory_order_seq_cst);
+    if (atomic_load_explicit(&r->ctl->producer_waiting, memory_order_relaxed))
+        return atomic_exchange_explicit(&r->ctl->producer_waiting, 0, memory_order_acq_rel) != 0;
+    return false;
 }
 
 bool ring_consume(struct ring *r, struct dicom_pkt *p)
 {
-    uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_relaxed);
-    /* Full barrier, pairing with ring_arm_producer(). */
-    atomic_exchange_explicit(&r->ctl->head, h + p->slot, memory_order_seq_cst);
-    if (atomic_load_explicit(&r->ctl->producer_waiting, memory_order_relaxed))
-        return atomic_exchange_explicit(&r->ctl->producer_waiting, 0, memory_order_acq_rel) != 0;
-    return false;
+    ring_consume_defer(r, p);
+    return ring_publish(r);
 }
 
 bool ring_arm_consumer(struct ring *r)

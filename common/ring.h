@@ -94,6 +94,12 @@ struct ring {
     _Atomic uint64_t head_cache;
     /* ring_take(): the consumer's own position (never read from ctl). */
     uint64_t take_pos;
+    /* ring_peek(): the library consumer's position.  ctl->head trails it
+     * by what was consumed with ring_consume_defer() and not yet handed
+     * back with ring_publish(); an idle ring_peek() reads only the record
+     * at this position.  Process memory that moves with the process: the
+     * records of a moved ring keep their positions (from ctl->head on). */
+    uint64_t cons_pos;
 };
 
 /* A reservation: where the record goes, and the PAD before it, if any. */
@@ -144,6 +150,16 @@ struct dicom_pkt *ring_peek(struct ring *r);
 /* Consumer: release the record returned by ring_peek().  Returns true when
  * a producer sleeps for room and the caller must ring its doorbell. */
 bool ring_consume(struct ring *r, struct dicom_pkt *p);
+
+/* Consumer: release the record returned by ring_peek() without handing its
+ * room back to the producers yet (no locked instruction); ring_publish()
+ * hands back everything released so.  A reader that stops reading must
+ * publish first: producers only see the room published. */
+void ring_consume_defer(struct ring *r, struct dicom_pkt *p);
+
+/* Consumer: publish the position of ring_consume_defer()s (and PADs
+ * skipped) to the producers.  Returns true as ring_consume() does. */
+bool ring_publish(struct ring *r);
 
 /* Consumer doorbell: arm (returns false if records are already there, in
  * which case the consumer must not sleep) and disarm. */

@@ -326,6 +326,7 @@ int dicom_open(dicom_addr_t self, const dicom_open_opts_t *opts, dicom_mbox_t **
     }
     mb->self = self;
     mb->lazy_rings = opts && opts->lazy_rings;
+    mb->single_thread = opts && opts->single_thread;
     atomic_flag_clear(&mb->outbox_populated);
     mb->my_bell = mb->daemon_bell = -1;
     mb->events_tail = &mb->events;
@@ -390,10 +391,21 @@ void dicom_close(dicom_mbox_t *mb)
 
 size_t dicom_max_payload(const dicom_mbox_t *mb) { return mb->max_payload; }
 
-int dicom_relay_pending(const dicom_mbox_t *mb)
+int dicom_relay_pending(dicom_mbox_t *mb)
 {
-    return ring_used(&mb->outbox) != 0 ||
-           atomic_load_explicit(&mb->node_page->relay_busy, memory_order_relaxed) != 0;
+    if (atomic_load_explicit(&mb->node_page->relay_busy, memory_order_relaxed))
+        return 1;
+    /* Only our sends fill the outbox: once it was seen empty it stays so
+     * until the next remote send, and the outbox's lines (its head written
+     * by migrd) need not be read by every idle poll.  The count is read
+     * before the ring: a send that raced with the look counts after it. */
+    uint64_t sent = atomic_load_explicit(&mb->st.sent_remote, memory_order_acquire);
+    if (sent == atomic_load_explicit(&mb->outbox_seen_empty, memory_order_relaxed))
+        return 0;
+    if (ring_used(&mb->outbox) != 0)
+        return 1;
+    atomic_store_explicit(&mb->outbox_seen_empty, sent, memory_order_relaxed);
+    return 0;
 }
 const char *dicom_node_name(const dicom_mbox_t *mb) { return mb->node; }
 int dicom_fd(const dicom_mbox_t *mb) { return mb->my_bell; }

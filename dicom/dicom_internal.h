@@ -83,7 +83,10 @@ struct dicom_mbox {
     int my_bell, daemon_bell;
     size_t max_payload;
     bool lazy_rings;                /* dicom_open_opts_t.lazy_rings    */
+    bool single_thread;             /* dicom_open_opts_t.single_thread */
     atomic_flag outbox_populated;   /* set once the outbox was populated */
+    _Atomic uint64_t outbox_seen_empty; /* st.sent_remote when the outbox
+                                           was last seen empty (relay_pending) */
 
     pthread_mutex_t tx_insert_lock; /* also guards `retired`          */
     struct retired_route *retired;

@@ -198,12 +198,26 @@ int dicom_peek(dicom_mbox_t *mb, dicom_msg_t *msg)
     return 0;
 }
 
-void dicom_release(dicom_mbox_t *mb, dicom_msg_t *msg)
+static void release(dicom_mbox_t *mb, dicom_msg_t *msg, bool defer)
 {
-    if (msg->priv[1])
-        consume(mb, msg->priv[1]);
+    if (msg->priv[1]) {
+        if (defer)
+            ring_consume_defer(&mb->inbox, msg->priv[1]);
+        else
+            consume(mb, msg->priv[1]);
+    }
     free(msg->priv[0]);
     msg->priv[0] = msg->priv[1] = NULL;
+}
+
+void dicom_release(dicom_mbox_t *mb, dicom_msg_t *msg) { release(mb, msg, false); }
+
+void dicom_release_defer(dicom_mbox_t *mb, dicom_msg_t *msg) { release(mb, msg, true); }
+
+void dicom_release_flush(dicom_mbox_t *mb)
+{
+    if (ring_publish(&mb->inbox))
+        dicom_ring_bell(mb->daemon_bell);
 }
 
 static long copy_out(const dicom_msg_t *m, void *buf, size_t cap, dicom_msg_t *info)
@@ -319,6 +333,7 @@ long dicom_recv(dicom_mbox_t *mb, const dicom_addr_t *from, void *buf, size_t ca
 
 int dicom_arm(dicom_mbox_t *mb)
 {
+    dicom_release_flush(mb); /* a sleeping reader holds no room back */
     if (mb->ready)
         return 1;
     return ring_arm_consumer(&mb->inbox) ? 0 : 1;

@@ -19,15 +19,48 @@
  * registered on this node since (or, later, moved here). */
 #define REMOTE_RECHECK_NS 1000000000ull
 
-static inline void peer_lock(struct tx_peer *p)
+/* The per-peer lock orders sequence numbers with ring positions between
+ * sending threads; a single_thread mailbox has one sender at a time. */
+static inline void peer_lock(const dicom_mbox_t *mb, struct tx_peer *p)
 {
+    if (mb->single_thread)
+        return;
     while (atomic_flag_test_and_set_explicit(&p->lock, memory_order_acquire))
         sched_yield();
 }
 
-static inline void peer_unlock(struct tx_peer *p)
+static inline void peer_unlock(const dicom_mbox_t *mb, struct tx_peer *p)
 {
-    atomic_flag_clear_explicit(&p->lock, memory_order_release);
+    if (!mb->single_thread)
+        atomic_flag_clear_explicit(&p->lock, memory_order_release);
+}
+
+/* The safe point: mbox_shared.critical is non-zero while a thread writes
+ * into a ring.  migrd reads it only once the process is frozen, and a
+ * frozen thread's stores are all visible, in program order: with a single
+ * sending thread plain stores do, kept in program order around the ring
+ * writes by compiler barriers (a signal handler's view of the thread is
+ * migrd's).  Several senders need the locked read-modify-write. */
+static inline void critical_enter(dicom_mbox_t *mb)
+{
+    if (mb->single_thread) {
+        uint32_t c = atomic_load_explicit(&mb->sh->critical, memory_order_relaxed);
+        atomic_store_explicit(&mb->sh->critical, c + 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        atomic_fetch_add_explicit(&mb->sh->critical, 1, memory_order_acq_rel);
+    }
+}
+
+static inline void critical_leave(dicom_mbox_t *mb)
+{
+    if (mb->single_thread) {
+        atomic_signal_fence(memory_order_seq_cst);
+        uint32_t c = atomic_load_explicit(&mb->sh->critical, memory_order_relaxed);
+        atomic_store_explicit(&mb->sh->critical, c - 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_sub_explicit(&mb->sh->critical, 1, memory_order_acq_rel);
+    }
 }
 
 static void route_drop(dicom_mbox_t *mb, struct tx_peer *p)
@@ -156,8 +189,8 @@ int dicom_send_reserve(dicom_mbox_t *mb, dicom_addr_t dst, uint16_t tag, size_t 
     struct tx_peer *p = tx_peer_get(mb, dst);
     if (!p)
         return -ENOMEM;
-    atomic_fetch_add_explicit(&mb->sh->critical, 1, memory_order_acq_rel);
-    peer_lock(p);
+    critical_enter(mb);
+    peer_lock(mb, p);
     int rc = route_ensure(mb, p);
     if (rc < 0)
         goto fail;
@@ -171,7 +204,7 @@ int dicom_send_reserve(dicom_mbox_t *mb, dicom_addr_t dst, uint16_t tag, size_t 
     }
     struct dicom_pkt *k = rv->pkt;
     pkt_fill(k, mb->self.job, mb->self.rank, dst.job, dst.rank, p->next_seq++, tag, PKT_DATA, (uint32_t)maxlen);
-    peer_unlock(p);
+    peer_unlock(mb, p);
     txn->data = pkt_payload(k);
     txn->maxlen = maxlen;
     TXN(txn)->ring = r;
@@ -182,15 +215,15 @@ int dicom_send_reserve(dicom_mbox_t *mb, dicom_addr_t dst, uint16_t tag, size_t 
         STAT_INC(mb->st.sent_remote);
     return 0;
 fail:
-    peer_unlock(p);
-    atomic_fetch_sub_explicit(&mb->sh->critical, 1, memory_order_acq_rel);
+    peer_unlock(mb, p);
+    critical_leave(mb);
     return rc;
 }
 
 static void finish(dicom_mbox_t *mb, dicom_txn_t *txn)
 {
     bool ring = ring_commit(TXN(txn)->ring, &TXN(txn)->resv);
-    atomic_fetch_sub_explicit(&mb->sh->critical, 1, memory_order_acq_rel);
+    critical_leave(mb);
     if (ring)
         dicom_ring_bell((int)TXN(txn)->bell);
 }

@@ -9,8 +9,12 @@
  *
  * Environment: DICOM_PINGPONG_MAX_FAULTS=N fails the run if the exchanges
  * after the first one took more than N page faults (the rings must come
- * populated); DICOM_PINGPONG_LAZY=1 opens the mailbox with lazy_rings.
+ * populated); DICOM_PINGPONG_LAZY=1 opens the mailbox with lazy_rings;
+ * DICOM_PINGPONG_SINGLE=1 opens it single_thread and sends every other
+ * packet with dicom_send_reserve/commit, checking that the safe-point word
+ * says "inside a send" between the two and "outside" before and after.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,38 @@ static long minor_faults(void)
     return ru.ru_minflt;
 }
 
+/* A zero-copy send (retried while there is no room) that checks the
+ * safe-point word migrd reads when it moves the process. */
+static int send_checked(dicom_mbox_t *mb, dicom_addr_t peer, uint16_t tag, const void *buf, size_t n)
+{
+    const volatile uint32_t *critical = dicom_critical_word(mb);
+    dicom_txn_t txn;
+    int rc;
+
+    if (*critical != 0) {
+        fprintf(stderr, "safe point: the word says %u before a send\n", *critical);
+        return -1;
+    }
+    while ((rc = dicom_send_reserve(mb, peer, tag, n, &txn)) == -EAGAIN)
+        if (*critical != 0) {
+            fprintf(stderr, "safe point: the word says %u after a refused reservation\n", *critical);
+            return -1;
+        }
+    if (rc < 0)
+        return rc;
+    if (*critical != 1) {
+        fprintf(stderr, "safe point: the word says %u inside a send, expected 1\n", *critical);
+        return -1;
+    }
+    memcpy(txn.data, buf, n);
+    dicom_send_commit(mb, &txn, n);
+    if (*critical != 0) {
+        fprintf(stderr, "safe point: the word says %u after a send\n", *critical);
+        return -1;
+    }
+    return 0;
+}
+
 static size_t size_of(uint32_t i, size_t max)
 {
     /* 0 .. max, mostly small */
@@ -62,7 +98,9 @@ int main(int argc, char **argv)
     size_t max = argc > 5 ? (size_t)atol(argv[5]) : 65536;
     const char *max_faults = getenv("DICOM_PINGPONG_MAX_FAULTS");
     const char *lazy = getenv("DICOM_PINGPONG_LAZY");
-    dicom_open_opts_t opts = {.lazy_rings = lazy && *lazy == '1'};
+    const char *single = getenv("DICOM_PINGPONG_SINGLE");
+    dicom_open_opts_t opts = {.lazy_rings = lazy && *lazy == '1',
+                              .single_thread = single && *single == '1'};
     long faults0 = 0;
     dicom_mbox_t *mb;
     int rc = dicom_open(me, &opts, &mb);
@@ -82,7 +120,8 @@ int main(int argc, char **argv)
             size_t n = size_of(i, max);
             if (sending) {
                 fill(buf, n, me.rank, i);
-                rc = dicom_send(mb, peer, (uint16_t)(i & 0xffff), buf, n, 0);
+                rc = opts.single_thread && i % 2 ? send_checked(mb, peer, (uint16_t)(i & 0xffff), buf, n)
+                                                 : dicom_send(mb, peer, (uint16_t)(i & 0xffff), buf, n, 0);
                 if (rc < 0) {
                     fprintf(stderr, "send %u: %s\n", i, dicom_last_error());
                     return 1;

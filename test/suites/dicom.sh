@@ -27,6 +27,11 @@ fi
 pass "migrd starts and answers on its control socket"
 run_case "dicom one node: 20000 exchanges, 0 B-256 KiB, order and contents" 120 pair 11 20000 262144
 run_case "dicom one node: 50000 small exchanges (the rings wrap many times)" 120 pair 12 50000 4096
+# One sending thread: no per-peer lock, the safe point marked by plain
+# stores; the word must still say "inside a send" between reserve and commit.
+single() { DICOM_PINGPONG_SINGLE=1 pair "$@"; }
+run_case "dicom one node, single_thread mailboxes: 50000 exchanges, order, contents, the safe-point word" 120 \
+    single 15 50000 16384
 # Each rank's inbox and its mapping of the peer's are 2 x 1024 pages of
 # 4 KiB: faulted in on the first lap they cost ~2050 faults per rank; a
 # route that changes mid-run (the peer registered late) populates ~1024.

@@ -251,12 +251,43 @@ static void take_ignores_hostile_head(void)
     CHECK(ring_reserve(&r, 100, &rv) == -EPROTO);
 }
 
+static void deferred_consume(void)
+{
+    /* Released records are read past at once, but their room goes back to
+     * the producers (and a sleeping producer is rung) only when published. */
+    setup(RING_MIN_SIZE);
+    struct ring_resv rv;
+    int n = 0;
+    while (ring_reserve(&r, 1000, &rv) == 0) {
+        rv.pkt->kind = PKT_DATA;
+        rv.pkt->seq = (uint64_t)n++;
+        ring_commit(&r, &rv);
+    }
+    CHECK(ring_arm_producer(&r, 1000) == true);
+    for (int i = 0; i < 3; i++) {
+        struct dicom_pkt *k = ring_peek(&r);
+        CHECK(k != NULL && k->seq == (uint64_t)i);
+        ring_consume_defer(&r, k);
+    }
+    CHECK(atomic_load(&r.ctl->head) == 0);              /* nothing handed back yet */
+    CHECK(ring_reserve(&r, 1000, &rv) == -EAGAIN);
+    CHECK(ring_publish(&r) == true);                    /* the producer sleeps: ring */
+    CHECK(atomic_load(&r.ctl->head) == 3ull * ring_slot_bytes(1000));
+    CHECK(ring_publish(&r) == false);                   /* nothing new */
+    CHECK(ring_reserve(&r, 1000, &rv) == 0);
+    /* A consumer that attaches again starts where the room was handed back. */
+    struct ring again;
+    CHECK(ring_attach(&again, mem, ring_map_bytes(RING_MIN_SIZE)) == 0);
+    CHECK(again.cons_pos == r.cons_pos);
+}
+
 int main(void)
 {
     unit_run("ring: 4 concurrent producers, 800k packets, order and contents", concurrent_producers);
     unit_run("ring: full ring, size limit, producer doorbell", full_and_limits);
     unit_run("ring: consumer doorbell only when armed", consumer_doorbell);
     unit_run("ring: stale records of earlier laps ignored", stale_records_ignored);
+    unit_run("ring: deferred releases read on, hand room back when published", deferred_consume);
     unit_run("ring_take: honest records over laps, PADs skipped", take_honest_laps);
     unit_run("ring_take: hostile slots, lengths, kinds and PADs refused, header fetched once",
              take_refuses_hostile_records);

@@ -74,6 +74,12 @@ typedef struct dicom_open_opts {
                               * outbox at the first remote peer, a local
                               * peer's inbox when its route is mapped), so
                               * that no send or receive pays a page fault */
+    int single_thread;       /* non-zero: the caller sends from one thread
+                              * at a time (e.g. MPI below THREAD_MULTIPLE);
+                              * a send then takes no per-peer lock and marks
+                              * the safe point with plain stores: 2 locked
+                              * instructions per same-node send instead of
+                              * 5.  Concurrent sends break the mailbox. */
 } dicom_open_opts_t;
 
 /* Register (self) with the local migrd and map the mailbox.
@@ -142,6 +148,17 @@ typedef struct dicom_msg {
 int dicom_peek(dicom_mbox_t *mb, dicom_msg_t *msg);
 void dicom_release(dicom_mbox_t *mb, dicom_msg_t *msg);
 
+/* A batch of releases: dicom_release_defer() releases the packet but hands
+ * its room in the inbox back to the senders only at dicom_release_flush()
+ * (or a dicom_release, dicom_recv or dicom_arm), so that a reader that
+ * drains a burst makes one locked instruction for all of it, not one per
+ * packet.  Flush before you stop reading: senders see only the room handed
+ * back.  Exactly-once holds across a move between the two (the packets
+ * released and not yet handed back travel again and are dropped by their
+ * sequence numbers). */
+void dicom_release_defer(dicom_mbox_t *mb, dicom_msg_t *msg);
+void dicom_release_flush(dicom_mbox_t *mb);
+
 /* Copying receive.  from == NULL: the next packet from anyone; otherwise
  * the next packet from that sender (packets from others stay queued, in
  * order).  Blocking unless DICOM_NONBLOCK (-EAGAIN when nothing matches).
@@ -183,8 +200,9 @@ int dicom_poll_event(dicom_mbox_t *mb, dicom_event_t *ev);
  * not compete with: packets of ours still in the outbox, or the daemon
  * relaying right now (or polling for traffic, shortly after relaying).  A process that busy-polls and finds nothing should
  * then yield its CPU (sched_yield), so that the daemon -- which may share
- * the core -- gets it.  Two memory loads, no system call. */
-int dicom_relay_pending(const dicom_mbox_t *mb);
+ * the core -- gets it.  No system call; when nothing was sent to another
+ * node since the outbox was last seen empty, it reads only the node page. */
+int dicom_relay_pending(dicom_mbox_t *mb);
 
 /* ---------------------------------------------------------- safe point --- */
 

@@ -85,6 +85,8 @@ typedef struct mca_btl_dicom_component_t {
     unsigned int event_interval_ms; /* how often progress asks for events  */
     bool zero_copy;                 /* reserve in the ring in alloc/prepare*/
     bool populate_rings;            /* dicom_open_opts_t.lazy_rings = !it  */
+    bool single_thread_sends;       /* dicom_open_opts_t.single_thread, but
+                                       never with MPI_THREAD_MULTIPLE      */
     bool yield_to_relay;            /* idle progress yields to a busy migrd */
     int free_list_num;
     int free_list_max;

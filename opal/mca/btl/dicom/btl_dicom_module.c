@@ -519,7 +519,15 @@ int mca_btl_dicom_sendi(struct mca_btl_base_module_t *btl,
     hdr = (mca_btl_dicom_hdr_t *) txn.data;
     data = (char *) (hdr + 1);
     memcpy(data, header, header_size);
-    if (payload_size > 0) {
+    if (payload_size > 0 && !opal_convertor_need_buffers(convertor)) {
+        /* contiguous data: copied as the header is, without the convertor's
+         * pack machinery (ob1 does not look at the convertor of a send that
+         * went inline) */
+        void *src = NULL;
+
+        opal_convertor_get_current_pointer(convertor, &src);
+        memcpy(data + header_size, src, payload_size);
+    } else if (payload_size > 0) {
         struct iovec iov = {.iov_base = (IOVBASE_TYPE *) (data + header_size),
                             .iov_len = payload_size};
         uint32_t iov_count = 1;
