@@ -49,6 +49,10 @@ static void conn_closed(struct fconn *c, const char *why)
         return;
     c->closed = 1;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->hold_close) {
+        c->close_held = 1; /* told at fconn_resume */
+        return;
+    }
     c->on_close(c, why);
 }
 
@@ -194,6 +198,23 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         evbuffer_drain(in, sizeof h + h.len + tl);
     }
+}
+
+void fconn_park(struct fconn *c)
+{
+    c->stop = 1;
+    c->hold_close = 1;
+}
+
+void fconn_resume(struct fconn *c)
+{
+    bool held = c->close_held;
+    c->hold_close = c->close_held = 0;
+    c->stop = 0;
+    c->closed = 0; /* what it sent before it closed is read first */
+    on_read(c->bev, c);
+    if (held)
+        conn_closed(c, "closed by the peer");
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)

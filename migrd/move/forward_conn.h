@@ -36,6 +36,9 @@ struct fconn {
     int closed;          /* on_close was called                  */
     int stop;            /* owner asked to stop parsing frames   */
     int close_after_auth; /* closed when flushed, once authenticated */
+    int hold_close;      /* parked (stop): a close by the peer waits
+                            for fconn_resume, its frames kept      */
+    int close_held;      /* ... and it came                      */
     struct fconn_auth *auth;   /* accepted, not yet proved        */
     struct auth_session *sess; /* authenticated: MAC on each frame */
     int peer_node;       /* the node it proved to be; -1: none  */
@@ -61,6 +64,11 @@ struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose 
 int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, uint32_t len);
 /* Close after everything queued has been written. */
 void fconn_close_when_flushed(struct fconn *c);
+/* Park c: its frames stop (c->stop) and a close by the peer is held,
+ * until fconn_resume parses what arrived meanwhile and then, if the peer
+ * has closed, tells the owner of that moment (on_close). */
+void fconn_park(struct fconn *c);
+void fconn_resume(struct fconn *c);
 /* Write what is queued for the peer now, waiting at most timeout_ms for
  * the socket (a daemon about to stop would drop it): 0, or -1. */
 int fconn_flush_now(struct fconn *c, int timeout_ms);

@@ -605,6 +605,11 @@ static void accept_frame(struct fconn *c, const struct mig_hdr *h, const uint8_t
             fconn_free_later(c);
             return;
         }
+        if (p && p->is_home && !p->anchor && p->out && !p->early && at >= 0) {
+            snprintf(c->peer, sizeof c->peer, "%s", d->cl->map.nodes[at].name);
+            mproc_early_park(p, c, hi->gen);
+            return;
+        }
         if (!p || !p->is_home || !p->anchor || at < 0 || !fwd_anchor_ready(p->anchor) ||
             (p->taken_back && p->uid != 0 && hi->uid != p->uid)) {
             log_warn("migration port: %s says HELLO for pid %d, which has no forwarding here", c->peer,

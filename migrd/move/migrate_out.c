@@ -642,7 +642,9 @@ static void finish(struct mout *m, int rc)
         }
         p->here = p->child = false;
         p->state = MP_AWAY;
+        mproc_early_attach(p); /* its new location called already (it may have ended there since) */
     } else if (p) {
+        mproc_early_drop(p);
         if (p->ep)
             fwd_ep_move_failed(p->ep);
         p->state = MP_RUNNING;

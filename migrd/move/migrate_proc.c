@@ -16,6 +16,7 @@
 #include "migrd/postal/jobs.h"
 #include "migrd/util/log.h"
 #include "forward.h"
+#include "forward_conn.h"
 #include "migrate.h"
 #include "move.h"
 
@@ -53,8 +54,38 @@ struct mproc *mproc_new(struct move *d, pid_t pid, int home)
     return p;
 }
 
+void mproc_early_park(struct mproc *p, struct fconn *c, uint32_t gen)
+{
+    fconn_park(c); /* its next frames, and its end, wait */
+    c->owner = p;
+    p->early = c;
+    p->early_gen = gen;
+    log_debug("pid %d: %s called before its move ended here: parked", p->pid, c->peer);
+}
+
+void mproc_early_attach(struct mproc *p)
+{
+    struct fconn *c = p->early;
+    if (!c || !p->anchor)
+        return;
+    p->early = NULL;
+    fwd_anchor_attach(p->anchor, c, p->early_gen);
+    fconn_resume(c);
+}
+
+void mproc_early_drop(struct mproc *p)
+{
+    struct fconn *c = p->early;
+    if (!c)
+        return;
+    p->early = NULL;
+    c->owner = NULL;
+    fconn_free_later(c);
+}
+
 void mproc_free(struct move *d, struct mproc *p)
 {
+    mproc_early_drop(p);
     migrate_unlink_proc(d, p);
     migrate_out_forget(p);
     if (p->anchor)

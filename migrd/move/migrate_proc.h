@@ -57,7 +57,18 @@ struct mproc {
     bool child;              /* restored here: migrd is its parent          */
     struct fwd_ep *ep;
     struct mout *out;        /* its move out of here, while one runs        */
+    struct fconn *early;     /* its first location's HELLO, come before the
+                                move's end here made the anchor: parked   */
+    uint32_t early_gen;
 };
+
+/* A location's HELLO for p that came while p's first move out of its home
+ * had not ended here (the destination restored it and called before its
+ * acknowledgement was read): parked until mproc_early_attach (the move
+ * ended, p->anchor made) or mproc_early_drop (it failed). */
+void mproc_early_park(struct mproc *p, struct fconn *c, uint32_t gen);
+void mproc_early_attach(struct mproc *p);
+void mproc_early_drop(struct mproc *p);
 
 /* Answer a `migrctl migrate` on fd (request reqid): moved to `node` with
  * these figures, or (ok false) refused because of `why`, in one message. */
