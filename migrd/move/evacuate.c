@@ -169,11 +169,11 @@ int migrate_evacuate(struct move *d, void (*done)(void *arg), void *arg)
             free(o);
         }
     }
-    if (e->left == 0 && !anchors_between(d)) {
-        evac_free(e);
-        return 0;
-    }
     if (e->left == 0) {
+        if (!anchors_between(d)) {
+            evac_free(e);
+            return 0;
+        }
         /* a process of this home is moving between two other nodes */
         event_active(e->linger, EV_TIMEOUT, 0);
         return 1;

@@ -327,6 +327,17 @@ int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, 
     return 0;
 }
 
+void fconn_send_buffer(struct fconn *c, uint16_t type, uint32_t chan, struct evbuffer *b)
+{
+    while (evbuffer_get_length(b)) {
+        size_t n = evbuffer_get_length(b);
+        if (n > 65536)
+            n = 65536;
+        fconn_send(c, type, chan, evbuffer_pullup(b, (ssize_t)n), (uint32_t)n);
+        evbuffer_drain(b, n);
+    }
+}
+
 void fconn_close_when_flushed(struct fconn *c)
 {
     if (c->closed)

@@ -18,6 +18,7 @@
 #include "migrd/cluster/auth.h"
 #include "migrate_proto.h"
 
+struct evbuffer;
 struct move;
 struct fconn;
 
@@ -62,6 +63,8 @@ struct fconn *fconn_accept(struct move *d, int fd, const char *peer, struct admi
 struct fconn *fconn_connect(struct move *d, int fd, int node, enum auth_purpose purpose, const char *peer,
                             fconn_frame_fn on_frame, fconn_close_fn on_close, void *owner);
 int fconn_send(struct fconn *c, uint16_t type, uint32_t chan, const void *body, uint32_t len);
+/* All of buffer b as frames of type (at most 64 KiB each), b drained. */
+void fconn_send_buffer(struct fconn *c, uint16_t type, uint32_t chan, struct evbuffer *b);
 /* Close after everything queued has been written. */
 void fconn_close_when_flushed(struct fconn *c);
 /* Park c: its frames stop (c->stop) and a close by the peer is held,

@@ -317,13 +317,8 @@ static void return_late_input(struct fwd_ep *ep)
         if (!ch->taken)
             continue;
         evbuffer_drain(ch->wq, ch->taken_len);
-        while (ep->c && evbuffer_get_length(ch->wq)) {
-            size_t n = evbuffer_get_length(ch->wq);
-            if (n > 65536)
-                n = 65536;
-            fconn_send(ep->c, FWD_RETURN, ch->id, evbuffer_pullup(ch->wq, (ssize_t)n), (uint32_t)n);
-            evbuffer_drain(ch->wq, n);
-        }
+        if (ep->c)
+            fconn_send_buffer(ep->c, FWD_RETURN, ch->id, ch->wq);
     }
 }
 

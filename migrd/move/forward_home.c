@@ -183,16 +183,8 @@ static void flush_input(struct fwd_anchor *a, struct achan *ch)
     struct evbuffer *bufs[2] = {ch->ret, ch->pend};
     if (!a->cur)
         return;
-    for (int k = 0; k < 2; k++) {
-        while (evbuffer_get_length(bufs[k])) {
-            size_t n = evbuffer_get_length(bufs[k]);
-            if (n > 65536)
-                n = 65536;
-            const void *data = evbuffer_pullup(bufs[k], (ssize_t)n);
-            fconn_send(a->cur, FWD_DATA, ch->id, data, (uint32_t)n);
-            evbuffer_drain(bufs[k], n);
-        }
-    }
+    for (int k = 0; k < 2; k++)
+        fconn_send_buffer(a->cur, FWD_DATA, ch->id, bufs[k]);
     if (ch->in_eof && ch->eof_sent != a->cur) {
         fconn_send(a->cur, FWD_EOF, ch->id, NULL, 0);
         ch->eof_sent = a->cur;

@@ -139,11 +139,34 @@ static int child_pidfd(const struct ctl_caller *who, pid_t pid, uid_t u[3], char
     return fd;
 }
 
+/* Rank `rank` of job `job` for pid (registered, or taken back: `verb`),
+ * by who: not registered here yet, and the job is who's (the first to
+ * claim it: postal/jobs.h).  0, or -EEXIST / -EPERM with msg. */
+static int claim_rank(struct move *d, const struct ctl_caller *who, uint32_t job, uint32_t rank, pid_t pid,
+                      const char *verb, char *msg, size_t ml)
+{
+    char jid[JOBID_STRLEN];
+    uid_t owner = 0;
+    struct mproc *q = mproc_find_rank(d, job, rank);
+    if (q && q->state != MP_EXITED) {
+        snprintf(msg, ml, "job %s rank %u is already registered on %s (pid %d)", jobid_format(job, jid, sizeof jid),
+                 rank, cluster_self_name(d->cl), q->pid);
+        return -EEXIST;
+    }
+    if (jobs_claim(d->postal, job, who->uid, &owner) < 0) {
+        snprintf(msg, ml, "uid %u may not %s pid %d as rank %u of job %s: %s", (unsigned)who->uid, verb, pid, rank,
+                 jobid_format(job, jid, sizeof jid),
+                 owner != who->uid ? "the job belongs to another user" : "out of memory");
+        return -EPERM;
+    }
+    return 0;
+}
+
 void migrate_ctl_register(struct move *d, const struct ctl_caller *who, uint32_t reqid,
                           const struct ctl_proc_register *r)
 {
     char msg[200];
-    uid_t u[3], owner;
+    uid_t u[3];
     if (parent_of(r->pid) != who->pid) {
         snprintf(msg, sizeof msg, "pid %d is not a child of the registering pid %d", r->pid, who->pid);
         refuse(who, reqid, EPERM, msg);
@@ -166,23 +189,11 @@ void migrate_ctl_register(struct move *d, const struct ctl_caller *who, uint32_t
         refuse(who, reqid, EPERM, msg);
         return;
     }
-    struct mproc *q = r->flags & CTL_PROC_RANK ? mproc_find_rank(d, r->job, r->rank) : NULL;
-    if (q && q->state != MP_EXITED) {
-        char job[JOBID_STRLEN];
-        snprintf(msg, sizeof msg, "job %s rank %u is already registered on %s (pid %d)",
-                 jobid_format(r->job, job, sizeof job), r->rank, cluster_self_name(d->cl), q->pid);
+    int rc = r->flags & CTL_PROC_RANK ? claim_rank(d, who, r->job, r->rank, r->pid, "register", msg, sizeof msg)
+                                        : 0;
+    if (rc < 0) {
         close(pidfd);
-        refuse(who, reqid, EEXIST, msg);
-        return;
-    }
-    /* The job is the first registrant's (postal/jobs.h). */
-    if ((r->flags & CTL_PROC_RANK) && jobs_claim(d->postal, r->job, who->uid, &owner) < 0) {
-        char job[JOBID_STRLEN];
-        snprintf(msg, sizeof msg, "uid %u may not register pid %d as rank %u of job %s: %s", (unsigned)who->uid,
-                 r->pid, r->rank, jobid_format(r->job, job, sizeof job),
-                 owner != who->uid ? "the job belongs to another user" : "out of memory");
-        close(pidfd);
-        refuse(who, reqid, EPERM, msg);
+        refuse(who, reqid, -rc, msg);
         return;
     }
     struct mproc *p = mproc_new(d, r->pid, d->cl->self);
@@ -472,22 +483,8 @@ static struct mproc *take_back_record(struct move *d, const struct ctl_caller *w
         return NULL;
     }
     bool rank = (h->reg.flags & CTL_PROC_RANK) != 0;
-    struct mproc *q = rank ? mproc_find_rank(d, h->reg.job, h->reg.rank) : NULL;
-    uid_t owner = 0;
-    char job[JOBID_STRLEN];
-    if (q && q->state != MP_EXITED) {
-        snprintf(msg, ml, "job %s rank %u is already registered on %s (pid %d)",
-                 jobid_format(h->reg.job, job, sizeof job), h->reg.rank, cluster_self_name(d->cl), q->pid);
+    if (rank && claim_rank(d, who, h->reg.job, h->reg.rank, h->reg.pid, "take back", msg, ml) < 0)
         return NULL;
-    }
-    /* a rank's job is its owner's here too (the first to come back, or to
-     * register, claims it: postal/jobs.h) */
-    if (rank && jobs_claim(d->postal, h->reg.job, who->uid, &owner) < 0) {
-        snprintf(msg, ml, "uid %u may not take back pid %d as rank %u of job %s: %s", (unsigned)who->uid,
-                 h->reg.pid, h->reg.rank, jobid_format(h->reg.job, job, sizeof job),
-                 owner != who->uid ? "the job belongs to another user" : "out of memory");
-        return NULL;
-    }
     if (!(p = mproc_new(d, h->reg.pid, d->cl->self)) || (p->stub_fd = fcntl(who->fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
         !(p->anchor = fwd_anchor_new(d, p))) {
         if (p)
